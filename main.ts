@@ -1,0 +1,54 @@
+/** Entry point: read the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
+import { ConfigError, loadConfig, SETTINGS } from "./src/config.ts";
+import { startServer } from "./src/server.ts";
+import { createLog } from "./src/log.ts";
+
+if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
+  const lines = [
+    "WHIP/WHEP live-video server. Settings come from the environment (or .env via --env-file):",
+    "",
+  ];
+  for (const s of SETTINGS) {
+    lines.push(`  ${s.name.padEnd(20)} ${s.description} [default: ${s.defaultValue}]`);
+  }
+  console.log(lines.join("\n"));
+  Deno.exit(0);
+}
+
+try {
+  const config = loadConfig();
+  const log = createLog(config.logLevel);
+  const server = await startServer(config, log);
+  const host = config.tcpAddress === "0.0.0.0" ? "localhost" : config.tcpAddress;
+  const base = `http://${host}:${server.httpPort}`;
+  log(
+    "info",
+    `HTTP API on ${config.tcpAddress}:${server.httpPort}, media on UDP ${config.udpAddress}:${server.udpPort}`,
+  );
+  log("info", `ICE candidates: ${server.candidates.map((c) => `${c.address}:${c.port}`).join(", ")}`);
+  log("info", `DTLS certificate sha-256 ${server.certificate.fingerprint}`);
+  const tokenNote = config.whipTokenGenerated ? " (generated for this run; set WHIP_TOKEN to keep one)" : "";
+  console.log(
+    `\nPublish with OBS: Settings → Stream → Service "WHIP"\n  Server:       ${base}/whip\n  Bearer Token: ${
+      config.whipTokenGenerated ? config.whipToken : "(your WHIP_TOKEN)"
+    }${tokenNote}\nWatch: POST ${base}/whep?target_id=<room id>, rooms at ${base}/rooms\n`,
+  );
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log("info", `${signal}: shutting down`);
+    const timer = setTimeout(() => Deno.exit(1), 5000);
+    await server.shutdown();
+    clearTimeout(timer);
+    Deno.exit(0);
+  };
+  Deno.addSignalListener("SIGINT", () => stop("SIGINT"));
+  Deno.addSignalListener("SIGTERM", () => stop("SIGTERM"));
+} catch (e) {
+  if (e instanceof ConfigError) {
+    console.error(`configuration error: ${e.message}`);
+    Deno.exit(2);
+  }
+  throw e;
+}

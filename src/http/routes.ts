@@ -1,0 +1,120 @@
+/** The HTTP API: routing, CORS and turning errors into one status plus a one-line reason. */
+import { SessionError } from "../rooms/errors.ts";
+import type { SessionManager } from "../rooms/sessions.ts";
+import { HttpError } from "./body.ts";
+import { deleteSession, patchSession, postWhep, postWhip } from "./ingest.ts";
+import { roomsJson } from "./rooms.ts";
+
+/** What the router needs. */
+export interface RouterDeps {
+  sessions: SessionManager;
+  whipToken: string;
+  frontendUrl: string;
+  log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+  /** Extra handlers tried before the API routes (web UI, SSE, thumbnails); undefined means "not mine". */
+  extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
+}
+
+const SESSION_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** Builds the `Deno.serve` handler. */
+export function createRouter(deps: RouterDeps): (req: Request) => Promise<Response> {
+  const cors = corsHeaders(deps.frontendUrl);
+  return async (req: Request): Promise<Response> => {
+    let response: Response;
+    try {
+      response = await route(req, deps);
+    } catch (e) {
+      response = errorResponse(e, deps);
+    }
+    for (const [name, value] of Object.entries(cors)) {
+      if (!response.headers.has(name)) response.headers.set(name, value);
+    }
+    return response;
+  };
+}
+
+async function route(req: Request, deps: RouterDeps): Promise<Response> {
+  const url = new URL(req.url);
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  if (req.method === "OPTIONS") return preflight(path);
+  for (const handler of deps.extra ?? []) {
+    const response = await handler(req, url);
+    if (response) return response;
+  }
+  const segments = path.split("/").filter((s) => s !== "");
+  const [first, second] = segments;
+  if ((first === "whip" || first === "whep") && segments.length <= 2) {
+    const kind = first;
+    if (second === undefined) {
+      allow(req, ["POST", "OPTIONS"]);
+      return kind === "whip"
+        ? await postWhip(req, url, deps)
+        : await postWhep(req, url.searchParams.get("target_id") ?? undefined, deps);
+    }
+    if (kind === "whep" && req.method === "POST") {
+      return await postWhep(req, decodeURIComponent(second), deps);
+    }
+    allow(req, kind === "whep" ? ["POST", "PATCH", "DELETE", "OPTIONS"] : ["PATCH", "DELETE", "OPTIONS"]);
+    if (!SESSION_ID.test(second)) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
+    if (req.method === "DELETE") return deleteSession(req, kind, second, deps);
+    return await patchSession(req, kind, second, deps);
+  }
+  if (path === "/rooms") {
+    allow(req, ["GET", "HEAD", "OPTIONS"]);
+    return Response.json(roomsJson(deps.sessions));
+  }
+  if (first === "rooms" && segments.length === 2) {
+    allow(req, ["GET", "HEAD", "OPTIONS"]);
+    const room = roomsJson(deps.sessions).rooms.find((r) => r.id === second);
+    if (!room) throw new HttpError(404, `room "${second}" is not live`);
+    return Response.json(room);
+  }
+  if (path === "/healthz") {
+    allow(req, ["GET", "HEAD"]);
+    return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
+  }
+  throw new HttpError(404, `no such endpoint: ${path}`);
+}
+
+/** Throws 405 with an `Allow` header unless the method is one of `methods`. */
+export function allow(req: Request, methods: string[]): void {
+  if (!methods.includes(req.method)) {
+    throw new HttpError(405, `method ${req.method} not allowed`, { Allow: methods.join(", ") });
+  }
+}
+
+function preflight(path: string): Response {
+  const methods = path.startsWith("/whip") || path.startsWith("/whep")
+    ? "POST, PATCH, DELETE, OPTIONS"
+    : "GET, HEAD, OPTIONS";
+  return new Response(null, {
+    status: 204,
+    headers: {
+      "Access-Control-Allow-Methods": methods,
+      "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+      "Access-Control-Max-Age": "600",
+      Allow: methods,
+      "Accept-Post": "application/sdp",
+    },
+  });
+}
+
+function corsHeaders(frontendUrl: string): Record<string, string> {
+  const headers: Record<string, string> = {
+    "Access-Control-Allow-Origin": frontendUrl,
+    "Access-Control-Expose-Headers": "Location, ETag, Link, Accept-Post, X-Room-Id",
+  };
+  if (frontendUrl !== "*") headers["Vary"] = "Origin";
+  return headers;
+}
+
+function errorResponse(e: unknown, deps: RouterDeps): Response {
+  if (e instanceof HttpError || e instanceof SessionError) {
+    const headers = new Headers({ "Content-Type": "text/plain; charset=utf-8" });
+    if (e instanceof HttpError) { for (const [k, v] of Object.entries(e.headers)) headers.set(k, v); }
+    return new Response(e.message + "\n", { status: e.status, headers });
+  }
+  deps.log("error", `request failed: ${(e as Error)?.stack ?? e}`);
+  return new Response("internal error\n", { status: 500, headers: { "Content-Type": "text/plain" } });
+}

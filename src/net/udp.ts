@@ -1,0 +1,157 @@
+/**
+ * The one UDP socket every peer shares: a read loop that demultiplexes datagrams (RFC 7983) and routes them
+ * to peers by STUN username or, once ICE validated an address, by source address. Owns the consent timer.
+ */
+import { classifyDatagram } from "./demux.ts";
+import { stunLocalUfrag } from "../peer/ice_lite.ts";
+import type { Peer, PeerAddress } from "../peer/peer.ts";
+import type { PeerTransport } from "../rooms/sessions.ts";
+
+/** Counters of what the socket saw and dropped. */
+export interface SocketCounters {
+  datagramsIn: number;
+  datagramsOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  junk: number;
+  unknownPeer: number;
+  sendErrors: number;
+}
+
+/** The shared media socket. */
+export class MediaSocket implements PeerTransport {
+  readonly counters: SocketCounters = {
+    datagramsIn: 0,
+    datagramsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    junk: 0,
+    unknownPeer: 0,
+    sendErrors: 0,
+  };
+  #conn: Deno.DatagramConn;
+  #byUfrag = new Map<string, Peer>();
+  #byAddress = new Map<string, Peer>();
+  #timer: ReturnType<typeof setInterval>;
+  #closed = false;
+  #onSendError = (): void => {
+    this.counters.sendErrors++;
+  };
+
+  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 1000) {
+    this.#conn = conn;
+    this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
+  }
+
+  /** Binds the socket; throws with a clear message when the port is taken. */
+  static listen(hostname: string, port: number): MediaSocket {
+    if (typeof Deno.listenDatagram !== "function") {
+      throw new Error("Deno.listenDatagram is unavailable: run with --unstable-net (deno task start does)");
+    }
+    return new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+  }
+
+  /** The bound port (useful when 0 was asked for). */
+  get port(): number {
+    return (this.#conn.addr as Deno.NetAddr).port;
+  }
+
+  /** Number of peers known to the socket. */
+  get peerCount(): number {
+    return this.#byUfrag.size;
+  }
+
+  /** Reads until the socket is closed. Never throws for a bad datagram. */
+  async run(): Promise<void> {
+    while (!this.#closed) {
+      let data: Uint8Array;
+      let from: Deno.NetAddr;
+      try {
+        const [d, addr] = await this.#conn.receive();
+        data = d;
+        from = addr as Deno.NetAddr;
+      } catch (e) {
+        if (this.#closed) return;
+        // ICMP port-unreachable from a vanished peer surfaces as a receive error on Linux; keep reading.
+        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
+        throw e;
+      }
+      this.handleDatagram(data, from, performance.now());
+    }
+  }
+
+  /** Routes one datagram. Exposed for tests; the read loop calls it. */
+  handleDatagram(data: Uint8Array, from: PeerAddress, now: number): void {
+    this.counters.datagramsIn++;
+    this.counters.bytesIn += data.length;
+    try {
+      switch (classifyDatagram(data)) {
+        case "stun": {
+          const ufrag = stunLocalUfrag(data);
+          const peer = ufrag === undefined ? undefined : this.#byUfrag.get(ufrag);
+          if (peer) peer.handleStun(data, from, now);
+          else this.counters.unknownPeer++;
+          return;
+        }
+        case "dtls": {
+          const peer = this.#byAddress.get(addressKey(from));
+          if (peer) peer.handleDtls(data, from, now);
+          else this.counters.unknownPeer++;
+          return;
+        }
+        case "rtp":
+        case "rtcp": {
+          const peer = this.#byAddress.get(addressKey(from));
+          if (peer) peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
+          else this.counters.unknownPeer++;
+          return;
+        }
+        default:
+          this.counters.junk++;
+      }
+    } catch {
+      // Nothing a datagram carries may take down the loop or other peers.
+      this.counters.junk++;
+    }
+  }
+
+  transmit = (data: Uint8Array, to: PeerAddress): void => {
+    if (this.#closed) return;
+    this.counters.datagramsOut++;
+    this.counters.bytesOut += data.length;
+    this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port }).catch(
+      this.#onSendError,
+    );
+  };
+
+  addPeer(peer: Peer): void {
+    this.#byUfrag.set(peer.localUfrag, peer);
+  }
+
+  routeAddress(peer: Peer, address: PeerAddress): void {
+    this.#byAddress.set(addressKey(address), peer);
+  }
+
+  removePeer(peer: Peer): void {
+    if (this.#byUfrag.get(peer.localUfrag) === peer) this.#byUfrag.delete(peer.localUfrag);
+    for (const [key, p] of this.#byAddress) if (p === peer) this.#byAddress.delete(key);
+  }
+
+  /** Drops peers whose consent expired or that never connected. */
+  sweep(now: number): void {
+    for (const peer of [...this.#byUfrag.values()]) peer.checkTimeout(now);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+  }
+}
+
+function addressKey(a: PeerAddress): string {
+  return `${a.hostname}|${a.port}`;
+}

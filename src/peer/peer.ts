@@ -1,0 +1,301 @@
+/**
+ * One client's transport: ICE-lite connectivity checks, the DTLS handshake (server role) and SRTP/SRTCP.
+ * It owns no socket and reads no clock: datagrams and the time come in, datagrams go out through the
+ * `transmit` function it was given, and what happened is reported through {@link PeerEvents}.
+ */
+import { Buffer } from "node:buffer";
+import { createHash, X509Certificate } from "node:crypto";
+import { DtlsServer, keyLength, type RtpHeader, saltLength, SrtcpSession, SrtpSession } from "werift";
+import { answerCheck } from "./ice_lite.ts";
+import type { ServerCertificate } from "./certificate.ts";
+
+/** A UDP address; the shape of `Deno.NetAddr` without the transport field. */
+export interface PeerAddress {
+  hostname: string;
+  port: number;
+}
+
+/** Lifecycle of a peer. */
+export type PeerState = "new" | "checking" | "connected" | "closed";
+
+/** Why a peer ended. */
+export type CloseReason =
+  | "deleted"
+  | "consent-timeout"
+  | "ice-timeout"
+  | "dtls-closed"
+  | "dtls-failed"
+  | "fingerprint-mismatch"
+  | "publisher-left"
+  | "shutdown";
+
+/** What a peer reports to its owner. */
+export interface PeerEvents {
+  /** ICE succeeded for a new address; the transport table should route this address to the peer. */
+  onAddressValidated(peer: Peer, address: PeerAddress): void;
+  /** DTLS finished, the fingerprint matched and SRTP keys are in place. */
+  onConnected(peer: Peer): void;
+  /** A decrypted RTP packet (header and payload), valid only during the call. */
+  onRtp(peer: Peer, packet: Uint8Array): void;
+  /** A decrypted compound RTCP packet, valid only during the call. */
+  onRtcp(peer: Peer, packet: Uint8Array): void;
+  onClosed(peer: Peer, reason: CloseReason): void;
+}
+
+/** Counters a peer keeps about what it dropped. */
+export interface PeerCounters {
+  decryptFailures: number;
+  rtpIn: number;
+  rtpOut: number;
+  rtcpIn: number;
+}
+
+/** Everything needed to set up a peer. */
+export interface PeerOptions {
+  id: string;
+  localUfrag: string;
+  localPwd: string;
+  remoteUfrag: string;
+  /** The DTLS fingerprint from the client's SDP offer. */
+  remoteFingerprint: { algorithm: string; value: string };
+  certificate: ServerCertificate;
+  transmit: (data: Uint8Array, to: PeerAddress) => void;
+  events: PeerEvents;
+  now: number;
+  consentTimeoutMs: number;
+  /** How long ICE + DTLS may take before the peer is dropped. */
+  connectTimeoutMs?: number;
+}
+
+/** SRTP protection profiles in preference order: AEAD_AES_128_GCM (cheaper), then AES_CM_128_HMAC_SHA1_80. */
+const SRTP_PROFILES: (1 | 7)[] = [7, 1];
+
+/** One WHIP or WHEP client's ICE-lite + DTLS + SRTP state. */
+export class Peer {
+  readonly id: string;
+  readonly localUfrag: string;
+  readonly localPwd: string;
+  readonly remoteUfrag: string;
+  state: PeerState = "new";
+  /** Where media goes: the nominated address, or the last validated one until nomination. */
+  selected: PeerAddress | undefined;
+  readonly counters: PeerCounters = { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtcpIn: 0 };
+  srtpProfile = 0;
+
+  #options: PeerOptions;
+  #validated = new Set<string>();
+  #nominated = false;
+  #lastSeen: number;
+  #createdAt: number;
+  #dtls: DtlsServer | undefined;
+  #dtlsTransport: DtlsTransport | undefined;
+  #srtp: SrtpSession | undefined;
+  #srtcp: SrtcpSession | undefined;
+
+  constructor(options: PeerOptions) {
+    this.id = options.id;
+    this.localUfrag = options.localUfrag;
+    this.localPwd = options.localPwd;
+    this.remoteUfrag = options.remoteUfrag;
+    this.#options = options;
+    this.#lastSeen = options.now;
+    this.#createdAt = options.now;
+  }
+
+  /** Handles a STUN datagram addressed to this peer's ufrag. */
+  handleStun(data: Uint8Array, from: PeerAddress, now: number): void {
+    if (this.state === "closed") return;
+    const answer = answerCheck(data, this, from);
+    if (!answer) return;
+    this.#options.transmit(answer.response, from);
+    this.#lastSeen = now;
+    const key = addressKey(from);
+    if (!this.#validated.has(key)) {
+      this.#validated.add(key);
+      this.#options.events.onAddressValidated(this, from);
+    }
+    if (this.state === "new") this.state = "checking";
+    if (answer.nominated || !this.#nominated) {
+      this.#nominated ||= answer.nominated;
+      this.selected = from;
+    }
+  }
+
+  /** Whether ICE validated this address for this peer. */
+  isValidated(from: PeerAddress): boolean {
+    return this.#validated.has(addressKey(from));
+  }
+
+  /** Handles a DTLS record from a validated address. */
+  handleDtls(data: Uint8Array, from: PeerAddress, now: number): void {
+    if (this.state === "closed" || !this.isValidated(from)) return;
+    this.#lastSeen = now;
+    if (!this.#dtls) this.#startDtls();
+    const transport = this.#dtlsTransport!;
+    transport.remote = from;
+    try {
+      transport.onData(Buffer.from(data.buffer, data.byteOffset, data.byteLength), from);
+    } catch {
+      // werift reports handshake failures through onError; a throw here is a malformed record.
+    }
+  }
+
+  /** Handles an SRTP or SRTCP datagram from a validated address. */
+  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, now: number): void {
+    if (this.state !== "connected" || !this.isValidated(from)) return;
+    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    let plain: Buffer;
+    try {
+      plain = isRtcp ? this.#srtcp!.decrypt(buf) : this.#srtp!.decrypt(buf);
+    } catch {
+      this.counters.decryptFailures++;
+      return;
+    }
+    this.#lastSeen = now;
+    if (isRtcp) {
+      this.counters.rtcpIn++;
+      this.#options.events.onRtcp(this, plain);
+    } else {
+      this.counters.rtpIn++;
+      this.#options.events.onRtp(this, plain);
+    }
+  }
+
+  /** Encrypts and sends one RTP packet; `header` is serialised as it is now. */
+  sendRtp(header: RtpHeader, payload: Uint8Array): void {
+    if (this.state !== "connected" || !this.selected) return;
+    const packet = this.#srtp!.encrypt(payload as Buffer, header);
+    this.counters.rtpOut++;
+    this.#options.transmit(packet, this.selected);
+  }
+
+  /** Encrypts and sends one (compound) RTCP packet. */
+  sendRtcp(packet: Uint8Array): void {
+    if (this.state !== "connected" || !this.selected) return;
+    this.#options.transmit(this.#srtcp!.encrypt(Buffer.from(packet)), this.selected);
+  }
+
+  /** Drops the peer when the client went silent or never connected. Returns true when it closed. */
+  checkTimeout(now: number): boolean {
+    if (this.state === "closed") return false;
+    const connectTimeout = this.#options.connectTimeoutMs ?? 30_000;
+    if (this.state !== "connected" && now - this.#createdAt > connectTimeout) {
+      this.close("ice-timeout");
+      return true;
+    }
+    if (now - this.#lastSeen > this.#options.consentTimeoutMs) {
+      this.close("consent-timeout");
+      return true;
+    }
+    return false;
+  }
+
+  /** Ends the peer: sends DTLS close_notify when connected and reports `onClosed` once. */
+  close(reason: CloseReason): void {
+    if (this.state === "closed") return;
+    const wasConnected = this.state === "connected";
+    this.state = "closed";
+    if (this.#dtls) {
+      try {
+        if (wasConnected) this.#dtls.close();
+      } catch { /* the client may already be gone */ }
+      this.#dtls.onConnect.allUnsubscribe();
+      this.#dtls.onClose.allUnsubscribe();
+      this.#dtls.onError.allUnsubscribe();
+    }
+    if (this.#dtlsTransport) this.#dtlsTransport.closed = true;
+    this.#options.events.onClosed(this, reason);
+  }
+
+  #startDtls(): void {
+    const cert = this.#options.certificate;
+    const transport = new DtlsTransport(this.#options.transmit);
+    this.#dtlsTransport = transport;
+    const dtls = new DtlsServer({
+      transport,
+      cert: cert.certPem,
+      key: cert.keyPem,
+      signatureHash: cert.signatureHash as never,
+      srtpProfiles: SRTP_PROFILES,
+      certificateRequest: true,
+      extendedMasterSecret: true,
+    });
+    this.#dtls = dtls;
+    dtls.onConnect.subscribe(() => this.#onDtlsConnected());
+    dtls.onClose.subscribe(() => this.close("dtls-closed"));
+    dtls.onError.subscribe(() => {
+      if (this.state !== "connected") this.close("dtls-failed");
+    });
+  }
+
+  #onDtlsConnected(): void {
+    if (this.state === "closed") return;
+    const dtls = this.#dtls!;
+    const der = dtls.remoteCertificate;
+    const expected = this.#options.remoteFingerprint;
+    // werift does not tie the client certificate to the SDP; without this check anyone who learns the
+    // ICE credentials could complete the handshake (RFC 8122 §5).
+    if (!der || certificateFingerprint(der, expected.algorithm) !== expected.value) {
+      this.close("fingerprint-mismatch");
+      return;
+    }
+    const profile = dtls.srtp.srtpProfile as number;
+    const keys = dtls.extractSessionKeys(keyLength(profile as 1), saltLength(profile as 1));
+    const config = {
+      keys: {
+        localMasterKey: keys.localKey,
+        localMasterSalt: keys.localSalt,
+        remoteMasterKey: keys.remoteKey,
+        remoteMasterSalt: keys.remoteSalt,
+      },
+      profile,
+    };
+    this.#srtp = new SrtpSession(config);
+    this.#srtcp = new SrtcpSession(config);
+    this.srtpProfile = profile;
+    this.state = "connected";
+    this.#options.events.onConnected(this);
+  }
+}
+
+/** Fingerprint of a DER certificate as written in SDP ("AB:CD:..."), for sha-256/384/512. */
+export function certificateFingerprint(der: Uint8Array, algorithm: string): string {
+  const hash = createHash(algorithm.replace("-", "")).update(der).digest("hex").toUpperCase();
+  return hash.match(/../g)!.join(":");
+}
+
+/** Reads the DER bytes of a PEM certificate. */
+export function pemToDer(pem: string): Uint8Array {
+  return new Uint8Array(new X509Certificate(pem).raw);
+}
+
+function addressKey(a: PeerAddress): string {
+  return `${a.hostname}|${a.port}`;
+}
+
+/**
+ * The per-peer transport werift's DtlsServer writes to: it calls `send(buf)` without an address, so each
+ * peer gets its own object that remembers where the handshake is coming from.
+ */
+class DtlsTransport {
+  readonly type = "udp";
+  readonly address = {} as never;
+  closed = false;
+  remote: PeerAddress | undefined;
+  onData: (data: Buffer, addr: unknown) => void = () => {};
+  #transmit: (data: Uint8Array, to: PeerAddress) => void;
+
+  constructor(transmit: (data: Uint8Array, to: PeerAddress) => void) {
+    this.#transmit = transmit;
+  }
+
+  send = (data: Buffer): Promise<void> => {
+    if (!this.closed && this.remote) this.#transmit(data, this.remote);
+    return Promise.resolve();
+  };
+
+  close = (): Promise<void> => {
+    this.closed = true;
+    return Promise.resolve();
+  };
+}

@@ -1,0 +1,344 @@
+/**
+ * WHIP and WHEP sessions: turns an SDP offer into a peer plus an answer, ties publishers to rooms and
+ * viewers to publishers, and frees everything when a peer ends.
+ */
+import { chooseH264, chooseOpus, h264Profile } from "../sdp/codecs.ts";
+import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
+import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
+import { type CloseReason, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
+import type { ServerCertificate } from "../peer/certificate.ts";
+import { randomSsrc, Room, type Viewer } from "./room.ts";
+import { SessionError } from "./errors.ts";
+import type { RoomBus } from "./bus.ts";
+
+/** What the session layer needs from the UDP transport. */
+export interface PeerTransport {
+  transmit(data: Uint8Array, to: PeerAddress): void;
+  /** Routes STUN for `peer.localUfrag` to the peer. */
+  addPeer(peer: Peer): void;
+  /** Routes datagrams from `address` to the peer (after ICE validated it). */
+  routeAddress(peer: Peer, address: PeerAddress): void;
+  removePeer(peer: Peer): void;
+}
+
+/** Settings of the session layer. */
+export interface SessionOptions {
+  certificate: ServerCertificate;
+  candidates: Candidate[];
+  consentTimeoutMs: number;
+  transport: PeerTransport;
+  bus: RoomBus;
+  log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
+  clock?: () => number;
+}
+
+/** The answer to a WHIP or WHEP offer. */
+export interface CreatedSession {
+  sessionId: string;
+  roomId: string;
+  answer: string;
+  etag: string;
+}
+
+type Session =
+  | { kind: "whip"; id: string; peer: Peer; room: Room }
+  | { kind: "whep"; id: string; peer: Peer; room: Room; viewer: Viewer };
+
+const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** All WHIP/WHEP sessions and the rooms they make. */
+export class SessionManager {
+  readonly rooms = new Map<string, Room>();
+  #sessions = new Map<string, Session>();
+  #byPeer = new Map<Peer, Session>();
+  #options: SessionOptions;
+  #clock: () => number;
+  #events: PeerEvents;
+
+  constructor(options: SessionOptions) {
+    this.#options = options;
+    this.#clock = options.clock ?? (() => performance.now());
+    this.#events = {
+      onAddressValidated: (peer, address) => options.transport.routeAddress(peer, address),
+      onConnected: (peer) => this.#onConnected(peer),
+      onRtp: (peer, packet) => {
+        const session = this.#byPeer.get(peer);
+        if (session?.kind === "whip") session.room.handlePublisherRtp(packet, this.#clock());
+      },
+      onRtcp: (peer, packet) => {
+        const session = this.#byPeer.get(peer);
+        if (session?.kind === "whep") session.room.handleViewerRtcp(packet, this.#clock());
+      },
+      onClosed: (peer, reason) => this.#onClosed(peer, reason),
+    };
+  }
+
+  /** Number of sessions of each kind. */
+  get counts(): { publishers: number; viewers: number } {
+    let publishers = 0;
+    for (const s of this.#sessions.values()) if (s.kind === "whip") publishers++;
+    return { publishers, viewers: this.#sessions.size - publishers };
+  }
+
+  /** Accepts a WHIP offer: a new room named `roomId` (or a generated name) with this publisher. */
+  publish(offerSdp: string, roomId?: string): CreatedSession {
+    if (roomId !== undefined && !ROOM_ID.test(roomId)) {
+      throw new SessionError(400, "room name must be 1-64 characters of A-Z a-z 0-9 _ -");
+    }
+    const offer = parse(offerSdp);
+    const id = roomId ?? this.#newRoomId();
+    if (this.rooms.has(id)) throw new SessionError(409, `room "${id}" already has a publisher`);
+
+    const sections: AnswerSection[] = [];
+    let video: ReturnType<typeof chooseH264>;
+    let audio: ReturnType<typeof chooseOpus>;
+    for (const m of offer.media) {
+      const codec = !usable(m) || (m.direction !== "sendonly" && m.direction !== "sendrecv")
+        ? undefined
+        : m.kind === "video" && !video
+        ? (video = chooseH264(m))
+        : m.kind === "audio" && !audio
+        ? (audio = chooseOpus(m))
+        : undefined;
+      sections.push(
+        codec ? { offer: m, accepted: true, direction: "recvonly", codec } : { offer: m, accepted: false },
+      );
+    }
+    if (!video) {
+      const hasVideo = offer.media.some((m) => m.kind === "video" && usable(m));
+      throw new SessionError(
+        406,
+        hasVideo
+          ? "the offer's video has no H.264 with packetization-mode=1; enable H.264 in the encoder"
+          : "the offer has no video; this server needs H.264 video (audio-only is not supported)",
+      );
+    }
+    const peer = this.#newPeer(offer);
+    const room = new Room({
+      id,
+      publisherSessionId: peer.id,
+      publisher: peer,
+      video,
+      audio,
+      now: new Date(),
+    });
+    this.rooms.set(id, room);
+    this.#addSession({ kind: "whip", id: peer.id, peer, room });
+    this.#options.log("info", `whip session ${short(peer.id)} created for room ${id}`);
+    return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
+  }
+
+  /** Accepts a WHEP offer for a live room. */
+  watch(roomId: string, offerSdp: string): CreatedSession {
+    const room = this.rooms.get(roomId);
+    if (!room || !room.live) throw new SessionError(404, `room "${roomId}" is not live`);
+    const offer = parse(offerSdp);
+    const sections: AnswerSection[] = [];
+    const viewer: Omit<Viewer, "peer"> & { peer?: Peer } = { sessionId: "" };
+    const cname = `sfu-${room.id}`;
+    for (const m of offer.media) {
+      const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
+      if (m.kind === "video" && wantsMedia && !viewer.video) {
+        const codec = chooseH264(m, h264Profile(room.video));
+        if (codec) {
+          viewer.video = { payloadType: codec.payloadType, ssrc: randomSsrc(), sequenceOffset: randomU16() };
+          sections.push({
+            offer: m,
+            accepted: true,
+            direction: "sendonly",
+            codec,
+            sent: { ssrc: viewer.video.ssrc, cname, streamId: room.id, trackId: "video" },
+          });
+          continue;
+        }
+      }
+      if (m.kind === "audio" && wantsMedia && room.audio && !viewer.audio) {
+        const codec = chooseOpus(m);
+        if (codec) {
+          viewer.audio = { payloadType: codec.payloadType, ssrc: randomSsrc(), sequenceOffset: randomU16() };
+          sections.push({
+            offer: m,
+            accepted: true,
+            direction: "sendonly",
+            codec,
+            sent: { ssrc: viewer.audio.ssrc, cname, streamId: room.id, trackId: "audio" },
+          });
+          continue;
+        }
+      }
+      sections.push({ offer: m, accepted: false });
+    }
+    if (!viewer.video) {
+      throw new SessionError(406, "the offer cannot receive H.264 video (packetization-mode=1)");
+    }
+    const peer = this.#newPeer(offer);
+    viewer.peer = peer;
+    viewer.sessionId = peer.id;
+    this.#addSession({ kind: "whep", id: peer.id, peer, room, viewer: viewer as Viewer });
+    this.#options.log("info", `whep session ${short(peer.id)} created for room ${room.id}`);
+    return { sessionId: peer.id, roomId: room.id, answer: this.#answer(peer, sections), etag: etag(peer) };
+  }
+
+  /** Ends a session of the given kind; throws 404 when there is none with that id. */
+  end(kind: "whip" | "whep", sessionId: string): void {
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.kind !== kind) {
+      throw new SessionError(404, `no ${kind.toUpperCase()} session ${short(sessionId)}`);
+    }
+    session.peer.close("deleted");
+  }
+
+  /** Whether a session of this kind exists. */
+  has(kind: "whip" | "whep", sessionId: string): boolean {
+    return this.#sessions.get(sessionId)?.kind === kind;
+  }
+
+  /** Ends every session (shutdown). */
+  closeAll(): void {
+    for (const session of [...this.#sessions.values()]) {
+      if (session.kind === "whep") session.peer.close("shutdown");
+    }
+    for (const session of [...this.#sessions.values()]) session.peer.close("shutdown");
+  }
+
+  #newPeer(offer: ParsedOffer): Peer {
+    let ufrag = randomIceString(8);
+    while (this.#peerUfrags.has(ufrag)) ufrag = randomIceString(8);
+    const peer = new Peer({
+      id: randomSessionId(),
+      localUfrag: ufrag,
+      localPwd: randomIceString(32),
+      remoteUfrag: offer.iceUfrag,
+      remoteFingerprint: offer.fingerprint,
+      certificate: this.#options.certificate,
+      transmit: this.#options.transport.transmit,
+      events: this.#events,
+      now: this.#clock(),
+      consentTimeoutMs: this.#options.consentTimeoutMs,
+    });
+    this.#peerUfrags.add(ufrag);
+    this.#options.transport.addPeer(peer);
+    return peer;
+  }
+
+  #peerUfrags = new Set<string>();
+
+  #addSession(session: Session): void {
+    this.#sessions.set(session.id, session);
+    this.#byPeer.set(session.peer, session);
+  }
+
+  #answer(peer: Peer, sections: AnswerSection[]): string {
+    return buildAnswer({
+      sessionId: String(Date.now()),
+      iceUfrag: peer.localUfrag,
+      icePwd: peer.localPwd,
+      fingerprint: this.#options.certificate.fingerprint,
+      candidates: this.#options.candidates,
+      sections,
+    });
+  }
+
+  #onConnected(peer: Peer): void {
+    const session = this.#byPeer.get(peer);
+    if (!session) return;
+    const profile = peer.srtpProfile === 7 ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80";
+    if (session.kind === "whip") {
+      session.room.live = true;
+      session.room.createdAt = new Date();
+      this.#options.log("info", `room ${session.room.id} live (publisher ${short(peer.id)}, ${profile})`);
+      this.#options.bus.publish({ type: "room-opened", roomId: session.room.id });
+    } else {
+      if (!session.room.live || this.rooms.get(session.room.id) !== session.room) {
+        peer.close("publisher-left");
+        return;
+      }
+      session.room.viewers.add(session.viewer);
+      session.room.requestKeyframe(this.#clock());
+      this.#options.log("info", `viewer ${short(peer.id)} joined room ${session.room.id} (${profile})`);
+      this.#options.bus.publish({ type: "room-changed", roomId: session.room.id, what: "viewers" });
+    }
+  }
+
+  #onClosed(peer: Peer, reason: CloseReason): void {
+    const session = this.#byPeer.get(peer);
+    this.#options.transport.removePeer(peer);
+    this.#peerUfrags.delete(peer.localUfrag);
+    if (!session) return;
+    this.#byPeer.delete(peer);
+    this.#sessions.delete(session.id);
+    const room = session.room;
+    if (session.kind === "whip") {
+      if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+      const wasLive = room.live;
+      room.live = false;
+      this.#options.log("info", `whip session ${short(peer.id)} closed (${reason}); room ${room.id} closed`);
+      for (const viewer of [...room.viewers]) {
+        room.sayGoodbye(viewer);
+        viewer.peer.close("publisher-left");
+      }
+      // Viewers that had not finished connecting also end with the room.
+      for (const other of [...this.#sessions.values()]) {
+        if (other.kind === "whep" && other.room === room) other.peer.close("publisher-left");
+      }
+      if (wasLive) this.#options.bus.publish({ type: "room-closed", roomId: room.id });
+    } else {
+      const wasCounted = room.viewers.delete(session.viewer);
+      if (reason !== "publisher-left" && reason !== "shutdown") room.sayGoodbye(session.viewer);
+      this.#options.log("info", `whep session ${short(peer.id)} closed (${reason})`);
+      if (wasCounted && room.live) {
+        this.#options.bus.publish({ type: "room-changed", roomId: room.id, what: "viewers" });
+      }
+    }
+  }
+
+  #newRoomId(): string {
+    let id = randomIceString(8);
+    while (this.rooms.has(id)) id = randomIceString(8);
+    return id;
+  }
+}
+
+function parse(sdp: string): ParsedOffer {
+  try {
+    return parseOffer(sdp);
+  } catch (e) {
+    if (e instanceof SdpError) throw new SessionError(400, `malformed SDP: ${e.message}`);
+    throw e;
+  }
+}
+
+function usable(m: OfferedMedia): boolean {
+  return m.port !== 0 && m.protocol.includes("SAVPF") && m.direction !== "inactive";
+}
+
+function etag(peer: Peer): string {
+  return `"${peer.localUfrag}"`;
+}
+
+function short(id: string): string {
+  return id.slice(0, 8);
+}
+
+const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** Random ICE-safe string (alphanumeric, so it is also URL-safe and a valid room name). */
+function randomIceString(length: number): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(length));
+  let out = "";
+  // byte % 62 is slightly biased towards the first 8 symbols; irrelevant for identifiers this long.
+  for (const b of bytes) out += ALNUM[b % 62];
+  return out;
+}
+
+/** Session id with 192 bits of randomness, URL-safe. */
+function randomSessionId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_");
+}
+
+function randomU16(): number {
+  return crypto.getRandomValues(new Uint16Array(1))[0];
+}

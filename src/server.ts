@@ -1,0 +1,127 @@
+/** Wires the server together: directories, certificate, the UDP socket, sessions, the HTTP API; owns shutdown. */
+import { join } from "node:path";
+import { type Config, ConfigError } from "./config.ts";
+import { loadOrCreateCertificate, type ServerCertificate } from "./peer/certificate.ts";
+import { MediaSocket } from "./net/udp.ts";
+import { SessionManager } from "./rooms/sessions.ts";
+import { RoomBus, roomBusName } from "./rooms/bus.ts";
+import { createRouter } from "./http/routes.ts";
+import type { Candidate } from "./sdp/answer.ts";
+import { createLog, type Log } from "./log.ts";
+
+/** A started server. */
+export interface RunningServer {
+  httpPort: number;
+  udpPort: number;
+  candidates: Candidate[];
+  certificate: ServerCertificate;
+  sessions: SessionManager;
+  socket: MediaSocket;
+  /** Name of the room bus channel, for parties that want to listen. */
+  busName: string;
+  shutdown(): Promise<void>;
+}
+
+/** Starts everything `config` describes; throws {@link ConfigError} for unusable settings. */
+export async function startServer(
+  config: Config,
+  log: Log = createLog(config.logLevel),
+): Promise<RunningServer> {
+  await ensureWritableDir("STORAGE_DIR", config.storageDir);
+  await ensureWritableDir("CERTS_DIR", config.certsDir);
+  const certificate = await loadOrCreateCertificate(config.certsDir);
+  if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
+
+  let socket: MediaSocket;
+  try {
+    socket = MediaSocket.listen(config.udpAddress, config.udpPort);
+  } catch (e) {
+    throw new ConfigError(
+      `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${(e as Error).message}`,
+    );
+  }
+  const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
+  const busName = roomBusName(crypto.randomUUID());
+  const bus = new RoomBus(busName);
+  const sessions = new SessionManager({
+    certificate,
+    candidates,
+    consentTimeoutMs: config.consentTimeoutMs,
+    transport: socket,
+    bus,
+    log,
+  });
+  const socketDone = socket.run().catch((e) => log("error", `UDP socket failed: ${e}`));
+
+  const abort = new AbortController();
+  let server: Deno.HttpServer;
+  try {
+    server = Deno.serve({
+      hostname: config.tcpAddress,
+      port: config.tcpPort,
+      signal: abort.signal,
+      onListen: () => {},
+      onError: (e) => {
+        log("error", `HTTP handler failed: ${e}`);
+        return new Response("internal error\n", { status: 500 });
+      },
+    }, createRouter({ sessions, whipToken: config.whipToken, frontendUrl: config.frontendUrl, log }));
+  } catch (e) {
+    socket.close();
+    bus.close();
+    throw new ConfigError(
+      `TCP_PORT: cannot listen on ${config.tcpAddress}:${config.tcpPort}: ${(e as Error).message}`,
+    );
+  }
+
+  let stopping: Promise<void> | undefined;
+  return {
+    httpPort: (server.addr as Deno.NetAddr).port,
+    udpPort: socket.port,
+    candidates,
+    certificate,
+    sessions,
+    socket,
+    busName,
+    shutdown() {
+      stopping ??= (async () => {
+        abort.abort();
+        sessions.closeAll();
+        // Let close_notify and BYE datagrams leave before the socket closes.
+        await new Promise((r) => setTimeout(r, 50));
+        socket.close();
+        bus.close();
+        await socketDone;
+        await server.finished;
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * The addresses put into ICE candidates: PUBLIC_IP when set; the bound address when specific; otherwise every
+ * non-internal IPv4 interface address plus loopback, so the server works on a LAN and on the same machine.
+ */
+export function advertisedAddresses(config: Config): string[] {
+  if (config.publicIps.length > 0) return config.publicIps;
+  if (config.udpAddress !== "0.0.0.0" && config.udpAddress !== "::") return [config.udpAddress];
+  const addresses: string[] = [];
+  for (const nic of Deno.networkInterfaces()) {
+    if (nic.family !== "IPv4" || nic.address.startsWith("127.")) continue;
+    if (!addresses.includes(nic.address)) addresses.push(nic.address);
+  }
+  addresses.push("127.0.0.1");
+  return addresses;
+}
+
+async function ensureWritableDir(variable: string, dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const probe = join(dir, `.write-test-${crypto.randomUUID()}`);
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new ConfigError(`${variable}: directory ${dir} is not writable: ${(e as Error).message}`);
+  }
+}

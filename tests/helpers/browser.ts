@@ -1,0 +1,26 @@
+/** Headless Debian Chromium for tests, driven by playwright-core (never downloads a browser). */
+import { type Browser, chromium } from "playwright-core";
+
+/** Flags that give WebRTC a fake camera and microphone and keep Chromium off the network. */
+export const CHROMIUM_ARGS = [
+  "--use-fake-device-for-media-stream",
+  "--use-fake-ui-for-media-stream",
+  "--allow-loopback-in-peer-connection",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+  "--no-first-run",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+/** Launches the system Chromium (CHROMIUM_PATH overrides /usr/bin/chromium). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
+    args: CHROMIUM_ARGS,
+    headless: true,
+  });
+}

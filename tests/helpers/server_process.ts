@@ -1,0 +1,93 @@
+/** Runs the real server (`main.ts`) as a child process on free ports, for end-to-end tests. */
+
+/** A running server process. */
+export interface ServerProcess {
+  baseUrl: string;
+  httpPort: number;
+  udpPort: number;
+  token: string;
+  storageDir: string;
+  certsDir: string;
+  /** Everything the process wrote to stderr so far. */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** A free port on loopback for the given transport (bind to 0, read, release). */
+export function freePort(transport: "tcp" | "udp"): number {
+  if (transport === "tcp") {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    l.close();
+    return port;
+  }
+  const c = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const port = (c.addr as Deno.NetAddr).port;
+  c.close();
+  return port;
+}
+
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+
+/** Starts `main.ts` with a temporary storage/certs directory and the given extra environment. */
+export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+  const dir = await Deno.makeTempDir({ prefix: "sfu-test-" });
+  const httpPort = freePort("tcp");
+  const udpPort = freePort("udp");
+  const token = env.WHIP_TOKEN ?? "test-token-" + crypto.randomUUID();
+  const storageDir = env.STORAGE_DIR ?? `${dir}/storage`;
+  const certsDir = env.CERTS_DIR ?? `${dir}/certs`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-net", "--allow-all", MAIN],
+    env: {
+      TCP_ADDRESS: "127.0.0.1",
+      TCP_PORT: String(httpPort),
+      UDP_ADDRESS: "127.0.0.1",
+      UDP_PORT: String(udpPort),
+      WHIP_TOKEN: token,
+      STORAGE_DIR: storageDir,
+      CERTS_DIR: certsDir,
+      LOG_LEVEL: "debug",
+      ...env,
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let log = "";
+  const decoder = new TextDecoder();
+  const drained = (async () => {
+    for await (const chunk of child.stderr) log += decoder.decode(chunk, { stream: true });
+  })();
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    try {
+      const res = await fetch(`${baseUrl}/healthz`);
+      await res.body?.cancel();
+      if (res.ok) break;
+    } catch { /* not up yet */ }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      await drained;
+      throw new Error(`server did not start:\n${log}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    baseUrl,
+    httpPort,
+    udpPort,
+    token,
+    storageDir,
+    certsDir,
+    logs: () => log,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+      await drained;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/// <reference lib="dom" />
+/**
+ * WHIP publishing and WHEP watching inside a Chromium page, and reading the page's WebRTC stats. The
+ * functions passed to `page.evaluate` run in the browser, so they only use web APIs.
+ */
+import type { Page } from "playwright-core";
+
+/** Publishes the fake camera + microphone over WHIP with H.264 preferred; returns the session URL. */
+export function publishFromPage(
+  page: Page,
+  options: { token: string; room: string; videoOnly?: boolean },
+): Promise<{ location: string; roomId: string }> {
+  return page.evaluate(async ({ token, room, videoOnly }) => {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      video: { width: 640, height: 480, frameRate: 30 },
+      audio: !videoOnly,
+    });
+    const pc = new RTCPeerConnection();
+    const video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", streams: [stream] });
+    const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
+    video.setCodecPreferences([
+      ...codecs.filter((c) => c.mimeType === "video/H264"),
+      ...codecs.filter((c) => c.mimeType !== "video/H264"),
+    ]);
+    for (const track of stream.getAudioTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`/whip?room=${encodeURIComponent(room)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+      body: pc.localDescription!.sdp,
+    });
+    if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${await res.text()}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`publisher stuck in ${pc.connectionState}`)), 15000);
+      const check = () => {
+        if (pc.connectionState === "connected") {
+          clearTimeout(timer);
+          resolve();
+        } else if (pc.connectionState === "failed") {
+          clearTimeout(timer);
+          reject(new Error("publisher connection failed"));
+        }
+      };
+      pc.onconnectionstatechange = check;
+      check();
+    });
+    return { location: res.headers.get("Location")!, roomId: res.headers.get("X-Room-Id")! };
+  }, { ...options, videoOnly: options.videoOnly ?? false });
+}
+
+/** Watches a room over WHEP into a muted `<video>`; returns the session URL. */
+export function watchFromPage(page: Page, room: string): Promise<string> {
+  return page.evaluate(async (room) => {
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    video.playsInline = true;
+    document.body.append(video);
+    const stream = new MediaStream();
+    pc.ontrack = (e) => {
+      stream.addTrack(e.track);
+      video.srcObject = stream;
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`/whep?target_id=${encodeURIComponent(room)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription!.sdp,
+    });
+    if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}: ${await res.text()}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
+    return res.headers.get("Location")!;
+  }, room);
+}
+
+/** Receive-side figures read from `getStats()`. */
+export interface ReceiveStats {
+  connectionState: string;
+  framesDecoded: number;
+  frameWidth: number;
+  frameHeight: number;
+  videoPackets: number;
+  audioPackets: number;
+  videoCodec: string;
+  videoWidthInElement: number;
+}
+
+/** Reads the page's receive stats. */
+export function receiveStats(page: Page): Promise<ReceiveStats> {
+  return page.evaluate(async () => {
+    const pc = (globalThis as unknown as { pc: RTCPeerConnection }).pc;
+    const report = await pc.getStats();
+    const out = {
+      connectionState: pc.connectionState,
+      framesDecoded: 0,
+      frameWidth: 0,
+      frameHeight: 0,
+      videoPackets: 0,
+      audioPackets: 0,
+      videoCodec: "",
+      videoWidthInElement: document.querySelector("video")?.videoWidth ?? 0,
+    };
+    report.forEach((s) => {
+      if (s.type !== "inbound-rtp") return;
+      if (s.kind === "video") {
+        out.framesDecoded = s.framesDecoded ?? 0;
+        out.frameWidth = s.frameWidth ?? 0;
+        out.frameHeight = s.frameHeight ?? 0;
+        out.videoPackets = s.packetsReceived ?? 0;
+        const codec = s.codecId ? report.get(s.codecId) : undefined;
+        out.videoCodec = codec?.mimeType ?? "";
+      } else if (s.kind === "audio") {
+        out.audioPackets = s.packetsReceived ?? 0;
+      }
+    });
+    return out;
+  });
+}
+
+/** Creates an SDP offer in the page without sending it (for error-path tests). */
+export function offerFromPage(page: Page, kinds: ("audio" | "video")[], h264: boolean): Promise<string> {
+  return page.evaluate(async ({ kinds, h264 }) => {
+    const pc = new RTCPeerConnection();
+    for (const kind of kinds) {
+      const t = pc.addTransceiver(kind, { direction: "sendonly" });
+      if (kind === "video" && !h264) {
+        const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
+        t.setCodecPreferences(codecs.filter((c) => c.mimeType !== "video/H264"));
+      }
+    }
+    const offer = await pc.createOffer();
+    pc.close();
+    return offer.sdp!;
+  }, { kinds, h264 });
+}

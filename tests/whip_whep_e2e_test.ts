@@ -1,0 +1,169 @@
+/**
+ * End to end: the real server process, headless Chromium publishing its fake camera and microphone over WHIP
+ * (H.264 preferred) and a second page watching over WHEP; then teardown and the error statuses.
+ */
+import assert from "node:assert/strict";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./helpers/browser.ts";
+import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import { offerFromPage, publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 20000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T = await read();
+  while (!ok(last)) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+    last = await read();
+  }
+  return last;
+}
+
+Deno.test({
+  name: "Chromium publishes over WHIP and another Chromium page watches over WHEP",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const server: ServerProcess = await startServerProcess();
+  let browser: Browser | undefined;
+  try {
+    browser = await launchChromium();
+    const publisherPage: Page = await browser.newPage();
+    const viewerPage: Page = await browser.newPage();
+    await publisherPage.goto(`${server.baseUrl}/healthz`);
+    await viewerPage.goto(`${server.baseUrl}/healthz`);
+    const rooms = async () => (await (await fetch(`${server.baseUrl}/rooms`)).json()).rooms;
+
+    let publisherLocation = "";
+    let viewerLocation = "";
+    await t.step("publisher goes live", async () => {
+      const published = await publishFromPage(publisherPage, { token: server.token, room: "e2e-room" });
+      publisherLocation = published.location;
+      assert.match(publisherLocation, /^\/whip\/[A-Za-z0-9_-]{32,}$/);
+      assert.equal(published.roomId, "e2e-room");
+      const live = await waitFor("room to be listed", rooms, (r) => r.length === 1);
+      assert.equal(live[0].id, "e2e-room");
+      assert.equal(live[0].viewer_count, 0);
+    });
+
+    await t.step("viewer decodes video and receives audio", async () => {
+      viewerLocation = await watchFromPage(viewerPage, "e2e-room");
+      assert.match(viewerLocation, /^\/whep\/[A-Za-z0-9_-]{32,}$/);
+      const stats = await waitFor(
+        "frames to be decoded",
+        () => receiveStats(viewerPage),
+        (s) => s.framesDecoded > 30 && s.frameWidth > 0 && s.audioPackets > 0,
+      );
+      assert.equal(stats.videoCodec, "video/H264");
+      assert.ok(stats.videoWidthInElement > 0, "the <video> element has a width");
+      const listed = await waitFor("viewer count 1", rooms, (r) => r[0]?.viewer_count === 1);
+      assert.equal(listed[0].viewer_count, 1);
+    });
+
+    await t.step("DELETE of the viewer, then the publisher, ends both", async () => {
+      const viewerDelete = await fetch(`${server.baseUrl}${viewerLocation}`, { method: "DELETE" });
+      await viewerDelete.body?.cancel();
+      assert.equal(viewerDelete.status, 200);
+      await waitFor("viewer count 0", rooms, (r) => r[0]?.viewer_count === 0);
+
+      const unauthorized = await fetch(`${server.baseUrl}${publisherLocation}`, { method: "DELETE" });
+      await unauthorized.body?.cancel();
+      assert.equal(unauthorized.status, 401, "DELETE of a WHIP session needs the token");
+
+      const publisherDelete = await fetch(`${server.baseUrl}${publisherLocation}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${server.token}` },
+      });
+      await publisherDelete.body?.cancel();
+      assert.equal(publisherDelete.status, 200);
+      await waitFor("room to close", rooms, (r) => r.length === 0);
+      const again = await fetch(`${server.baseUrl}${publisherLocation}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${server.token}` },
+      });
+      await again.body?.cancel();
+      assert.equal(again.status, 404);
+      await waitFor(
+        "publisher page to see the session end",
+        () =>
+          publisherPage.evaluate(() =>
+            (globalThis as unknown as { pc: RTCPeerConnection }).pc.connectionState
+          ),
+        (s) => s === "closed" || s === "failed" || s === "disconnected",
+      );
+    });
+
+    await t.step("error statuses", async () => {
+      const videoH264 = await offerFromPage(publisherPage, ["video", "audio"], true);
+      const audioOnly = await offerFromPage(publisherPage, ["audio"], true);
+      const videoVp8 = await offerFromPage(publisherPage, ["video"], false);
+      const post = async (path: string, init: RequestInit) => {
+        const res = await fetch(`${server.baseUrl}${path}`, init);
+        return { status: res.status, text: await res.text(), headers: res.headers };
+      };
+      const sdpHeaders = { "Content-Type": "application/sdp", Authorization: `Bearer ${server.token}` };
+
+      let r = await post("/whip", {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: videoH264,
+      });
+      assert.equal(r.status, 401);
+      r = await post("/whip", {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: "Bearer wrong-token-value" },
+        body: videoH264,
+      });
+      assert.equal(r.status, 401);
+      r = await post("/whip", {
+        method: "POST",
+        headers: { ...sdpHeaders, "Content-Type": "text/plain" },
+        body: videoH264,
+      });
+      assert.equal(r.status, 415);
+      r = await post("/whip", { method: "POST", headers: sdpHeaders, body: "hello" });
+      assert.equal(r.status, 400);
+      assert.match(r.text, /malformed SDP/);
+      r = await post("/whip", { method: "POST", headers: sdpHeaders, body: audioOnly });
+      assert.equal(r.status, 406);
+      assert.match(r.text, /no video/);
+      r = await post("/whip", { method: "POST", headers: sdpHeaders, body: videoVp8 });
+      assert.equal(r.status, 406);
+      assert.match(r.text, /H\.264/);
+      r = await post("/whip", {
+        method: "POST",
+        headers: sdpHeaders,
+        body: "v=0\r\n" + "a=x\r\n".repeat(20000),
+      });
+      assert.equal(r.status, 413);
+      r = await post("/whip", { method: "GET" });
+      assert.equal(r.status, 405);
+      assert.equal(r.headers.get("allow"), "POST, OPTIONS");
+      r = await post("/whip/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${server.token}` },
+      });
+      assert.equal(r.status, 404);
+      r = await post("/whep?target_id=nobody", { method: "POST", headers: sdpHeaders, body: videoH264 });
+      assert.equal(r.status, 404);
+      r = await post("/whep", { method: "POST", headers: sdpHeaders, body: videoH264 });
+      assert.equal(r.status, 400);
+      // The server is still healthy after all of that.
+      r = await post("/healthz", { method: "GET" });
+      assert.equal(r.status, 200);
+    });
+  } catch (e) {
+    console.error(server.logs());
+    throw e;
+  } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});
