@@ -6,6 +6,7 @@ import { MediaSocket } from "./net/udp.ts";
 import { SessionManager } from "./rooms/sessions.ts";
 import { RoomBus, roomBusName } from "./rooms/bus.ts";
 import { createRouter } from "./http/routes.ts";
+import { serveUi } from "./http/ui.ts";
 import type { Candidate } from "./sdp/answer.ts";
 import { createLog, type Log } from "./log.ts";
 
@@ -56,16 +57,25 @@ export async function startServer(
   const abort = new AbortController();
   let server: Deno.HttpServer;
   try {
-    server = Deno.serve({
-      hostname: config.tcpAddress,
-      port: config.tcpPort,
-      signal: abort.signal,
-      onListen: () => {},
-      onError: (e) => {
-        log("error", `HTTP handler failed: ${e}`);
-        return new Response("internal error\n", { status: 500 });
+    server = Deno.serve(
+      {
+        hostname: config.tcpAddress,
+        port: config.tcpPort,
+        signal: abort.signal,
+        onListen: () => {},
+        onError: (e) => {
+          log("error", `HTTP handler failed: ${e}`);
+          return new Response("internal error\n", { status: 500 });
+        },
       },
-    }, createRouter({ sessions, whipToken: config.whipToken, frontendUrl: config.frontendUrl, log }));
+      createRouter({
+        sessions,
+        whipToken: config.whipToken,
+        frontendUrl: config.frontendUrl,
+        log,
+        extra: [serveUi],
+      }),
+    );
   } catch (e) {
     socket.close();
     bus.close();
