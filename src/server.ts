@@ -7,8 +7,15 @@ import { SessionManager } from "./rooms/sessions.ts";
 import { RoomBus, roomBusName } from "./rooms/bus.ts";
 import { createRouter } from "./http/routes.ts";
 import { serveUi } from "./http/ui.ts";
+import { RoomDirectory } from "./rooms/directory.ts";
+import { RoomFeed } from "./http/notifications.ts";
+import { ThumbnailFiles } from "./http/rooms.ts";
+import { ThumbnailService } from "./thumbs/thumbnail_service.ts";
 import type { Candidate } from "./sdp/answer.ts";
 import { createLog, type Log } from "./log.ts";
+
+/** How often rooms' bitrate and frame-rate estimates are refreshed. */
+const ROOM_STATS_INTERVAL_MS = 2000;
 
 /** A started server. */
 export interface RunningServer {
@@ -17,6 +24,7 @@ export interface RunningServer {
   candidates: Candidate[];
   certificate: ServerCertificate;
   sessions: SessionManager;
+  directory: RoomDirectory;
   socket: MediaSocket;
   /** Name of the room bus channel, for parties that want to listen. */
   busName: string;
@@ -52,6 +60,17 @@ export async function startServer(
     bus,
     log,
   });
+  const directory = new RoomDirectory(new RoomBus(busName));
+  const feed = new RoomFeed(directory);
+  const thumbnailFiles = new ThumbnailFiles(config.storageDir, directory);
+  await ThumbnailService.cleanStale(config.storageDir);
+  const thumbnails = new ThumbnailService({
+    busName,
+    storageDir: config.storageDir,
+    intervalMs: config.thumbnailIntervalMs,
+    log,
+  });
+  const statsTimer = setInterval(() => sessions.publishRoomStats(), ROOM_STATS_INTERVAL_MS);
   const socketDone = socket.run().catch((e) => log("error", `UDP socket failed: ${e}`));
 
   const abort = new AbortController();
@@ -70,6 +89,9 @@ export async function startServer(
       },
       createRouter({
         sessions,
+        directory,
+        feed,
+        thumbnails: thumbnailFiles,
         whipToken: config.whipToken,
         frontendUrl: config.frontendUrl,
         log,
@@ -91,16 +113,22 @@ export async function startServer(
     candidates,
     certificate,
     sessions,
+    directory,
     socket,
     busName,
     shutdown() {
       stopping ??= (async () => {
         abort.abort();
+        clearInterval(statsTimer);
+        feed.close();
         sessions.closeAll();
-        // Let close_notify and BYE datagrams leave before the socket closes.
-        await new Promise((r) => setTimeout(r, 50));
+        // Let close_notify and BYE datagrams leave, and room-closed events reach the thumbnailer.
+        await new Promise((r) => setTimeout(r, 100));
+        await thumbnails.close();
+        await ThumbnailService.cleanStale(config.storageDir);
         socket.close();
         bus.close();
+        directory.close();
         await socketDone;
         await server.finished;
       })();

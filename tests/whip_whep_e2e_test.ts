@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import { openSse } from "./helpers/sse.ts";
 import { offerFromPage, publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 
 async function waitFor<T>(
@@ -41,6 +42,10 @@ Deno.test({
     await viewerPage.goto(`${server.baseUrl}/healthz`);
     const rooms = async () => (await (await fetch(`${server.baseUrl}/rooms`)).json()).rooms;
 
+    const sse = await openSse(`${server.baseUrl}/notifications`);
+    assert.equal(sse.response.headers.get("content-type"), "text/event-stream");
+    assert.deepEqual(await sse.waitFor(() => true), { rooms: [] }, "the list is sent on connect");
+    type Rooms = { rooms: { id: string; viewer_count: number }[] };
     let publisherLocation = "";
     let viewerLocation = "";
     await t.step("publisher goes live", async () => {
@@ -65,6 +70,42 @@ Deno.test({
       assert.ok(stats.videoWidthInElement > 0, "the <video> element has a width");
       const listed = await waitFor("viewer count 1", rooms, (r) => r[0]?.viewer_count === 1);
       assert.equal(listed[0].viewer_count, 1);
+      await sse.waitFor((e) => (e as Rooms).rooms[0]?.viewer_count === 1);
+    });
+
+    await t.step("room details and thumbnail", async () => {
+      const room = await waitFor(
+        "picture size, bitrate and thumbnail",
+        async () => (await (await fetch(`${server.baseUrl}/rooms/e2e-room`)).json()),
+        (r) => r.thumbnail_url !== null && r.video.width !== null && r.bitrate_kbps > 0,
+      );
+      assert.equal(room.video.codec, "H264");
+      assert.equal(room.video.width, 640);
+      assert.equal(room.video.height, 480);
+      assert.equal(room.audio.codec, "opus");
+      assert.ok(!Number.isNaN(Date.parse(room.created_at)));
+      const jpeg = await fetch(`${server.baseUrl}${room.thumbnail_url}`);
+      assert.equal(jpeg.status, 200);
+      assert.equal(jpeg.headers.get("content-type"), "image/jpeg");
+      const bytes = new Uint8Array(await jpeg.arrayBuffer());
+      assert.deepEqual([...bytes.subarray(0, 2)], [0xff, 0xd8]);
+      const etag = jpeg.headers.get("etag")!;
+      const revalidated = await fetch(`${server.baseUrl}${room.thumbnail_url}`, {
+        headers: { "If-None-Match": etag },
+      });
+      await revalidated.body?.cancel();
+      assert.equal(revalidated.status, 304);
+      const small = await fetch(`${server.baseUrl}/rooms/e2e-room/thumbnail.jpg?w=160`);
+      assert.equal(small.status, 200);
+      assert.ok((await small.arrayBuffer()).byteLength < bytes.length);
+      const bad = await fetch(`${server.baseUrl}/rooms/e2e-room/thumbnail.jpg?w=9999`);
+      await bad.body?.cancel();
+      assert.equal(bad.status, 400);
+      const files = [...Deno.readDirSync(server.storageDir)].map((e) => e.name);
+      assert.ok(files.includes("e2e-room.jpg"), `thumbnail file in STORAGE_DIR (${files})`);
+      await sse.waitFor((e) =>
+        (e as { rooms: { thumbnail_url: string | null }[] }).rooms[0]?.thumbnail_url !== null
+      );
     });
 
     await t.step("DELETE of the viewer, then the publisher, ends both", async () => {
@@ -84,6 +125,17 @@ Deno.test({
       await publisherDelete.body?.cancel();
       assert.equal(publisherDelete.status, 200);
       await waitFor("room to close", rooms, (r) => r.length === 0);
+      const closedEvents = sse.events.length;
+      await sse.waitFor((e) => (e as Rooms).rooms.length === 0 && sse.events.indexOf(e) > 0);
+      assert.ok(closedEvents > 2);
+      await waitFor(
+        "thumbnail file removed",
+        () => Promise.resolve([...Deno.readDirSync(server.storageDir)].map((e) => e.name)),
+        (names) => !names.includes("e2e-room.jpg"),
+      );
+      const gone = await fetch(`${server.baseUrl}/rooms/e2e-room`);
+      await gone.body?.cancel();
+      assert.equal(gone.status, 404);
       const again = await fetch(`${server.baseUrl}${publisherLocation}`, {
         method: "DELETE",
         headers: { Authorization: `Bearer ${server.token}` },
@@ -159,6 +211,8 @@ Deno.test({
       r = await post("/healthz", { method: "GET" });
       assert.equal(r.status, 200);
     });
+    sse.close();
+    if (Deno.env.get("SHOW_SERVER_LOG")) console.error(server.logs());
   } catch (e) {
     console.error(server.logs());
     throw e;

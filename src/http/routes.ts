@@ -3,11 +3,16 @@ import { SessionError } from "../rooms/errors.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
 import { deleteSession, patchSession, postWhep, postWhip } from "./ingest.ts";
-import { roomsJson } from "./rooms.ts";
+import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
+import type { RoomDirectory } from "../rooms/directory.ts";
+import type { RoomFeed } from "./notifications.ts";
 
 /** What the router needs. */
 export interface RouterDeps {
   sessions: SessionManager;
+  directory: RoomDirectory;
+  feed: RoomFeed;
+  thumbnails: ThumbnailFiles;
   whipToken: string;
   frontendUrl: string;
   log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
@@ -62,13 +67,21 @@ async function route(req: Request, deps: RouterDeps): Promise<Response> {
   }
   if (path === "/rooms") {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
-    return Response.json(roomsJson(deps.sessions));
+    return Response.json(roomsJson(deps.directory));
   }
   if (first === "rooms" && segments.length === 2) {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
-    const room = roomsJson(deps.sessions).rooms.find((r) => r.id === second);
+    const room = deps.directory.get(decodeURIComponent(second));
     if (!room) throw new HttpError(404, `room "${second}" is not live`);
-    return Response.json(room);
+    return Response.json(roomJson(room));
+  }
+  if (first === "rooms" && segments.length === 3 && segments[2] === "thumbnail.jpg") {
+    allow(req, ["GET", "HEAD", "OPTIONS"]);
+    return await deps.thumbnails.serve(req, decodeURIComponent(second), url);
+  }
+  if (path === "/notifications") {
+    allow(req, ["GET", "OPTIONS"]);
+    return deps.feed.connect(req.signal);
   }
   if (path === "/healthz") {
     allow(req, ["GET", "HEAD"]);

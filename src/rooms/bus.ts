@@ -1,22 +1,36 @@
 /**
- * The room bus: room lifecycle events on a BroadcastChannel, so the parts of the server that care (room
- * list, SSE feed, thumbnailer, later workers or other processes) subscribe instead of reaching into the
- * media code. Messages are plain structured-clonable objects:
+ * The room bus: room events on a BroadcastChannel, so the parts of the server that care (room directory,
+ * SSE feed, thumbnailer; later workers) subscribe instead of reaching into the media code. Messages are
+ * plain structured-clonable objects; this table is the one place they are documented.
  *
- * | type            | sent when                                                   | fields            |
- * |-----------------|-------------------------------------------------------------|-------------------|
- * | `room-opened`   | a publisher's WHIP session is established (DTLS up)         | `roomId`          |
- * | `room-closed`   | the publisher left (DELETE, DTLS close, consent timeout)    | `roomId`          |
- * | `room-changed`  | viewer count, codec details, bitrate or thumbnail changed   | `roomId`, `what`  |
+ * | type                | posted by  | when                                                     | fields                  |
+ * |---------------------|------------|----------------------------------------------------------|-------------------------|
+ * | `room-opened`       | sessions   | a publisher's WHIP session is established (DTLS up)      | `room`: {@link RoomInfo}|
+ * | `room-changed`      | sessions   | viewer count, picture size, frame rate or bitrate changed| `room`: {@link RoomInfo}|
+ * | `room-closed`       | sessions   | the publisher left (DELETE, DTLS close, consent timeout) | `roomId`                |
+ * | `keyframe`          | sessions   | a complete H.264 keyframe arrived (at most 1 per second) | `roomId`, `data` (Annex-B) |
+ * | `thumbnail-updated` | thumbnails | a new JPEG for the room is in STORAGE_DIR                | `roomId`, `updatedAt`, `width`, `height` |
  *
  * A BroadcastChannel does not deliver to the object that posted, so each party opens its own channel.
  */
 
+/** What the media side knows about a live room; the directory adds the thumbnail. */
+export interface RoomInfo {
+  id: string;
+  createdAt: string;
+  viewerCount: number;
+  video: { codec: string; profile: string; width?: number; height?: number; fps?: number };
+  audio: { codec: string } | null;
+  bitrateKbps: number;
+}
+
 /** A message on the room bus. */
 export type RoomEvent =
-  | { type: "room-opened"; roomId: string }
+  | { type: "room-opened"; room: RoomInfo }
+  | { type: "room-changed"; room: RoomInfo }
   | { type: "room-closed"; roomId: string }
-  | { type: "room-changed"; roomId: string; what: "viewers" | "video" | "thumbnail" | "bitrate" };
+  | { type: "keyframe"; roomId: string; data: Uint8Array }
+  | { type: "thumbnail-updated"; roomId: string; updatedAt: string; width: number; height: number };
 
 /** Name of the BroadcastChannel the room bus runs on; `suffix` separates servers in one process (tests). */
 export function roomBusName(suffix: string): string {

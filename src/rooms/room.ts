@@ -4,6 +4,9 @@ import { RtpHeader } from "werift";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import type { Peer } from "../peer/peer.ts";
 import { buildBye, buildEmptyReceiverReport, buildPli, compound, readFeedback } from "../rtp/rtcp.ts";
+import { type AccessUnit, H264Depacketizer } from "../rtp/h264_depacketizer.ts";
+import type { RoomInfo } from "./bus.ts";
+import { h264Profile } from "../sdp/codecs.ts";
 
 /** What a viewer receives on one kind of media: its payload type, the SSRC it was told, a sequence offset. */
 export interface ViewerTrack {
@@ -41,6 +44,20 @@ export class Room {
   readonly feedbackSsrc = randomSsrc();
   keyframeRequests = 0;
   taps: MediaTap[] = [];
+  /** Called with each complete keyframe access unit (the data is only valid during the call). */
+  onKeyframe: ((unit: AccessUnit) => void) | undefined;
+  /** Publisher media bytes received, for the bitrate estimate. */
+  bytesIn = 0;
+  /** Complete video access units received, for the frame-rate estimate. */
+  accessUnits = 0;
+  width: number | undefined;
+  height: number | undefined;
+  /** Estimates refreshed by {@link Room.updateRates}. */
+  bitrateKbps = 0;
+  fps = 0;
+
+  #depacketizer = new H264Depacketizer();
+  #rateSample = { at: 0, bytes: 0, units: 0 };
 
   #publisherVideoSsrc: number | undefined;
   #lastKeyframeRequest = -Infinity;
@@ -73,7 +90,12 @@ export class Room {
     const payload = packet.subarray(header.payloadOffset);
     const isVideo = header.payloadType === this.video.payloadType;
     if (!isVideo && header.payloadType !== this.audio?.payloadType) return;
-    if (isVideo) this.#publisherVideoSsrc = header.ssrc;
+    this.bytesIn += packet.length;
+    if (isVideo) {
+      this.#publisherVideoSsrc = header.ssrc;
+      const unit = this.#depacketizer.push(payload, header.sequenceNumber, header.timestamp, header.marker);
+      if (unit) this.#onAccessUnit(unit);
+    }
     for (const tap of this.taps) tap(isVideo ? "video" : "audio", header, payload, now);
 
     // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
@@ -88,6 +110,51 @@ export class Room {
       header.sequenceNumber = (sequenceNumber + track.sequenceOffset) & 0xffff;
       viewer.peer.sendRtp(header, payload);
     }
+  }
+
+  #onAccessUnit(unit: AccessUnit): void {
+    this.accessUnits++;
+    if (unit.width && unit.height) {
+      this.width = unit.width;
+      this.height = unit.height;
+    }
+    if (unit.isKeyframe) this.onKeyframe?.(unit);
+  }
+
+  /** Recomputes bitrate and frame rate over the time since the last call; true when either moved >10 %. */
+  updateRates(now: number): boolean {
+    const sample = this.#rateSample;
+    const seconds = (now - sample.at) / 1000;
+    if (sample.at === 0 || seconds <= 0) {
+      this.#rateSample = { at: now, bytes: this.bytesIn, units: this.accessUnits };
+      return false;
+    }
+    const bitrate = Math.round(((this.bytesIn - sample.bytes) * 8) / seconds / 1000);
+    const fps = Math.round(((this.accessUnits - sample.units) / seconds) * 10) / 10;
+    this.#rateSample = { at: now, bytes: this.bytesIn, units: this.accessUnits };
+    const moved = (a: number, b: number) => Math.abs(a - b) > Math.max(1, b * 0.1);
+    const changed = moved(bitrate, this.bitrateKbps) || moved(fps, this.fps);
+    this.bitrateKbps = bitrate;
+    this.fps = fps;
+    return changed;
+  }
+
+  /** The room as the bus and the API describe it. */
+  info(): RoomInfo {
+    return {
+      id: this.id,
+      createdAt: this.createdAt.toISOString(),
+      viewerCount: this.viewers.size,
+      video: {
+        codec: "H264",
+        profile: h264Profile(this.video),
+        width: this.width,
+        height: this.height,
+        fps: this.fps || undefined,
+      },
+      audio: this.audio ? { codec: "opus" } : null,
+      bitrateKbps: this.bitrateKbps,
+    };
   }
 
   /** Handles RTCP from a viewer: keyframe requests go to the publisher (throttled). */

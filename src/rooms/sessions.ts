@@ -45,6 +45,8 @@ type Session =
   | { kind: "whep"; id: string; peer: Peer; room: Room; viewer: Viewer };
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** Keyframes go onto the bus (for thumbnails) at most this often per room. */
+const KEYFRAME_POST_INTERVAL_MS = 1000;
 
 /** All WHIP/WHEP sessions and the rooms they make. */
 export class SessionManager {
@@ -122,6 +124,14 @@ export class SessionManager {
       audio,
       now: new Date(),
     });
+    let lastKeyframePost = -Infinity;
+    room.onKeyframe = (unit) => {
+      const now = this.#clock();
+      if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
+      lastKeyframePost = now;
+      // The unit's bytes are a view into the depacketizer's reused buffer: post a copy of just them.
+      this.#options.bus.publish({ type: "keyframe", roomId: room.id, data: unit.data.slice() });
+    };
     this.rooms.set(id, room);
     this.#addSession({ kind: "whip", id: peer.id, peer, room });
     this.#options.log("info", `whip session ${short(peer.id)} created for room ${id}`);
@@ -193,6 +203,25 @@ export class SessionManager {
     return this.#sessions.get(sessionId)?.kind === kind;
   }
 
+  /**
+   * Refreshes every live room's bitrate/frame-rate estimate and posts `room-changed` for rooms whose
+   * figures or picture size moved. Called every couple of seconds by the server.
+   */
+  publishRoomStats(): void {
+    const now = this.#clock();
+    for (const room of this.rooms.values()) {
+      if (!room.live) continue;
+      const size = `${room.width}x${room.height}`;
+      const changed = room.updateRates(now);
+      if (changed || size !== this.#lastSizes.get(room) || !this.#lastSizes.has(room)) {
+        this.#lastSizes.set(room, size);
+        this.#options.bus.publish({ type: "room-changed", room: room.info() });
+      }
+    }
+  }
+
+  #lastSizes = new WeakMap<Room, string>();
+
   /** Ends every session (shutdown). */
   closeAll(): void {
     for (const session of [...this.#sessions.values()]) {
@@ -247,7 +276,7 @@ export class SessionManager {
       session.room.live = true;
       session.room.createdAt = new Date();
       this.#options.log("info", `room ${session.room.id} live (publisher ${short(peer.id)}, ${profile})`);
-      this.#options.bus.publish({ type: "room-opened", roomId: session.room.id });
+      this.#options.bus.publish({ type: "room-opened", room: session.room.info() });
     } else {
       if (!session.room.live || this.rooms.get(session.room.id) !== session.room) {
         peer.close("publisher-left");
@@ -256,7 +285,7 @@ export class SessionManager {
       session.room.viewers.add(session.viewer);
       session.room.requestKeyframe(this.#clock());
       this.#options.log("info", `viewer ${short(peer.id)} joined room ${session.room.id} (${profile})`);
-      this.#options.bus.publish({ type: "room-changed", roomId: session.room.id, what: "viewers" });
+      this.#options.bus.publish({ type: "room-changed", room: session.room.info() });
     }
   }
 
@@ -287,7 +316,7 @@ export class SessionManager {
       if (reason !== "publisher-left" && reason !== "shutdown") room.sayGoodbye(session.viewer);
       this.#options.log("info", `whep session ${short(peer.id)} closed (${reason})`);
       if (wasCounted && room.live) {
-        this.#options.bus.publish({ type: "room-changed", roomId: room.id, what: "viewers" });
+        this.#options.bus.publish({ type: "room-changed", room: room.info() });
       }
     }
   }
