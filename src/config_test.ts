@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import { ConfigError, loadConfig } from "./config.ts";
+
+const env = (vars: Record<string, string>) => (name: string) => vars[name];
+
+Deno.test("defaults need no configuration and generate a token", () => {
+  const config = loadConfig(env({}));
+  assert.equal(config.tcpAddress, "0.0.0.0");
+  assert.equal(config.tcpPort, 8080);
+  assert.equal(config.udpPort, 8443);
+  assert.equal(config.storageDir, "./storage");
+  assert.equal(config.certsDir, "./certs");
+  assert.equal(config.frontendUrl, "*");
+  assert.equal(config.consentTimeoutMs, 15000);
+  assert.ok(config.whipTokenGenerated);
+  assert.ok(config.whipToken.length >= 22);
+  assert.notEqual(loadConfig(env({})).whipToken, config.whipToken);
+  assert.deepEqual(config.publicIps, []);
+});
+
+Deno.test("values from the environment", () => {
+  const config = loadConfig(env({
+    TCP_PORT: "9000",
+    UDP_ADDRESS: "127.0.0.1",
+    WHIP_TOKEN: "secret-token",
+    PUBLIC_IP: "203.0.113.5, 198.51.100.7",
+    CONSENT_TIMEOUT: "5",
+  }));
+  assert.equal(config.tcpPort, 9000);
+  assert.equal(config.udpAddress, "127.0.0.1");
+  assert.equal(config.whipToken, "secret-token");
+  assert.equal(config.whipTokenGenerated, false);
+  assert.deepEqual(config.publicIps, ["203.0.113.5", "198.51.100.7"]);
+  assert.equal(config.consentTimeoutMs, 5000);
+});
+
+Deno.test("bad values stop start-up with one line naming the variable", () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ TCP_PORT: "80a" }, "TCP_PORT"],
+    [{ UDP_PORT: "70000" }, "UDP_PORT"],
+    [{ TCP_ADDRESS: "example.com" }, "TCP_ADDRESS"],
+    [{ PUBLIC_IP: "1.2.3" }, "PUBLIC_IP"],
+    [{ WHIP_TOKEN: "short" }, "WHIP_TOKEN"],
+    [{ CONSENT_TIMEOUT: "-1" }, "CONSENT_TIMEOUT"],
+    [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+  ];
+  for (const [vars, name] of cases) {
+    assert.throws(() => loadConfig(env(vars)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.ok(e.message.startsWith(name), e.message);
+      assert.ok(!e.message.includes("\n"));
+      return true;
+    });
+  }
+});

@@ -1,0 +1,119 @@
+/**
+ * Session lifecycle against the real server: an RSA certificate from the seed's openssl command works with
+ * Chromium, a viewer whose page goes away is freed, a publisher that goes away closes its room and viewers,
+ * and bad configuration stops start-up with one line.
+ */
+import assert from "node:assert/strict";
+import { launchChromium } from "./helpers/browser.ts";
+import { startServerProcess } from "./helpers/server_process.ts";
+import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 20000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last = await read();
+  while (!ok(last)) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    last = await read();
+  }
+  return last;
+}
+
+Deno.test({
+  name: "RSA certificate, vanished viewer, vanished publisher",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const certsDir = await Deno.makeTempDir();
+  const openssl = await new Deno.Command("openssl", {
+    args: ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${certsDir}/key.pem`, "-x509", "-days", "365"]
+      .concat(["-out", `${certsDir}/cert.pem`, "-subj", "/CN=localhost"]),
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.ok(openssl.success);
+  const server = await startServerProcess({ CERTS_DIR: certsDir, CONSENT_TIMEOUT: "3" });
+  const browser = await launchChromium();
+  try {
+    const rooms = async () => (await (await fetch(`${server.baseUrl}/rooms`)).json()).rooms;
+    const publisher = await browser.newPage();
+    await publisher.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(publisher, { token: server.token, room: "rsa" });
+
+    const viewer = await browser.newPage();
+    await viewer.goto(`${server.baseUrl}/healthz`);
+    await watchFromPage(viewer, "rsa");
+    await waitFor(
+      "frames over an RSA DTLS handshake",
+      () => receiveStats(viewer),
+      (s) => s.framesDecoded > 10,
+    );
+    await waitFor("viewer counted", rooms, (r) => r[0]?.viewer_count === 1);
+
+    // The viewer's page disappears without a DELETE.
+    await viewer.close();
+    await waitFor("viewer freed", rooms, (r) => r[0]?.viewer_count === 0, 10000);
+
+    // A second viewer, then the publisher's page disappears: the room and the viewer session end.
+    const viewer2 = await browser.newPage();
+    await viewer2.goto(`${server.baseUrl}/healthz`);
+    await watchFromPage(viewer2, "rsa");
+    await waitFor("second viewer decoding", () => receiveStats(viewer2), (s) => s.framesDecoded > 5);
+    await publisher.close();
+    await waitFor("room closed", rooms, (r) => r.length === 0, 10000);
+    await waitFor(
+      "viewer session ended",
+      () => viewer2.evaluate(() => (globalThis as unknown as { pc: RTCPeerConnection }).pc.connectionState),
+      (s) => s !== "connected",
+      10000,
+    );
+    assert.match(server.logs(), /room rsa closed/);
+  } catch (e) {
+    console.error(server.logs());
+    throw e;
+  } finally {
+    await browser.close();
+    await server.stop();
+    await Deno.remove(certsDir, { recursive: true });
+  }
+});
+
+Deno.test("bad configuration stops start-up with one clear line", async () => {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ TCP_PORT: "http" }, /^configuration error: TCP_PORT must be a port number/],
+    [{ STORAGE_DIR: "/proc/forbidden/storage" }, /^configuration error: STORAGE_DIR: directory/],
+    [{ UDP_ADDRESS: "not-an-ip" }, /^configuration error: UDP_ADDRESS/],
+  ];
+  for (const [env, expected] of cases) {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--unstable-net", "--allow-all", main],
+      env: { TCP_PORT: "0", UDP_PORT: "0", ...env },
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(out.stderr).trim();
+    assert.equal(out.code, 2, stderr);
+    assert.match(stderr, expected);
+    assert.equal(stderr.split("\n").length, 1, `one line: ${stderr}`);
+  }
+});
+
+Deno.test("--help lists every setting with its default", async () => {
+  const main = new URL("../main.ts", import.meta.url).pathname;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-net", "--allow-all", main, "--help"],
+    stdout: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  for (const name of ["TCP_PORT", "UDP_PORT", "WHIP_TOKEN", "PUBLIC_IP", "CERTS_DIR", "STORAGE_DIR"]) {
+    assert.match(text, new RegExp(`${name}.*\\[default: `));
+  }
+});
