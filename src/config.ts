@@ -24,7 +24,33 @@ export interface Config {
   publicIps: string[];
   consentTimeoutMs: number;
   thumbnailIntervalMs: number;
+  /** Replay the latest GOP to joining viewers. */
+  keyframeCache: boolean;
+  /** Answer viewers' NACKs from history and NACK the publisher's losses. */
+  retransmissions: boolean;
+  /** Transport-wide congestion-control feedback to publishers (else REMB). */
+  transportCc: boolean;
+  /** REMB ceiling for publishers without transport-wide CC, bit/s. */
+  maxPublisherBitrate: number;
+  /** WHIP + WHEP sessions in total, connecting or connected. */
+  maxSessions: number;
+  maxViewersPerRoom: number;
+  /** WHIP/WHEP POSTs per client address per minute; 0 turns the limit off. */
+  rateLimitPerMinute: number;
+  /** Open `GET /notifications` streams. */
+  maxSseClients: number;
+  /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
+  iceServers: IceServer[];
   logLevel: "debug" | "info" | "warn" | "error";
+}
+
+/** A STUN or TURN server from ICE_SERVERS. */
+export interface IceServer {
+  /** `stun:`, `stuns:`, `turn:` or `turns:` URI without credentials, e.g. `turn:turn.example.org:3478?transport=udp`. */
+  url: string;
+  /** TURN long-term credentials (RFC 8489 §9.2). */
+  username?: string;
+  credential?: string;
 }
 
 /** One documented setting: the name users set, its default and what it does (used by `--help`). */
@@ -67,7 +93,42 @@ export const SETTINGS: readonly SettingDoc[] = [
     defaultValue: "10",
     description: "seconds between thumbnail refreshes of a room",
   },
+  {
+    name: "KEYFRAME_CACHE",
+    defaultValue: "on",
+    description: "start new viewers from the cached latest keyframe (instant join)",
+  },
+  {
+    name: "RETRANSMISSIONS",
+    defaultValue: "on",
+    description: "answer viewers' NACKs from history and NACK the publisher's losses",
+  },
+  {
+    name: "TRANSPORT_CC",
+    defaultValue: "on",
+    description: "transport-wide congestion feedback so browser publishers ramp up (off: REMB only)",
+  },
+  {
+    name: "MAX_PUBLISHER_BITRATE",
+    defaultValue: "8000",
+    description: "kbit/s ceiling announced with REMB to publishers without transport-wide CC",
+  },
   { name: "LOG_LEVEL", defaultValue: "info", description: "debug, info, warn or error" },
+  { name: "MAX_SESSIONS", defaultValue: "500", description: "WHIP + WHEP sessions in total (503 beyond)" },
+  { name: "MAX_VIEWERS_PER_ROOM", defaultValue: "200", description: "WHEP sessions per room (503 beyond)" },
+  {
+    name: "RATE_LIMIT_PER_MINUTE",
+    defaultValue: "30",
+    description: "WHIP/WHEP POSTs per client address (IPv6: per /64) per minute, 429 beyond; 0 = off",
+  },
+  { name: "MAX_SSE_CLIENTS", defaultValue: "1000", description: "open /notifications streams (503 beyond)" },
+  {
+    name: "ICE_SERVERS",
+    defaultValue: "(none)",
+    description: "comma-separated STUN/TURN URIs handed to clients in Link headers, e.g. " +
+      "stun:stun.example.org:3478,turn:user:pass@turn.example.org:3478?transport=udp " +
+      "(percent-encode ':' '@' ',' in TURN user and password)",
+  },
 ];
 
 type Env = (name: string) => string | undefined;
@@ -102,8 +163,25 @@ export function loadConfig(env: Env = denoEnv): Config {
       .map((ip) => parseAddress("PUBLIC_IP", ip)),
     consentTimeoutMs: parseSeconds("CONSENT_TIMEOUT", get("CONSENT_TIMEOUT") ?? "15") * 1000,
     thumbnailIntervalMs: parseSeconds("THUMBNAIL_INTERVAL", get("THUMBNAIL_INTERVAL") ?? "10") * 1000,
+    keyframeCache: parseSwitch("KEYFRAME_CACHE", get("KEYFRAME_CACHE") ?? "on"),
+    retransmissions: parseSwitch("RETRANSMISSIONS", get("RETRANSMISSIONS") ?? "on"),
+    transportCc: parseSwitch("TRANSPORT_CC", get("TRANSPORT_CC") ?? "on"),
+    maxPublisherBitrate: parseCount("MAX_PUBLISHER_BITRATE", get("MAX_PUBLISHER_BITRATE") ?? "8000", 100) *
+      1000,
+    maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1),
+    maxViewersPerRoom: parseCount("MAX_VIEWERS_PER_ROOM", get("MAX_VIEWERS_PER_ROOM") ?? "200", 1),
+    rateLimitPerMinute: parseCount("RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE") ?? "30", 0),
+    maxSseClients: parseCount("MAX_SSE_CLIENTS", get("MAX_SSE_CLIENTS") ?? "1000", 1),
+    iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+      .map(parseIceServer),
     logLevel: logLevel as Config["logLevel"],
   };
+}
+
+function parseSwitch(name: string, value: string): boolean {
+  if (/^(on|true|1|yes)$/i.test(value)) return true;
+  if (/^(off|false|0|no)$/i.test(value)) return false;
+  throw new ConfigError(`${name} must be on or off (got "${value}")`);
 }
 
 function parsePort(name: string, value: string): number {
@@ -115,12 +193,63 @@ function parsePort(name: string, value: string): number {
   return port;
 }
 
+function parseCount(name: string, value: string, min: number): number {
+  const count = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(count) || count < min || count > 1_000_000) {
+    throw new ConfigError(`${name} must be a whole number from ${min} to 1000000 (got "${value}")`);
+  }
+  return count;
+}
+
 function parseSeconds(name: string, value: string): number {
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) {
     throw new ConfigError(`${name} must be a number of seconds between 0 and 86400 (got "${value}")`);
   }
   return seconds;
+}
+
+/**
+ * One ICE_SERVERS entry: `stun:host[:port]`, `stuns:...`, or `turn[s]:user:password@host[:port][?transport=udp|tcp]`
+ * (RFC 7064/7065 URIs; TURN credentials in the userinfo, percent-encoded; a `//` after the scheme is tolerated).
+ */
+function parseIceServer(entry: string): IceServer {
+  const fail = (why: string): never => {
+    throw new ConfigError(`ICE_SERVERS: ${why} (got "${entry.replace(/:[^:@]*@/, ":***@")}")`);
+  };
+  const match = /^(stuns?|turns?):(?:\/\/)?(.*)$/i.exec(entry);
+  if (!match) return fail("each entry must start with stun:, stuns:, turn: or turns:");
+  const scheme = match[1].toLowerCase();
+  let rest = match[2];
+  let username: string | undefined;
+  let credential: string | undefined;
+  const at = rest.lastIndexOf("@");
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const colon = userinfo.indexOf(":");
+    if (colon <= 0 || colon === userinfo.length - 1) return fail("credentials must be user:password@");
+    try {
+      username = decodeURIComponent(userinfo.slice(0, colon));
+      credential = decodeURIComponent(userinfo.slice(colon + 1));
+    } catch {
+      return fail("bad percent-encoding in the credentials");
+    }
+  }
+  const isTurn = scheme.startsWith("turn");
+  if (!isTurn && username !== undefined) return fail("stun: URIs take no credentials");
+  if (isTurn && username === undefined) return fail("turn: URIs need user:password@ before the host");
+  const [hostPort, query, ...more] = rest.split("?");
+  if (more.length > 0) return fail("more than one '?'");
+  if (query !== undefined && (!isTurn || !/^transport=(udp|tcp)$/i.test(query))) {
+    return fail("the only query allowed is ?transport=udp or ?transport=tcp on turn: URIs");
+  }
+  const hp = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(hostPort);
+  if (!hp || (hp[2] !== undefined && (Number(hp[2]) < 1 || Number(hp[2]) > 65535))) {
+    return fail("expected host or host:port after the scheme");
+  }
+  const url = `${scheme}:${hostPort}${query !== undefined ? `?${query.toLowerCase()}` : ""}`;
+  return username === undefined ? { url } : { url, username, credential };
 }
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;

@@ -53,3 +53,25 @@ Deno.test("bad values stop start-up with one line naming the variable", () => {
     });
   }
 });
+
+Deno.test("limits have safe defaults and are validated", () => {
+  const config = loadConfig(env({}));
+  assert.equal(config.maxSessions, 500);
+  assert.equal(config.maxViewersPerRoom, 200);
+  assert.equal(config.rateLimitPerMinute, 30);
+  assert.equal(config.maxSseClients, 1000);
+  assert.equal(loadConfig(env({ RATE_LIMIT_PER_MINUTE: "0" })).rateLimitPerMinute, 0);
+  assert.equal(loadConfig(env({ MAX_SESSIONS: "20" })).maxSessions, 20);
+  for (
+    const [name, value] of [["MAX_SESSIONS", "0"], ["MAX_VIEWERS_PER_ROOM", "1.5"], ["MAX_SSE_CLIENTS", "-3"]]
+  ) {
+    assert.throws(() => loadConfig(env({ [name]: value })), (e: unknown) => {
+      assert.ok(e instanceof ConfigError && e.message.startsWith(name), String(e));
+      return true;
+    });
+  }
+  assert.throws(
+    () => loadConfig(env({ RATE_LIMIT_PER_MINUTE: "lots" })),
+    /^ConfigError: RATE_LIMIT_PER_MINUTE/,
+  );
+});

@@ -7,6 +7,7 @@ import { SessionManager } from "./rooms/sessions.ts";
 import { RoomBus, roomBusName } from "./rooms/bus.ts";
 import { createRouter } from "./http/routes.ts";
 import { serveUi } from "./http/ui.ts";
+import { RateLimiter } from "./http/rate_limit.ts";
 import { RoomDirectory } from "./rooms/directory.ts";
 import { RoomFeed } from "./http/notifications.ts";
 import { ThumbnailFiles } from "./http/rooms.ts";
@@ -56,12 +57,20 @@ export async function startServer(
     certificate,
     candidates,
     consentTimeoutMs: config.consentTimeoutMs,
+    media: {
+      keyframeCache: config.keyframeCache,
+      retransmissions: config.retransmissions,
+      maxPublisherBitrate: config.maxPublisherBitrate,
+    },
+    transportCc: config.transportCc,
+    maxSessions: config.maxSessions,
+    maxViewersPerRoom: config.maxViewersPerRoom,
     transport: socket,
     bus,
     log,
   });
   const directory = new RoomDirectory(new RoomBus(busName));
-  const feed = new RoomFeed(directory);
+  const feed = new RoomFeed(directory, { maxClients: config.maxSseClients });
   const thumbnailFiles = new ThumbnailFiles(config.storageDir, directory);
   await ThumbnailService.cleanStale(config.storageDir);
   const thumbnails = new ThumbnailService({
@@ -96,6 +105,8 @@ export async function startServer(
         frontendUrl: config.frontendUrl,
         log,
         extra: [serveUi],
+        rateLimiter: new RateLimiter(config.rateLimitPerMinute),
+        iceServers: config.iceServers,
       }),
     );
   } catch (e) {

@@ -1,13 +1,23 @@
-/** WHIP (RFC 9725) and WHEP endpoints: offers in, answers and session URLs out. */
+/**
+ * WHIP (RFC 9725) and WHEP endpoints: offers in, answers and session URLs out; trickle ICE and ICE restarts
+ * over PATCH (§4.3); STUN/TURN servers in `Link` headers (§4.6).
+ */
 import type { SessionManager } from "../rooms/sessions.ts";
+import type { IceServer } from "../config.ts";
+import { parseIceFragment } from "../sdp/sdpfrag.ts";
+import { SdpError } from "../sdp/offer.ts";
 import { HttpError, readTextCapped, requireContentType } from "./body.ts";
-import { requireBearer } from "./auth.ts";
+import { requireBearer, tokensEqual } from "./auth.ts";
 
 /** What the WHIP/WHEP handlers need. */
 export interface IngestDeps {
   sessions: SessionManager;
   whipToken: string;
+  /** STUN/TURN servers offered to clients (ICE_SERVERS); none when absent. */
+  iceServers?: IceServer[];
 }
+
+const SDPFRAG = "application/trickle-ice-sdpfrag";
 
 /** `POST /whip[?room=<name>]`: a publisher's offer; creates the room. */
 export async function postWhip(req: Request, url: URL, deps: IngestDeps): Promise<Response> {
@@ -16,9 +26,7 @@ export async function postWhip(req: Request, url: URL, deps: IngestDeps): Promis
   const offer = await readTextCapped(req);
   const room = url.searchParams.get("room") ?? url.searchParams.get("id") ?? undefined;
   const created = deps.sessions.publish(offer, room);
-  return sdpCreated(created.answer, `/whip/${created.sessionId}`, created.etag, {
-    "X-Room-Id": created.roomId,
-  });
+  return sdpCreated(created.answer, `/whip/${created.sessionId}`, created.etag, created.roomId, deps);
 }
 
 /** `POST /whep?target_id=<room>` or `POST /whep/<room>`: a viewer's offer. */
@@ -33,9 +41,7 @@ export async function postWhep(
   requireContentType(req, "application/sdp");
   const offer = await readTextCapped(req);
   const created = deps.sessions.watch(roomId, offer);
-  return sdpCreated(created.answer, `/whep/${created.sessionId}`, created.etag, {
-    "X-Room-Id": created.roomId,
-  });
+  return sdpCreated(created.answer, `/whep/${created.sessionId}`, created.etag, created.roomId, deps);
 }
 
 /** `DELETE /whip/<session>` (token required) or `DELETE /whep/<session>` (the URL is the capability). */
@@ -51,8 +57,10 @@ export function deleteSession(
 }
 
 /**
- * `PATCH` with trickled candidates (RFC 8840). The server is ICE-lite and learns the client's addresses
- * from its checks, so candidates need no action; an ICE restart is not supported yet.
+ * `PATCH` with an SDP fragment (RFC 8840, RFC 9725 §4.3). The ufrag says which ICE session the fragment
+ * is for: the current one means trickled candidates (204; an ICE-lite server learns the client's addresses
+ * from its checks, so they need no action), a new one with a password means an ICE restart (200 with the
+ * server's new credentials and candidates, and a new ETag).
  */
 export async function patchSession(
   req: Request,
@@ -61,18 +69,94 @@ export async function patchSession(
   deps: IngestDeps,
 ): Promise<Response> {
   if (kind === "whip") requireBearer(req, deps.whipToken);
-  if (!deps.sessions.has(kind, sessionId)) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
-  requireContentType(req, "application/trickle-ice-sdpfrag");
-  const fragment = await readTextCapped(req);
-  if (/^a=ice-pwd:/m.test(fragment)) {
-    throw new HttpError(501, "ICE restart is not supported; start a new session");
+  const ice = deps.sessions.iceSession(kind, sessionId);
+  if (!ice) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
+  requireContentType(req, SDPFRAG);
+  if (!ifMatch(req.headers.get("if-match"), ice.etag)) {
+    throw new HttpError(412, `If-Match does not name the current ICE session (ETag ${ice.etag})`, {
+      ETag: ice.etag,
+    });
   }
-  return new Response(null, { status: 204 });
+  const text = await readTextCapped(req);
+  let fragment;
+  try {
+    fragment = parseIceFragment(text);
+  } catch (e) {
+    if (e instanceof SdpError) throw new HttpError(400, `malformed SDP fragment: ${e.message}`);
+    throw e;
+  }
+  const ufrag = fragment.iceUfrag;
+  if (ufrag === undefined || ufrag === ice.remoteUfrag) {
+    return new Response(null, { status: 204, headers: { ETag: ice.etag } });
+  }
+  if (ice.earlierRemoteUfrags.includes(ufrag)) {
+    throw new HttpError(422, "the fragment is for an earlier ICE session of this resource");
+  }
+  if (fragment.icePwd === undefined) {
+    throw new HttpError(422, "a=ice-ufrag does not match the session; an ICE restart needs a=ice-pwd too");
+  }
+  const restarted = deps.sessions.restartIce(kind, sessionId, ufrag);
+  return new Response(restarted.fragment, {
+    status: 200,
+    headers: { "Content-Type": SDPFRAG, ETag: restarted.etag },
+  });
 }
 
-function sdpCreated(answer: string, location: string, etag: string, extra: Record<string, string>): Response {
-  return new Response(answer, {
-    status: 201,
-    headers: { "Content-Type": "application/sdp", Location: location, ETag: etag, ...extra },
+/**
+ * Adds `Link: <uri>; rel="ice-server"` headers to an `OPTIONS` response of a WHIP or WHEP endpoint.
+ * TURN credentials go only where a session could be made anyway: on WHEP, and on WHIP with the token.
+ */
+export function addOptionsLinks(headers: Headers, req: Request, path: string, deps: IngestDeps): void {
+  const [first, ...rest] = path.split("/").filter((s) => s !== "");
+  if ((first !== "whip" && first !== "whep") || rest.length > 1) return;
+  let withCredentials = first === "whep";
+  if (!withCredentials) {
+    const match = /^Bearer\s+(.+)$/i.exec(req.headers.get("authorization")?.trim() ?? "");
+    withCredentials = match !== null && tokensEqual(match[1], deps.whipToken);
+  }
+  for (const link of iceServerLinks(deps.iceServers ?? [], withCredentials)) headers.append("Link", link);
+}
+
+/** `Link` header values for the ICE servers (RFC 9725 §4.6); credentialled ones only when asked. */
+export function iceServerLinks(servers: IceServer[], withCredentials: boolean): string[] {
+  const links: string[] = [];
+  for (const server of servers) {
+    if (server.username === undefined) {
+      links.push(`<${server.url}>; rel="ice-server"`);
+    } else if (withCredentials) {
+      links.push(
+        `<${server.url}>; rel="ice-server"; username=${quote(server.username)}; ` +
+          `credential=${quote(server.credential ?? "")}; credential-type="password"`,
+      );
+    }
+  }
+  return links;
+}
+
+/** RFC 9110 §13.1.1 with strong comparison: absent or `*` matches; else one of the listed tags must. */
+function ifMatch(header: string | null, etag: string): boolean {
+  if (header === null) return true;
+  const tags = header.split(",").map((t) => t.trim());
+  return tags.includes("*") || tags.includes(etag);
+}
+
+function quote(value: string): string {
+  return `"${value.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`;
+}
+
+function sdpCreated(
+  answer: string,
+  location: string,
+  etag: string,
+  roomId: string,
+  deps: IngestDeps,
+): Response {
+  const headers = new Headers({
+    "Content-Type": "application/sdp",
+    Location: location,
+    ETag: etag,
+    "X-Room-Id": roomId,
   });
+  for (const link of iceServerLinks(deps.iceServers ?? [], true)) headers.append("Link", link);
+  return new Response(answer, { status: 201, headers });
 }

@@ -2,10 +2,12 @@
 import { SessionError } from "../rooms/errors.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
-import { deleteSession, patchSession, postWhep, postWhip } from "./ingest.ts";
+import { addOptionsLinks, deleteSession, patchSession, postWhep, postWhip } from "./ingest.ts";
+import type { IceServer } from "../config.ts";
 import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
 import type { RoomDirectory } from "../rooms/directory.ts";
 import type { RoomFeed } from "./notifications.ts";
+import { clientKey, type RateLimiter } from "./rate_limit.ts";
 
 /** What the router needs. */
 export interface RouterDeps {
@@ -18,17 +20,26 @@ export interface RouterDeps {
   log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
   /** Extra handlers tried before the API routes (web UI, SSE, thumbnails); undefined means "not mine". */
   extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
+  /** Budget of WHIP/WHEP POSTs per client address; absent means unlimited. */
+  rateLimiter?: RateLimiter;
+  /** STUN/TURN servers for `Link: rel="ice-server"` headers on WHIP/WHEP POST and OPTIONS. */
+  iceServers?: IceServer[];
+}
+
+/** The part of `Deno.ServeHandlerInfo` the router uses: who is asking. */
+export interface ClientInfo {
+  remoteAddr: { hostname: string };
 }
 
 const SESSION_ID = /^[A-Za-z0-9_-]{16,64}$/;
 
 /** Builds the `Deno.serve` handler. */
-export function createRouter(deps: RouterDeps): (req: Request) => Promise<Response> {
+export function createRouter(deps: RouterDeps): (req: Request, info?: ClientInfo) => Promise<Response> {
   const cors = corsHeaders(deps.frontendUrl);
-  return async (req: Request): Promise<Response> => {
+  return async (req: Request, info?: ClientInfo): Promise<Response> => {
     let response: Response;
     try {
-      response = await route(req, deps);
+      response = await route(req, deps, info);
     } catch (e) {
       response = errorResponse(e, deps);
     }
@@ -39,10 +50,14 @@ export function createRouter(deps: RouterDeps): (req: Request) => Promise<Respon
   };
 }
 
-async function route(req: Request, deps: RouterDeps): Promise<Response> {
+async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefined): Promise<Response> {
   const url = new URL(req.url);
   const path = url.pathname.replace(/\/+$/, "") || "/";
-  if (req.method === "OPTIONS") return preflight(path);
+  if (req.method === "OPTIONS") {
+    const response = preflight(path);
+    addOptionsLinks(response.headers, req, path, deps);
+    return response;
+  }
   for (const handler of deps.extra ?? []) {
     const response = await handler(req, url);
     if (response) return response;
@@ -53,11 +68,13 @@ async function route(req: Request, deps: RouterDeps): Promise<Response> {
     const kind = first;
     if (second === undefined) {
       allow(req, ["POST", "OPTIONS"]);
+      rateLimit(deps, info);
       return kind === "whip"
         ? await postWhip(req, url, deps)
         : await postWhep(req, url.searchParams.get("target_id") ?? undefined, deps);
     }
     if (kind === "whep" && req.method === "POST") {
+      rateLimit(deps, info);
       return await postWhep(req, decodeURIComponent(second), deps);
     }
     allow(req, kind === "whep" ? ["POST", "PATCH", "DELETE", "OPTIONS"] : ["PATCH", "DELETE", "OPTIONS"]);
@@ -97,20 +114,38 @@ export function allow(req: Request, methods: string[]): void {
   }
 }
 
+/** Spends one of the client's session POSTs; 429 with `Retry-After` when its budget is used up. */
+function rateLimit(deps: RouterDeps, info: ClientInfo | undefined): void {
+  if (!deps.rateLimiter || !info) return;
+  const decision = deps.rateLimiter.take(clientKey(info.remoteAddr.hostname), performance.now());
+  if (!decision.allowed) {
+    throw new HttpError(
+      429,
+      `too many session requests from your address (${deps.rateLimiter.perMinute} per minute)`,
+      { "Retry-After": String(decision.retryAfterSeconds) },
+    );
+  }
+}
+
 function preflight(path: string): Response {
-  const methods = path.startsWith("/whip") || path.startsWith("/whep")
+  const [first, second, ...rest] = path.split("/").filter((s) => s !== "");
+  const ingest = (first === "whip" || first === "whep") && rest.length === 0;
+  // The endpoints take POST; a session URL takes PATCH and DELETE (and /whep/<room> is also an endpoint).
+  const methods = !ingest
+    ? "GET, HEAD, OPTIONS"
+    : second === undefined
+    ? "POST, OPTIONS"
+    : first === "whep"
     ? "POST, PATCH, DELETE, OPTIONS"
-    : "GET, HEAD, OPTIONS";
-  return new Response(null, {
-    status: 204,
-    headers: {
-      "Access-Control-Allow-Methods": methods,
-      "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
-      "Access-Control-Max-Age": "600",
-      Allow: methods,
-      "Accept-Post": "application/sdp",
-    },
-  });
+    : "PATCH, DELETE, OPTIONS";
+  const headers: Record<string, string> = {
+    "Access-Control-Allow-Methods": methods,
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Max-Age": "600",
+    Allow: methods,
+  };
+  if (methods.startsWith("POST")) headers["Accept-Post"] = "application/sdp";
+  return new Response(null, { status: 204, headers });
 }
 
 function corsHeaders(frontendUrl: string): Record<string, string> {
@@ -126,6 +161,7 @@ function errorResponse(e: unknown, deps: RouterDeps): Response {
   if (e instanceof HttpError || e instanceof SessionError) {
     const headers = new Headers({ "Content-Type": "text/plain; charset=utf-8" });
     if (e instanceof HttpError) { for (const [k, v] of Object.entries(e.headers)) headers.set(k, v); }
+    if (e.status === 503 && !headers.has("Retry-After")) headers.set("Retry-After", "10");
     return new Response(e.message + "\n", { status: e.status, headers });
   }
   deps.log("error", `request failed: ${(e as Error)?.stack ?? e}`);

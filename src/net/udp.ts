@@ -128,6 +128,11 @@ export class MediaSocket implements PeerTransport {
     this.#byUfrag.set(peer.localUfrag, peer);
   }
 
+  renamePeer(peer: Peer, oldUfrag: string): void {
+    if (this.#byUfrag.get(oldUfrag) === peer) this.#byUfrag.delete(oldUfrag);
+    this.#byUfrag.set(peer.localUfrag, peer);
+  }
+
   routeAddress(peer: Peer, address: PeerAddress): void {
     this.#byAddress.set(addressKey(address), peer);
   }

@@ -73,9 +73,10 @@ const SRTP_PROFILES: (1 | 7)[] = [7, 1];
 /** One WHIP or WHEP client's ICE-lite + DTLS + SRTP state. */
 export class Peer {
   readonly id: string;
-  readonly localUfrag: string;
-  readonly localPwd: string;
-  readonly remoteUfrag: string;
+  /** ICE credentials of both sides; only {@link restartIce} changes them. */
+  localUfrag: string;
+  localPwd: string;
+  remoteUfrag: string;
   state: PeerState = "new";
   /** Where media goes: the nominated address, or the last validated one until nomination. */
   selected: PeerAddress | undefined;
@@ -119,6 +120,16 @@ export class Peer {
       this.#nominated ||= answer.nominated;
       this.selected = from;
     }
+  }
+
+  /**
+   * ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides. DTLS, SRTP and the addresses
+   * validated so far stay, so media keeps flowing on the old path until the client nominates a new one.
+   */
+  restartIce(localUfrag: string, localPwd: string, remoteUfrag: string): void {
+    this.localUfrag = localUfrag;
+    this.localPwd = localPwd;
+    this.remoteUfrag = remoteUfrag;
   }
 
   /** Whether ICE validated this address for this peer. */

@@ -1,19 +1,60 @@
-/** A live room: one publisher's media fanned out to its viewers, with per-viewer SSRC/PT/sequence rewrite. */
+/**
+ * A live room: one publisher's media fanned out to its viewers. Per viewer the forwarder rewrites payload
+ * type, SSRC, sequence number and timestamp, so every viewer sees one continuous stream even across a
+ * publisher's encoder restart, and a joining viewer starts from the cached keyframe at once.
+ */
 import { Buffer } from "node:buffer";
 import { RtpHeader } from "werift";
 import type { ChosenCodec } from "../sdp/codecs.ts";
-import type { Peer } from "../peer/peer.ts";
-import { buildBye, buildEmptyReceiverReport, buildPli, compound, readFeedback } from "../rtp/rtcp.ts";
-import { type AccessUnit, H264Depacketizer } from "../rtp/h264_depacketizer.ts";
-import type { RoomInfo } from "./bus.ts";
 import { h264Profile } from "../sdp/codecs.ts";
+import type { Peer } from "../peer/peer.ts";
+import {
+  buildBye,
+  buildEmptyReceiverReport,
+  buildNack,
+  buildPli,
+  buildReceiverReport,
+  buildRemb,
+  buildSenderReport,
+  compound,
+  readRtcp,
+  type ReportBlock,
+  type SenderReport,
+} from "../rtp/rtcp.ts";
+import { type AccessUnit, H264Depacketizer } from "../rtp/h264_depacketizer.ts";
+import { startsKeyframe } from "../rtp/keyframe.ts";
+import { KeyframeCache, squeezeTimestamps } from "../rtp/keyframe_cache.ts";
+import { PacketCache } from "../rtp/packet_cache.ts";
+import { ReceiveStream } from "../rtp/receive_stream.ts";
+import { seqAdd, seqNewer } from "../rtp/sequence.ts";
+import { TwccRecorder } from "../rtp/twcc.ts";
+import type { RoomInfo } from "./bus.ts";
 
-/** What a viewer receives on one kind of media: its payload type, the SSRC it was told, a sequence offset. */
+/** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
 export interface ViewerTrack {
   payloadType: number;
   ssrc: number;
-  /** Added to the publisher's sequence numbers so each viewer's stream starts at a random point. */
+  /** Added to the publisher's sequence numbers (mod 2^16). */
   sequenceOffset: number;
+  /** Added to the publisher's RTP timestamps (mod 2^32). */
+  timestampOffset: number;
+  /** Video waits for a keyframe before anything is forwarded, so a decoder never starts mid-GOP. */
+  started: boolean;
+  lastSequence: number;
+  lastTimestamp: number;
+  lastSentAt: number;
+  packetsSent: number;
+  octetsSent: number;
+}
+
+/** What a viewer's receiver reports say about its reception. */
+export interface ViewerReception {
+  fractionLost: number;
+  cumulativeLost: number;
+  jitterMs: number;
+  rttMs: number | undefined;
+  nacksReceived: number;
+  packetsResent: number;
 }
 
 /** One WHEP viewer of a room. */
@@ -22,13 +63,72 @@ export interface Viewer {
   peer: Peer;
   video?: ViewerTrack;
   audio?: ViewerTrack;
+  reception: ViewerReception;
+  /** Middle 32 bits of the NTP time of SRs sent to this viewer -> when they were sent (for RTT). */
+  sentReports: Map<number, number>;
 }
 
-/** Receives one publisher packet; lets the thumbnailer and stats see media without reaching into Room. */
-export type MediaTap = (kind: "video" | "audio", header: RtpHeader, payload: Uint8Array, now: number) => void;
+/** Tuning of the media path that the configuration may change. */
+export interface MediaOptions {
+  /** Keep the latest GOP and replay it to joining viewers. */
+  keyframeCache: boolean;
+  /** Answer viewers' NACKs and NACK the publisher's losses. */
+  retransmissions: boolean;
+  /** Ceiling announced to the publisher with REMB (bit/s). */
+  maxPublisherBitrate: number;
+  /** Extension id of transport-wide sequence numbers in the publisher's packets, if negotiated. */
+  twccExtensionId?: number;
+}
+
+/** Defaults of {@link MediaOptions}. */
+export const DEFAULT_MEDIA_OPTIONS: MediaOptions = {
+  keyframeCache: true,
+  retransmissions: true,
+  maxPublisherBitrate: 8_000_000,
+};
+
+/** Counters of one room, for metrics and the stats endpoint. */
+export interface RoomCounters {
+  keyframeRequests: number;
+  keyframeCacheHits: number;
+  nacksSent: number;
+  nacksReceived: number;
+  packetsResent: number;
+  sourceChanges: number;
+}
+
+/** Creates a viewer's track mapping for a publisher stream; offsets start at random points. */
+export function newViewerTrack(payloadType: number, ssrc: number, isVideo: boolean): ViewerTrack {
+  const random = crypto.getRandomValues(new Uint32Array(2));
+  return {
+    payloadType,
+    ssrc,
+    sequenceOffset: random[0] & 0xffff,
+    timestampOffset: random[1],
+    started: !isVideo,
+    lastSequence: -1,
+    lastTimestamp: 0,
+    lastSentAt: 0,
+    packetsSent: 0,
+    octetsSent: 0,
+  };
+}
 
 /** Keyframe requests reach the publisher no more often than this (per room). */
 const KEYFRAME_REQUEST_INTERVAL_MS = 500;
+/** Receiver reports (and REMB) to the publisher. */
+const RECEIVER_REPORT_INTERVAL_MS = 1000;
+/** Transport-wide congestion-control feedback to the publisher. */
+const TWCC_INTERVAL_MS = 50;
+/** Retry spacing of NACKs to the publisher when its RTT is unknown. */
+const NACK_RETRY_MS = 40;
+
+/** One incoming publisher stream (one SSRC of one kind). */
+interface SourceStream {
+  ssrc: number;
+  clockRate: number;
+  receive: ReceiveStream;
+}
 
 /** One publisher and its viewers. */
 export class Room {
@@ -42,8 +142,14 @@ export class Room {
   live = false;
   /** SSRC the server uses as sender of its RTCP towards the publisher. */
   readonly feedbackSsrc = randomSsrc();
-  keyframeRequests = 0;
-  taps: MediaTap[] = [];
+  readonly counters: RoomCounters = {
+    keyframeRequests: 0,
+    keyframeCacheHits: 0,
+    nacksSent: 0,
+    nacksReceived: 0,
+    packetsResent: 0,
+    sourceChanges: 0,
+  };
   /** Called with each complete keyframe access unit (the data is only valid during the call). */
   onKeyframe: ((unit: AccessUnit) => void) | undefined;
   /** Publisher media bytes received, for the bitrate estimate. */
@@ -56,11 +162,17 @@ export class Room {
   bitrateKbps = 0;
   fps = 0;
 
+  #options: MediaOptions;
+  #videoSource: SourceStream | undefined;
+  #audioSource: SourceStream | undefined;
   #depacketizer = new H264Depacketizer();
+  #keyframes = new KeyframeCache();
+  #history = new PacketCache(1024);
+  #twcc = new TwccRecorder();
   #rateSample = { at: 0, bytes: 0, units: 0 };
-
-  #publisherVideoSsrc: number | undefined;
   #lastKeyframeRequest = -Infinity;
+  #lastReceiverReport = 0;
+  #lastTwcc = 0;
 
   constructor(options: {
     id: string;
@@ -69,6 +181,7 @@ export class Room {
     video: ChosenCodec;
     audio: ChosenCodec | undefined;
     now: Date;
+    media?: Partial<MediaOptions>;
   }) {
     this.id = options.id;
     this.publisherSessionId = options.publisherSessionId;
@@ -76,9 +189,10 @@ export class Room {
     this.video = options.video;
     this.audio = options.audio;
     this.createdAt = options.now;
+    this.#options = { ...DEFAULT_MEDIA_OPTIONS, ...options.media };
   }
 
-  /** Forwards one decrypted publisher RTP packet to every connected viewer. */
+  /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
   handlePublisherRtp(packet: Uint8Array, now: number): void {
     let header: RtpHeader;
     try {
@@ -87,38 +201,138 @@ export class Room {
       return;
     }
     if (header.payloadOffset > packet.length) return;
-    const payload = packet.subarray(header.payloadOffset);
     const isVideo = header.payloadType === this.video.payloadType;
     if (!isVideo && header.payloadType !== this.audio?.payloadType) return;
+    const payload = packet.subarray(header.payloadOffset);
     this.bytesIn += packet.length;
+
+    if (this.#options.twccExtensionId !== undefined) this.#recordTransportSequence(header, now);
+    let source = isVideo ? this.#videoSource : this.#audioSource;
+    if (!source || source.ssrc !== header.ssrc) source = this.#changeSource(isVideo, header, now);
+    source.receive.onPacket(header.sequenceNumber, header.timestamp, now);
+
+    let keyframeStart = false;
     if (isVideo) {
-      this.#publisherVideoSsrc = header.ssrc;
+      keyframeStart = startsKeyframe(payload);
+      if (this.#options.retransmissions) this.#history.store(header.sequenceNumber, packet);
+      if (this.#options.keyframeCache) {
+        this.#keyframes.push(packet, header.payloadOffset, header.sequenceNumber, header.timestamp);
+      }
       const unit = this.#depacketizer.push(payload, header.sequenceNumber, header.timestamp, header.marker);
       if (unit) this.#onAccessUnit(unit);
     }
-    for (const tap of this.taps) tap(isVideo ? "video" : "audio", header, payload, now);
 
     // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
     header.extension = false;
     header.extensions = [];
     const sequenceNumber = header.sequenceNumber;
+    const timestamp = header.timestamp;
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
       if (!track) continue;
-      header.payloadType = track.payloadType;
-      header.ssrc = track.ssrc;
-      header.sequenceNumber = (sequenceNumber + track.sequenceOffset) & 0xffff;
-      viewer.peer.sendRtp(header, payload);
+      if (!track.started) {
+        if (!keyframeStart) continue;
+        track.started = true;
+      }
+      this.#forward(viewer, track, header, payload, sequenceNumber, timestamp, now);
+    }
+
+    this.#sendPublisherFeedback(now);
+  }
+
+  /** Starts a connected viewer: replays the cached GOP (keyframe first) and asks for a fresh keyframe. */
+  addViewer(viewer: Viewer, now: number): void {
+    this.viewers.add(viewer);
+    const track = viewer.video;
+    if (track && this.#options.keyframeCache) {
+      const cached = this.#keyframes.packets;
+      if (cached.length > 0) {
+        this.counters.keyframeCacheHits++;
+        track.started = true;
+        const timestamps = squeezeTimestamps(cached);
+        for (const item of cached) {
+          let header: RtpHeader;
+          try {
+            header = RtpHeader.deSerialize(item.packet as Buffer);
+          } catch {
+            continue;
+          }
+          header.extension = false;
+          header.extensions = [];
+          const payload = item.packet.subarray(item.payloadOffset);
+          this.#forward(
+            viewer,
+            track,
+            header,
+            payload,
+            item.sequenceNumber,
+            timestamps.get(item.timestamp)!,
+            now,
+          );
+        }
+      }
+    }
+    this.requestKeyframe(now);
+  }
+
+  /** Handles RTCP from a viewer: keyframe requests, NACKs (answered from history) and receiver reports. */
+  handleViewerRtcp(viewer: Viewer, packet: Uint8Array, now: number): void {
+    const rtcp = readRtcp(packet);
+    if (rtcp.keyframeRequested) this.requestKeyframe(now);
+    const track = viewer.video;
+    if (track && this.#options.retransmissions) {
+      for (const nack of rtcp.nacks) {
+        if (nack.mediaSsrc !== track.ssrc) continue;
+        this.counters.nacksReceived += nack.sequenceNumbers.length;
+        viewer.reception.nacksReceived += nack.sequenceNumbers.length;
+        for (const sent of nack.sequenceNumbers) this.#resend(viewer, track, sent, now);
+      }
+    }
+    for (const block of rtcp.reportBlocks) {
+      if (block.ssrc !== viewer.video?.ssrc && block.ssrc !== viewer.audio?.ssrc) continue;
+      this.#onViewerReport(viewer, block, now);
     }
   }
 
-  #onAccessUnit(unit: AccessUnit): void {
-    this.accessUnits++;
-    if (unit.width && unit.height) {
-      this.width = unit.width;
-      this.height = unit.height;
+  /** Handles RTCP from the publisher: its sender reports are translated for each viewer (lip sync). */
+  handlePublisherRtcp(packet: Uint8Array, now: number): void {
+    const rtcp = readRtcp(packet);
+    for (const report of rtcp.senderReports) {
+      const isVideo = report.ssrc === this.#videoSource?.ssrc;
+      const source = isVideo
+        ? this.#videoSource
+        : report.ssrc === this.#audioSource?.ssrc
+        ? this.#audioSource
+        : undefined;
+      if (!source) continue;
+      source.receive.onSenderReport(report.ntpSeconds, report.ntpFraction, now);
+      for (const viewer of this.viewers) this.#sendTranslatedReport(viewer, isVideo, report, now);
     }
-    if (unit.isKeyframe) this.onKeyframe?.(unit);
+  }
+
+  /** Asks the publisher for a keyframe (PLI), at most every 500 ms. */
+  requestKeyframe(now: number): void {
+    if (!this.#videoSource) return;
+    if (now - this.#lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    this.#lastKeyframeRequest = now;
+    this.counters.keyframeRequests++;
+    this.publisher.sendRtcp(
+      compound(
+        buildEmptyReceiverReport(this.feedbackSsrc),
+        buildPli(this.feedbackSsrc, this.#videoSource.ssrc),
+      ),
+    );
+  }
+
+  /** Sends a BYE for the viewer's streams (before closing it). */
+  sayGoodbye(viewer: Viewer): void {
+    const ssrcs = [viewer.video?.ssrc, viewer.audio?.ssrc].filter((s): s is number => s !== undefined);
+    if (ssrcs.length === 0) return;
+    try {
+      viewer.peer.sendRtcp(compound(buildEmptyReceiverReport(ssrcs[0]), buildBye(ssrcs)));
+    } catch {
+      // A send failure towards one viewer must not stop the room closing.
+    }
   }
 
   /** Recomputes bitrate and frame rate over the time since the last call; true when either moved >10 %. */
@@ -157,35 +371,178 @@ export class Room {
     };
   }
 
-  /** Handles RTCP from a viewer: keyframe requests go to the publisher (throttled). */
-  handleViewerRtcp(packet: Uint8Array, now: number): void {
-    if (readFeedback(packet).keyframeRequested) this.requestKeyframe(now);
+  /** Rewrites `header` for one viewer and sends it; `header` is shared and overwritten per viewer. */
+  #forward(
+    viewer: Viewer,
+    track: ViewerTrack,
+    header: RtpHeader,
+    payload: Uint8Array,
+    sequenceNumber: number,
+    timestamp: number,
+    now: number,
+  ): void {
+    const outSequence = seqAdd(sequenceNumber, track.sequenceOffset);
+    const outTimestamp = (timestamp + track.timestampOffset) >>> 0;
+    header.payloadType = track.payloadType;
+    header.ssrc = track.ssrc;
+    header.sequenceNumber = outSequence;
+    header.timestamp = outTimestamp;
+    viewer.peer.sendRtp(header, payload);
+    if (track.lastSequence < 0 || seqNewer(outSequence, track.lastSequence)) {
+      track.lastSequence = outSequence;
+      track.lastTimestamp = outTimestamp;
+      track.lastSentAt = now;
+    }
+    track.packetsSent++;
+    track.octetsSent += payload.length;
   }
 
-  /** Asks the publisher for a keyframe (PLI), at most every 500 ms. */
-  requestKeyframe(now: number): void {
-    if (this.#publisherVideoSsrc === undefined) return;
-    if (now - this.#lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
-    this.#lastKeyframeRequest = now;
-    this.keyframeRequests++;
-    this.publisher.sendRtcp(
-      compound(
-        buildEmptyReceiverReport(this.feedbackSsrc),
-        buildPli(this.feedbackSsrc, this.#publisherVideoSsrc),
-      ),
-    );
-  }
-
-  /** Sends a BYE for the viewer's streams (before closing it). */
-  sayGoodbye(viewer: Viewer): void {
-    const ssrcs = [viewer.video?.ssrc, viewer.audio?.ssrc].filter((s): s is number => s !== undefined);
-    if (ssrcs.length === 0) return;
+  /** Resends one packet a viewer NACKed (plain retransmission: the viewer negotiated no RTX). */
+  #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): void {
+    const original = seqAdd(sentSequence, -track.sequenceOffset);
+    const packet = this.#history.get(original);
+    if (!packet) return;
+    let header: RtpHeader;
     try {
-      viewer.peer.sendRtcp(compound(buildEmptyReceiverReport(ssrcs[0]), buildBye(ssrcs)));
+      header = RtpHeader.deSerialize(packet as Buffer);
     } catch {
-      // A send failure towards one viewer must not stop the room closing.
+      return;
+    }
+    const payload = packet.subarray(header.payloadOffset);
+    header.extension = false;
+    header.extensions = [];
+    this.counters.packetsResent++;
+    viewer.reception.packetsResent++;
+    this.#forward(viewer, track, header, payload, original, header.timestamp, now);
+  }
+
+  /**
+   * The publisher's stream for a kind changed SSRC (encoder restart, new track): remap every viewer so
+   * sequence numbers continue from the last one sent and timestamps advance by the time that passed.
+   */
+  #changeSource(isVideo: boolean, header: RtpHeader, now: number): SourceStream {
+    const clockRate = isVideo ? 90000 : 48000;
+    const previous = isVideo ? this.#videoSource : this.#audioSource;
+    const source = { ssrc: header.ssrc, clockRate, receive: new ReceiveStream(header.ssrc, clockRate) };
+    if (isVideo) this.#videoSource = source;
+    else this.#audioSource = source;
+    if (!previous) return source;
+    this.counters.sourceChanges++;
+    if (isVideo) {
+      this.#keyframes.clear();
+      this.#history.clear();
+      this.#depacketizer.reset();
+      this.#lastKeyframeRequest = -Infinity;
+      this.requestKeyframe(now);
+    }
+    for (const viewer of this.viewers) {
+      const track = isVideo ? viewer.video : viewer.audio;
+      if (!track || track.lastSequence < 0) continue;
+      const elapsed = Math.max(1, Math.round(((now - track.lastSentAt) / 1000) * clockRate));
+      track.sequenceOffset = (track.lastSequence + 1 - header.sequenceNumber) & 0xffff;
+      track.timestampOffset = (track.lastTimestamp + elapsed - header.timestamp) >>> 0;
+      if (isVideo) track.started = false;
+    }
+    return source;
+  }
+
+  #onAccessUnit(unit: AccessUnit): void {
+    this.accessUnits++;
+    if (unit.width && unit.height) {
+      this.width = unit.width;
+      this.height = unit.height;
+    }
+    if (unit.isKeyframe) this.onKeyframe?.(unit);
+  }
+
+  #recordTransportSequence(header: RtpHeader, now: number): void {
+    const id = this.#options.twccExtensionId;
+    for (const ext of header.extensions) {
+      if (ext.id === id && ext.payload.length >= 2) {
+        this.#twcc.record((ext.payload[0] << 8) | ext.payload[1], now * 1000);
+        return;
+      }
     }
   }
+
+  /** NACKs for the publisher's losses, transport-wide feedback, and periodic RR (+ REMB). */
+  #sendPublisherFeedback(now: number): void {
+    const video = this.#videoSource;
+    const feedback: Uint8Array[] = [];
+    if (video && this.#options.retransmissions && video.receive.missingCount > 0) {
+      const missing = video.receive.dueNacks(now, NACK_RETRY_MS);
+      if (missing.length > 0) {
+        this.counters.nacksSent += missing.length;
+        feedback.push(buildNack(this.feedbackSsrc, video.ssrc, missing));
+      }
+    }
+    if (this.#options.twccExtensionId !== undefined && now - this.#lastTwcc >= TWCC_INTERVAL_MS) {
+      this.#lastTwcc = now;
+      const twcc = this.#twcc.buildFeedback(this.feedbackSsrc, video?.ssrc ?? this.#audioSource?.ssrc ?? 0);
+      if (twcc) feedback.push(twcc);
+    }
+    const reportDue = now - this.#lastReceiverReport >= RECEIVER_REPORT_INTERVAL_MS;
+    if (feedback.length === 0 && !reportDue) return;
+    let report: Uint8Array;
+    if (reportDue) {
+      this.#lastReceiverReport = now;
+      const blocks: ReportBlock[] = [];
+      if (video) blocks.push(video.receive.reportBlock(now));
+      if (this.#audioSource) blocks.push(this.#audioSource.receive.reportBlock(now));
+      report = buildReceiverReport(this.feedbackSsrc, blocks);
+      if (this.#options.twccExtensionId === undefined) {
+        const ssrcs = blocks.map((b) => b.ssrc);
+        feedback.push(buildRemb(this.feedbackSsrc, this.#options.maxPublisherBitrate, ssrcs));
+      }
+    } else {
+      report = buildEmptyReceiverReport(this.feedbackSsrc);
+    }
+    this.publisher.sendRtcp(compound(report, ...feedback));
+  }
+
+  #sendTranslatedReport(viewer: Viewer, isVideo: boolean, report: SenderReport, now: number): void {
+    const track = isVideo ? viewer.video : viewer.audio;
+    if (!track || track.packetsSent === 0) return;
+    const sr = buildSenderReport({
+      ssrc: track.ssrc,
+      ntpSeconds: report.ntpSeconds,
+      ntpFraction: report.ntpFraction,
+      rtpTimestamp: (report.rtpTimestamp + track.timestampOffset) >>> 0,
+      packetCount: track.packetsSent,
+      octetCount: track.octetsSent,
+    });
+    const middle = ((report.ntpSeconds & 0xffff) << 16 | (report.ntpFraction >>> 16)) >>> 0;
+    viewer.sentReports.set(middle, now);
+    if (viewer.sentReports.size > 16) viewer.sentReports.delete(viewer.sentReports.keys().next().value!);
+    viewer.peer.sendRtcp(sr);
+  }
+
+  #onViewerReport(viewer: Viewer, block: ReportBlock, now: number): void {
+    const reception = viewer.reception;
+    const isVideo = block.ssrc === viewer.video?.ssrc;
+    if (isVideo || !viewer.video) {
+      reception.fractionLost = block.fractionLost / 256;
+      reception.cumulativeLost = block.cumulativeLost;
+      reception.jitterMs = (block.jitter / (isVideo ? 90000 : 48000)) * 1000;
+    }
+    const sentAt = block.lastSenderReport === 0 ? undefined : viewer.sentReports.get(block.lastSenderReport);
+    if (sentAt !== undefined) {
+      const rtt = now - sentAt - (block.delaySinceLastSenderReport / 65536) * 1000;
+      if (rtt >= 0) reception.rttMs = Math.round(rtt * 10) / 10;
+    }
+  }
+}
+
+/** A fresh reception record for a viewer. */
+export function newReception(): ViewerReception {
+  return {
+    fractionLost: 0,
+    cumulativeLost: 0,
+    jitterMs: 0,
+    rttMs: undefined,
+    nacksReceived: 0,
+    packetsResent: 0,
+  };
 }
 
 /** A random non-zero 32-bit SSRC. */

@@ -2,12 +2,14 @@
  * WHIP and WHEP sessions: turns an SDP offer into a peer plus an answer, ties publishers to rooms and
  * viewers to publishers, and frees everything when a peer ends.
  */
-import { chooseH264, chooseOpus, h264Profile } from "../sdp/codecs.ts";
+import { chooseH264, chooseOpus, h264Profile, PUBLISHER_VIDEO_FEEDBACK } from "../sdp/codecs.ts";
+import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
+import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
 import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
 import { type CloseReason, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
-import { randomSsrc, Room, type Viewer } from "./room.ts";
+import { type MediaOptions, newReception, newViewerTrack, randomSsrc, Room, type Viewer } from "./room.ts";
 import { SessionError } from "./errors.ts";
 import type { RoomBus } from "./bus.ts";
 
@@ -16,6 +18,8 @@ export interface PeerTransport {
   transmit(data: Uint8Array, to: PeerAddress): void;
   /** Routes STUN for `peer.localUfrag` to the peer. */
   addPeer(peer: Peer): void;
+  /** After an ICE restart: routes STUN for the peer's new `localUfrag` to it instead of `oldUfrag`. */
+  renamePeer(peer: Peer, oldUfrag: string): void;
   /** Routes datagrams from `address` to the peer (after ICE validated it). */
   routeAddress(peer: Peer, address: PeerAddress): void;
   removePeer(peer: Peer): void;
@@ -30,6 +34,14 @@ export interface SessionOptions {
   bus: RoomBus;
   log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
   clock?: () => number;
+  /** Keyframe cache, retransmissions and the publisher bitrate ceiling. */
+  media?: Partial<MediaOptions>;
+  /** Negotiate transport-wide congestion control with publishers (default true). */
+  transportCc?: boolean;
+  /** Sessions (WHIP + WHEP, connecting or connected) beyond which offers get 503; default 500. */
+  maxSessions?: number;
+  /** WHEP sessions per room beyond which offers get 503; default 200. */
+  maxViewersPerRoom?: number;
 }
 
 /** The answer to a WHIP or WHEP offer. */
@@ -69,7 +81,8 @@ export class SessionManager {
       },
       onRtcp: (peer, packet) => {
         const session = this.#byPeer.get(peer);
-        if (session?.kind === "whep") session.room.handleViewerRtcp(packet, this.#clock());
+        if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, this.#clock());
+        else if (session?.kind === "whip") session.room.handlePublisherRtcp(packet, this.#clock());
       },
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
     };
@@ -90,20 +103,41 @@ export class SessionManager {
     const offer = parse(offerSdp);
     const id = roomId ?? this.#newRoomId();
     if (this.rooms.has(id)) throw new SessionError(409, `room "${id}" already has a publisher`);
+    this.#checkCapacity(undefined);
 
     const sections: AnswerSection[] = [];
     let video: ReturnType<typeof chooseH264>;
     let audio: ReturnType<typeof chooseOpus>;
+    let twccExtensionId: number | undefined;
     for (const m of offer.media) {
       const codec = !usable(m) || (m.direction !== "sendonly" && m.direction !== "sendrecv")
         ? undefined
         : m.kind === "video" && !video
-        ? (video = chooseH264(m))
+        ? (video = chooseH264(
+          m,
+          undefined,
+          PUBLISHER_VIDEO_FEEDBACK.filter((fb) =>
+            fb !== "transport-cc" || this.#options.transportCc !== false
+          ),
+        ))
         : m.kind === "audio" && !audio
-        ? (audio = chooseOpus(m))
+        ? (audio = chooseOpus(m, this.#options.transportCc === false ? [] : ["transport-cc"]))
         : undefined;
+      // Transport-wide sequence numbers let the server give the publisher congestion feedback.
+      const twcc = this.#options.transportCc === false
+        ? undefined
+        : m.extensions.find((e) => e.uri === TWCC_URI);
+      if (twcc && codec) twccExtensionId ??= twcc.id;
       sections.push(
-        codec ? { offer: m, accepted: true, direction: "recvonly", codec } : { offer: m, accepted: false },
+        codec
+          ? {
+            offer: m,
+            accepted: true,
+            direction: "recvonly",
+            codec,
+            extensions: twcc && twcc.id === twccExtensionId ? [twcc] : [],
+          }
+          : { offer: m, accepted: false },
       );
     }
     if (!video) {
@@ -123,6 +157,7 @@ export class SessionManager {
       video,
       audio,
       now: new Date(),
+      media: { ...this.#options.media, twccExtensionId },
     });
     let lastKeyframePost = -Infinity;
     room.onKeyframe = (unit) => {
@@ -142,16 +177,21 @@ export class SessionManager {
   watch(roomId: string, offerSdp: string): CreatedSession {
     const room = this.rooms.get(roomId);
     if (!room || !room.live) throw new SessionError(404, `room "${roomId}" is not live`);
+    this.#checkCapacity(room);
     const offer = parse(offerSdp);
     const sections: AnswerSection[] = [];
-    const viewer: Omit<Viewer, "peer"> & { peer?: Peer } = { sessionId: "" };
+    const viewer: Omit<Viewer, "peer"> & { peer?: Peer } = {
+      sessionId: "",
+      reception: newReception(),
+      sentReports: new Map(),
+    };
     const cname = `sfu-${room.id}`;
     for (const m of offer.media) {
       const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
       if (m.kind === "video" && wantsMedia && !viewer.video) {
         const codec = chooseH264(m, h264Profile(room.video));
         if (codec) {
-          viewer.video = { payloadType: codec.payloadType, ssrc: randomSsrc(), sequenceOffset: randomU16() };
+          viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true);
           sections.push({
             offer: m,
             accepted: true,
@@ -165,7 +205,7 @@ export class SessionManager {
       if (m.kind === "audio" && wantsMedia && room.audio && !viewer.audio) {
         const codec = chooseOpus(m);
         if (codec) {
-          viewer.audio = { payloadType: codec.payloadType, ssrc: randomSsrc(), sequenceOffset: randomU16() };
+          viewer.audio = newViewerTrack(codec.payloadType, randomSsrc(), false);
           sections.push({
             offer: m,
             accepted: true,
@@ -203,6 +243,60 @@ export class SessionManager {
     return this.#sessions.get(sessionId)?.kind === kind;
   }
 
+  /** The ICE side of a session, for PATCH (RFC 9725 §4.3): its ETag and the client's current and past ufrags. */
+  iceSession(
+    kind: "whip" | "whep",
+    sessionId: string,
+  ): { etag: string; remoteUfrag: string; earlierRemoteUfrags: readonly string[] } | undefined {
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.kind !== kind) return undefined;
+    const peer = session.peer;
+    return {
+      etag: etag(peer),
+      remoteUfrag: peer.remoteUfrag,
+      earlierRemoteUfrags: this.#earlierUfrags.get(peer) ?? [],
+    };
+  }
+
+  /**
+   * ICE restart (RFC 9725 §4.3.2): the client brought new credentials, the server takes new ones too; the
+   * session keeps its peer, DTLS, room and media. Returns the `application/trickle-ice-sdpfrag` answer and
+   * the new ETag.
+   */
+  restartIce(
+    kind: "whip" | "whep",
+    sessionId: string,
+    remoteUfrag: string,
+  ): { fragment: string; etag: string } {
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.kind !== kind) {
+      throw new SessionError(404, `no ${kind.toUpperCase()} session ${short(sessionId)}`);
+    }
+    const peer = session.peer;
+    const earlier = this.#earlierUfrags.get(peer) ?? [];
+    // A few are enough to recognise late trickle PATCHes of earlier ICE sessions.
+    if (earlier.push(peer.remoteUfrag) > 8) earlier.shift();
+    this.#earlierUfrags.set(peer, earlier);
+    const oldUfrag = peer.localUfrag;
+    let ufrag = randomIceString(8);
+    while (this.#peerUfrags.has(ufrag)) ufrag = randomIceString(8);
+    peer.restartIce(ufrag, randomIceString(32), remoteUfrag);
+    this.#peerUfrags.delete(oldUfrag);
+    this.#peerUfrags.add(ufrag);
+    this.#options.transport.renamePeer(peer, oldUfrag);
+    this.#options.log("info", `${kind} session ${short(peer.id)} ICE restart`);
+    const fragment = buildIceFragment({
+      iceUfrag: peer.localUfrag,
+      icePwd: peer.localPwd,
+      candidates: this.#options.candidates,
+      bundle: this.#bundleHeads.get(peer)!,
+    });
+    return { fragment, etag: etag(peer) };
+  }
+
+  #earlierUfrags = new WeakMap<Peer, string[]>();
+  #bundleHeads = new WeakMap<Peer, BundleHead>();
+
   /**
    * Refreshes every live room's bitrate/frame-rate estimate and posts `room-changed` for rooms whose
    * figures or picture size moved. Called every couple of seconds by the server.
@@ -228,6 +322,23 @@ export class SessionManager {
       if (session.kind === "whep") session.peer.close("shutdown");
     }
     for (const session of [...this.#sessions.values()]) session.peer.close("shutdown");
+  }
+
+  /** Throws 503 when the server (or, for a viewer, `room`) has no room for one more session. */
+  #checkCapacity(room: Room | undefined): void {
+    const maxSessions = this.#options.maxSessions ?? 500;
+    if (this.#sessions.size >= maxSessions) {
+      throw new SessionError(503, `server full: ${maxSessions} sessions (MAX_SESSIONS); try again later`);
+    }
+    if (!room) return;
+    const maxViewers = this.#options.maxViewersPerRoom ?? 200;
+    // Connecting viewers count too, or a burst of offers could overshoot the limit. A POST is not the hot
+    // path and the walk is bounded by MAX_SESSIONS.
+    let viewers = 0;
+    for (const s of this.#sessions.values()) if (s.kind === "whep" && s.room === room) viewers++;
+    if (viewers >= maxViewers) {
+      throw new SessionError(503, `room full: ${maxViewers} viewers (MAX_VIEWERS_PER_ROOM); try again later`);
+    }
   }
 
   #newPeer(offer: ParsedOffer): Peer {
@@ -258,6 +369,7 @@ export class SessionManager {
   }
 
   #answer(peer: Peer, sections: AnswerSection[]): string {
+    this.#bundleHeads.set(peer, bundleHead(sections));
     return buildAnswer({
       sessionId: String(Date.now()),
       iceUfrag: peer.localUfrag,
@@ -282,8 +394,7 @@ export class SessionManager {
         peer.close("publisher-left");
         return;
       }
-      session.room.viewers.add(session.viewer);
-      session.room.requestKeyframe(this.#clock());
+      session.room.addViewer(session.viewer, this.#clock());
       this.#options.log("info", `viewer ${short(peer.id)} joined room ${session.room.id} (${profile})`);
       this.#options.bus.publish({ type: "room-changed", room: session.room.info() });
     }
@@ -338,7 +449,20 @@ function parse(sdp: string): ParsedOffer {
 }
 
 function usable(m: OfferedMedia): boolean {
-  return m.port !== 0 && m.protocol.includes("SAVPF") && m.direction !== "inactive";
+  // GStreamer's webrtcbin (max-bundle) offers every m-line but the first with port 0 and a=bundle-only.
+  return (m.port !== 0 || m.bundleOnly) && m.protocol.includes("SAVPF") && m.direction !== "inactive";
+}
+
+/** The first accepted m-line, which carries the bundle's ICE attributes (publish and watch ensure one). */
+function bundleHead(sections: AnswerSection[]): BundleHead {
+  const accepted = sections.filter((s) => s.accepted);
+  const first = accepted[0];
+  return {
+    kind: first.offer.kind,
+    mid: first.offer.mid,
+    payloadType: first.codec.payloadType,
+    mids: accepted.map((s) => s.offer.mid),
+  };
 }
 
 function etag(peer: Peer): string {
@@ -366,8 +490,4 @@ function randomSessionId(): string {
   let binary = "";
   for (const b of bytes) binary += String.fromCharCode(b);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_");
-}
-
-function randomU16(): number {
-  return crypto.getRandomValues(new Uint16Array(1))[0];
 }

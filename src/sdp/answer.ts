@@ -24,6 +24,8 @@ export type AnswerSection =
     accepted: true;
     direction: Direction;
     codec: ChosenCodec;
+    /** Header extensions the server accepts on this m-line (ids as offered). */
+    extensions?: { id: number; uri: string }[];
     sent?: SentStream;
   };
 
@@ -74,6 +76,7 @@ export function buildAnswer(p: AnswerParams): string {
       "a=rtcp-rsize",
       `a=rtpmap:${c.payloadType} ${c.name}/${c.clockRate}${c.channels ? `/${c.channels}` : ""}`,
     );
+    for (const ext of section.extensions ?? []) lines.push(`a=extmap:${ext.id} ${ext.uri}`);
     if (c.fmtp !== "") lines.push(`a=fmtp:${c.payloadType} ${c.fmtp}`);
     for (const fb of c.feedback) lines.push(`a=rtcp-fb:${c.payloadType} ${fb}`);
     if (section.sent) {

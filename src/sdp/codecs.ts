@@ -11,8 +11,10 @@ export interface ChosenCodec {
   feedback: string[];
 }
 
-/** RTCP feedback the server answers on video: it handles PLI and FIR, and answers NACKs from its cache. */
-const VIDEO_FEEDBACK = ["nack", "nack pli", "ccm fir"];
+/** RTCP feedback the server answers on video towards viewers: PLI, FIR, and NACKs answered from history. */
+export const VIEWER_VIDEO_FEEDBACK = ["nack", "nack pli", "ccm fir"];
+/** Towards publishers the server also gives bandwidth feedback (transport-wide CC, or REMB without it). */
+export const PUBLISHER_VIDEO_FEEDBACK = ["nack", "nack pli", "ccm fir", "transport-cc", "goog-remb"];
 
 /** Profile part of an H.264 profile-level-id (profile_idc + constraint flags), without the level. */
 export function h264Profile(codec: OfferedCodec | ChosenCodec): string {
@@ -31,7 +33,11 @@ function isH264Mode1(codec: OfferedCodec): boolean {
  * first choice wins (a publisher's preference); with it, one of the same profile is preferred (a viewer
  * of a room) and any H.264 is the fallback, since decoders accept lower constraint sets.
  */
-export function chooseH264(media: OfferedMedia, profile?: string): ChosenCodec | undefined {
+export function chooseH264(
+  media: OfferedMedia,
+  profile?: string,
+  feedback: readonly string[] = VIEWER_VIDEO_FEEDBACK,
+): ChosenCodec | undefined {
   const candidates = media.codecs.filter(isH264Mode1);
   const same = profile === undefined ? undefined : candidates.find((c) => h264Profile(c) === profile);
   const codec = same ?? candidates[0];
@@ -41,12 +47,12 @@ export function chooseH264(media: OfferedMedia, profile?: string): ChosenCodec |
     name: codec.name,
     clockRate: 90000,
     fmtp: codec.fmtp,
-    feedback: VIDEO_FEEDBACK.filter((fb) => codec.feedback.includes(fb)),
+    feedback: feedback.filter((fb) => codec.feedback.includes(fb)),
   };
 }
 
 /** Picks the Opus payload type of an audio m-line. */
-export function chooseOpus(media: OfferedMedia): ChosenCodec | undefined {
+export function chooseOpus(media: OfferedMedia, feedback: readonly string[] = []): ChosenCodec | undefined {
   const codec = media.codecs.find((c) => c.name.toLowerCase() === "opus" && c.clockRate === 48000);
   if (!codec) return undefined;
   return {
@@ -55,6 +61,6 @@ export function chooseOpus(media: OfferedMedia): ChosenCodec | undefined {
     clockRate: 48000,
     channels: codec.channels ?? 2,
     fmtp: codec.fmtp || "minptime=10;useinbandfec=1",
-    feedback: [],
+    feedback: feedback.filter((fb) => codec.feedback.includes(fb)),
   };
 }

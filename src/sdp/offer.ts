@@ -36,6 +36,8 @@ export interface OfferedMedia {
   codecs: OfferedCodec[];
   extensions: { id: number; uri: string }[];
   rtcpMux: boolean;
+  /** `a=bundle-only` (RFC 8843 §6): port 0 then means "bundled", not "rejected". */
+  bundleOnly: boolean;
 }
 
 /** The parts of an offer the server answers. */
@@ -83,6 +85,7 @@ export function parseOffer(sdp: string): ParsedOffer {
           codecs: [],
           extensions: [],
           rtcpMux: false,
+          bundleOnly: false,
         },
       });
     } else if (type === "a") {
@@ -106,6 +109,7 @@ export function parseOffer(sdp: string): ParsedOffer {
       if (attrs.has(d) || (!hasDirection(attrs) && session.has(d))) m.direction = d;
     }
     m.rtcpMux = attrs.has("rtcp-mux");
+    m.bundleOnly = attrs.has("bundle-only");
     m.codecs = parseCodecs(m, attrs);
     for (const ext of attrs.get("extmap") ?? []) {
       const match = /^(\d+)(?:\/\w+)? (\S+)/.exec(ext);

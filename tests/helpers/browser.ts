@@ -16,11 +16,11 @@ export const CHROMIUM_ARGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
-/** Launches the system Chromium (CHROMIUM_PATH overrides /usr/bin/chromium). */
-export function launchChromium(): Promise<Browser> {
+/** Launches the system Chromium (CHROMIUM_PATH overrides /usr/bin/chromium), with optional extra flags. */
+export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     headless: true,
   });
 }

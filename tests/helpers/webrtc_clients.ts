@@ -8,11 +8,19 @@ import type { Page } from "playwright-core";
 /** Publishes the fake camera + microphone over WHIP with H.264 preferred; returns the session URL. */
 export function publishFromPage(
   page: Page,
-  options: { token: string; room: string; videoOnly?: boolean },
+  options: {
+    token: string;
+    room: string;
+    videoOnly?: boolean;
+    width?: number;
+    height?: number;
+    /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
+    degradation?: string;
+  },
 ): Promise<{ location: string; roomId: string }> {
-  return page.evaluate(async ({ token, room, videoOnly }) => {
+  return page.evaluate(async ({ token, room, videoOnly, width, height, degradation }) => {
     const stream = await navigator.mediaDevices.getUserMedia({
-      video: { width: 640, height: 480, frameRate: 30 },
+      video: { width, height, frameRate: 30 },
       audio: !videoOnly,
     });
     const pc = new RTCPeerConnection();
@@ -33,6 +41,11 @@ export function publishFromPage(
     });
     if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${await res.text()}`);
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    if (degradation) {
+      const parameters = video.sender.getParameters();
+      (parameters as unknown as { degradationPreference: string }).degradationPreference = degradation;
+      await video.sender.setParameters(parameters);
+    }
     (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`publisher stuck in ${pc.connectionState}`)), 15000);
@@ -49,7 +62,7 @@ export function publishFromPage(
       check();
     });
     return { location: res.headers.get("Location")!, roomId: res.headers.get("X-Room-Id")! };
-  }, { ...options, videoOnly: options.videoOnly ?? false });
+  }, { width: 640, height: 480, degradation: "", ...options, videoOnly: options.videoOnly ?? false });
 }
 
 /** Watches a room over WHEP into a muted `<video>`; returns the session URL. */

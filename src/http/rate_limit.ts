@@ -1,0 +1,95 @@
+/**
+ * Per-client request budgets for the session-creating endpoints (WHIP/WHEP `POST`): a token bucket per
+ * client address that holds `perMinute` tokens and refills continuously. Time is passed in, so tests need no
+ * clock. Memory is bounded: at most `maxClients` buckets are kept, full ones are forgotten first.
+ */
+
+/** Whether a request may proceed, and if not, how many whole seconds until it could. */
+export interface RateDecision {
+  allowed: boolean;
+  /** Seconds to put in `Retry-After` (0 when allowed). */
+  retryAfterSeconds: number;
+}
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+/** A token bucket per client key. A `perMinute` of 0 disables limiting. */
+export class RateLimiter {
+  readonly perMinute: number;
+  readonly maxClients: number;
+  #buckets = new Map<string, Bucket>();
+  #lastSweep = -Infinity;
+
+  constructor(perMinute: number, options: { maxClients?: number } = {}) {
+    if (!Number.isInteger(perMinute) || perMinute < 0) {
+      throw new RangeError("perMinute must be an integer >= 0");
+    }
+    this.perMinute = perMinute;
+    this.maxClients = options.maxClients ?? 10_000;
+  }
+
+  /** Number of clients currently tracked. */
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  /** Spends one token of `key`'s budget at time `now` (milliseconds). */
+  take(key: string, now: number): RateDecision {
+    if (this.perMinute === 0) return { allowed: true, retryAfterSeconds: 0 };
+    const perMs = this.perMinute / 60_000;
+    let bucket = this.#buckets.get(key);
+    if (bucket) {
+      bucket.tokens = Math.min(this.perMinute, bucket.tokens + Math.max(0, now - bucket.at) * perMs);
+      bucket.at = now;
+      // Re-insert so Map order is least-recently-seen first, which is the eviction order.
+      this.#buckets.delete(key);
+    } else {
+      if (this.#buckets.size >= this.maxClients) this.#evict(now);
+      bucket = { tokens: this.perMinute, at: now };
+    }
+    this.#buckets.set(key, bucket);
+    if (bucket.tokens >= 1) {
+      bucket.tokens -= 1;
+      return { allowed: true, retryAfterSeconds: 0 };
+    }
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - bucket.tokens) / perMs / 1000)) };
+  }
+
+  /**
+   * Frees buckets that have refilled (they equal a fresh one), at most one full scan per second so a flood
+   * of new addresses costs O(1) each; otherwise drops the least recently seen.
+   */
+  #evict(now: number): void {
+    if (now - this.#lastSweep >= 1000) {
+      this.#lastSweep = now;
+      const perMs = this.perMinute / 60_000;
+      for (const [key, bucket] of this.#buckets) {
+        if (bucket.tokens + (now - bucket.at) * perMs >= this.perMinute) this.#buckets.delete(key);
+      }
+    }
+    if (this.#buckets.size >= this.maxClients) {
+      const oldest = this.#buckets.keys().next();
+      if (!oldest.done) this.#buckets.delete(oldest.value);
+    }
+  }
+}
+
+/**
+ * The rate-limit key of a client address: an IPv4 address as is, an IPv6 address by its /64, since one
+ * subscriber usually holds a whole /64 (RFC 6177) and could otherwise rotate through it.
+ */
+export function clientKey(hostname: string): string {
+  if (!hostname.includes(":")) return hostname;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
+  if (mapped) return mapped[1];
+  const [head, tail = ""] = hostname.toLowerCase().split("::");
+  const left = head === "" ? [] : head.split(":");
+  const right = tail === "" ? [] : tail.split(":");
+  const groups = hostname.includes("::")
+    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
+    : left;
+  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
+}
