@@ -194,13 +194,8 @@ export class Room {
 
   /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
   handlePublisherRtp(packet: Uint8Array, now: number): void {
-    let header: RtpHeader;
-    try {
-      header = RtpHeader.deSerialize(packet as Buffer);
-    } catch {
-      return;
-    }
-    if (header.payloadOffset > packet.length) return;
+    const header = parseHeader(packet);
+    if (!header) return;
     const isVideo = header.payloadType === this.video.payloadType;
     if (!isVideo && header.payloadType !== this.audio?.payloadType) return;
     const payload = packet.subarray(header.payloadOffset);
@@ -251,12 +246,8 @@ export class Room {
         track.started = true;
         const timestamps = squeezeTimestamps(cached);
         for (const item of cached) {
-          let header: RtpHeader;
-          try {
-            header = RtpHeader.deSerialize(item.packet as Buffer);
-          } catch {
-            continue;
-          }
+          const header = parseHeader(item.packet);
+          if (!header) continue;
           header.extension = false;
           header.extensions = [];
           const payload = item.packet.subarray(item.payloadOffset);
@@ -402,12 +393,8 @@ export class Room {
     const original = seqAdd(sentSequence, -track.sequenceOffset);
     const packet = this.#history.get(original);
     if (!packet) return;
-    let header: RtpHeader;
-    try {
-      header = RtpHeader.deSerialize(packet as Buffer);
-    } catch {
-      return;
-    }
+    const header = parseHeader(packet);
+    if (!header) return;
     const payload = packet.subarray(header.payloadOffset);
     header.extension = false;
     header.extensions = [];
@@ -530,6 +517,16 @@ export class Room {
       const rtt = now - sentAt - (block.delaySinceLastSenderReport / 65536) * 1000;
       if (rtt >= 0) reception.rttMs = Math.round(rtt * 10) / 10;
     }
+  }
+}
+
+/** Parses an RTP header with werift (which needs a Buffer view); undefined when malformed. */
+function parseHeader(packet: Uint8Array): RtpHeader | undefined {
+  try {
+    const header = RtpHeader.deSerialize(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
+    return header.payloadOffset <= packet.length ? header : undefined;
+  } catch {
+    return undefined;
   }
 }
 

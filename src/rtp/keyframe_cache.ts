@@ -37,7 +37,8 @@ export class KeyframeCache {
       this.clear();
       return;
     }
-    this.#packets.push({ packet: packet.slice(), payloadOffset, timestamp, sequenceNumber });
+    // A real copy: Buffer.prototype.slice (what werift hands out) would only make a view.
+    this.#packets.push({ packet: new Uint8Array(packet), payloadOffset, timestamp, sequenceNumber });
     this.#bytes += packet.length;
   }
 

@@ -1,0 +1,147 @@
+import assert from "node:assert/strict";
+import type { RtpHeader } from "werift";
+import type { Peer } from "../peer/peer.ts";
+import { buildNack, buildReceiverReport, compound, readRtcp } from "../rtp/rtcp.ts";
+import { newReception, newViewerTrack, Room, type Viewer } from "./room.ts";
+
+interface Sent {
+  ssrc: number;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  payload: number[];
+}
+
+function fakePeer(): Peer & { sent: Sent[]; rtcp: Uint8Array[] } {
+  const sent: Sent[] = [];
+  const rtcp: Uint8Array[] = [];
+  return {
+    sent,
+    rtcp,
+    sendRtp(header: RtpHeader, payload: Uint8Array) {
+      sent.push({
+        ssrc: header.ssrc,
+        payloadType: header.payloadType,
+        sequenceNumber: header.sequenceNumber,
+        timestamp: header.timestamp,
+        payload: [...payload],
+      });
+    },
+    sendRtcp(packet: Uint8Array) {
+      rtcp.push(packet);
+    },
+  } as unknown as Peer & { sent: Sent[]; rtcp: Uint8Array[] };
+}
+
+function rtp(pt: number, ssrc: number, seq: number, ts: number, payload: number[]): Uint8Array {
+  const p = new Uint8Array(12 + payload.length);
+  const view = new DataView(p.buffer);
+  p[0] = 0x80;
+  p[1] = pt;
+  view.setUint16(2, seq);
+  view.setUint32(4, ts);
+  view.setUint32(8, ssrc);
+  p.set(payload, 12);
+  return p;
+}
+
+const video = {
+  payloadType: 102,
+  name: "H264",
+  clockRate: 90000,
+  fmtp: "packetization-mode=1",
+  feedback: [],
+};
+const audio = { payloadType: 111, name: "opus", clockRate: 48000, channels: 2, fmtp: "", feedback: [] };
+
+function setup() {
+  const publisher = fakePeer();
+  const room = new Room({ id: "r", publisherSessionId: "s", publisher, video, audio, now: new Date() });
+  room.live = true;
+  const viewer = (): Viewer & { peer: ReturnType<typeof fakePeer> } => ({
+    sessionId: crypto.randomUUID(),
+    peer: fakePeer(),
+    video: newViewerTrack(96, 5000, true),
+    audio: newViewerTrack(97, 6000, false),
+    reception: newReception(),
+    sentReports: new Map(),
+  });
+  return { room, publisher, viewer };
+}
+
+const IDR = [0x65, 0xaa];
+const P = [0x41, 0xbb];
+
+Deno.test("each viewer gets its own PT, SSRC and offsets; video waits for a keyframe", () => {
+  const { room, viewer } = setup();
+  room.handlePublisherRtp(rtp(102, 1, 10, 1000, P), 0); // before any viewer: nothing cached (no keyframe)
+  const v = viewer();
+  room.addViewer(v, 0);
+  room.handlePublisherRtp(rtp(102, 1, 11, 4000, P), 10); // mid-GOP: held back
+  room.handlePublisherRtp(rtp(111, 2, 500, 48000, [1, 2]), 10); // audio flows at once
+  room.handlePublisherRtp(rtp(102, 1, 12, 7000, IDR), 20);
+  room.handlePublisherRtp(rtp(102, 1, 13, 10000, P), 30);
+  const videoSent = v.peer.sent.filter((s) => s.ssrc === 5000);
+  const audioSent = v.peer.sent.filter((s) => s.ssrc === 6000);
+  assert.deepEqual(videoSent.map((s) => s.payload[0]), [0x65, 0x41], "starts at the keyframe");
+  assert.ok(videoSent.every((s) => s.payloadType === 96));
+  assert.equal(audioSent.length, 1);
+  assert.equal(audioSent[0].payloadType, 97);
+  const t = v.video!;
+  assert.equal(videoSent[0].sequenceNumber, (12 + t.sequenceOffset) & 0xffff);
+  assert.equal(videoSent[1].sequenceNumber, (13 + t.sequenceOffset) & 0xffff);
+  assert.equal(videoSent[1].timestamp, (10000 + t.timestampOffset) >>> 0);
+});
+
+Deno.test("a joining viewer gets the cached GOP at once, squeezed, then live continues seamlessly", () => {
+  const { room, viewer } = setup();
+  room.handlePublisherRtp(rtp(102, 1, 100, 3000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 101, 6000, P), 33);
+  room.handlePublisherRtp(rtp(102, 1, 102, 9000, P), 66);
+  const v = viewer();
+  room.addViewer(v, 70);
+  assert.equal(room.counters.keyframeCacheHits, 1);
+  room.handlePublisherRtp(rtp(102, 1, 103, 12000, P), 100);
+  const t = v.video!;
+  const sent = v.peer.sent;
+  assert.deepEqual(sent.map((s) => (s.sequenceNumber - t.sequenceOffset) & 0xffff), [100, 101, 102, 103]);
+  assert.deepEqual(
+    sent.map((s) => (s.timestamp - t.timestampOffset) >>> 0),
+    [8998, 8999, 9000, 12000],
+    "replayed frames sit just before the newest cached frame; live keeps real timing",
+  );
+});
+
+Deno.test("NACKs from a viewer are answered from history with the viewer's numbering", () => {
+  const { room, viewer } = setup();
+  const v = viewer();
+  room.addViewer(v, 0);
+  room.handlePublisherRtp(rtp(102, 1, 200, 1000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 201, 1000, [0x65, 0xcc]), 1);
+  const lost = v.peer.sent[1];
+  v.peer.sent.length = 0;
+  room.handleViewerRtcp(v, compound(buildReceiverReport(9), buildNack(9, 5000, [lost.sequenceNumber])), 50);
+  assert.equal(v.peer.sent.length, 1);
+  assert.deepEqual(v.peer.sent[0], lost);
+  assert.equal(room.counters.packetsResent, 1);
+  room.handleViewerRtcp(v, buildNack(9, 5000, [(lost.sequenceNumber + 500) & 0xffff]), 60);
+  assert.equal(v.peer.sent.length, 1, "unknown packets are not invented");
+});
+
+Deno.test("publisher gaps are NACKed; a new publisher SSRC continues each viewer's numbering", () => {
+  const { room, publisher, viewer } = setup();
+  const v = viewer();
+  room.addViewer(v, 0);
+  room.handlePublisherRtp(rtp(102, 1, 300, 1000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 303, 4000, P), 1000); // 301, 302 missing
+  const nacks = publisher.rtcp.flatMap((p) => readRtcp(p).nacks);
+  assert.deepEqual(nacks.flatMap((n) => n.sequenceNumbers).sort(), [301, 302], "the gap was NACKed");
+  const before = v.peer.sent[v.peer.sent.length - 1];
+  // The encoder restarts: new SSRC, sequence and timestamp from scratch, starting with a keyframe.
+  room.handlePublisherRtp(rtp(102, 77, 5, 90, IDR), 1500);
+  const after = v.peer.sent[v.peer.sent.length - 1];
+  assert.equal(after.ssrc, before.ssrc);
+  assert.equal(after.sequenceNumber, (before.sequenceNumber + 1) & 0xffff);
+  assert.equal(after.timestamp, (before.timestamp + 45000) >>> 0, "500 ms later at 90 kHz");
+  assert.equal(room.counters.sourceChanges, 1);
+});
