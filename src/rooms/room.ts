@@ -28,6 +28,7 @@ import { PacketCache } from "../rtp/packet_cache.ts";
 import { ReceiveStream } from "../rtp/receive_stream.ts";
 import { seqAdd, seqNewer } from "../rtp/sequence.ts";
 import { TwccRecorder } from "../rtp/twcc.ts";
+import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
 import type { RoomInfo } from "./bus.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
@@ -171,6 +172,8 @@ export class Room {
   #twcc = new TwccRecorder();
   #rateSample = { at: 0, bytes: 0, units: 0 };
   #lastKeyframeRequest = -Infinity;
+  /** A keyframe request was throttled (or a viewer still waits for a keyframe): send it when allowed. */
+  #keyframeWanted = false;
   #lastReceiverReport = 0;
   #lastTwcc = 0;
 
@@ -222,16 +225,25 @@ export class Room {
     header.extensions = [];
     const sequenceNumber = header.sequenceNumber;
     const timestamp = header.timestamp;
+    let waiting = false;
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
       if (!track) continue;
       if (!track.started) {
-        if (!keyframeStart) continue;
+        if (!keyframeStart) {
+          waiting = true;
+          continue;
+        }
         track.started = true;
       }
       this.#forward(viewer, track, header, payload, sequenceNumber, timestamp, now);
     }
 
+    // A viewer still waiting for a keyframe asks again once the throttle allows (a PLI can be lost).
+    if (waiting) this.#keyframeWanted = true;
+    if (this.#keyframeWanted && now - this.#lastKeyframeRequest >= KEYFRAME_REQUEST_INTERVAL_MS) {
+      this.requestKeyframe(now);
+    }
     this.#sendPublisherFeedback(now);
   }
 
@@ -301,10 +313,17 @@ export class Room {
     }
   }
 
-  /** Asks the publisher for a keyframe (PLI), at most every 500 ms. */
+  /**
+   * Asks the publisher for a keyframe (PLI), at most every 500 ms; a request inside that window is not
+   * dropped but sent when the window ends (with the next publisher packet).
+   */
   requestKeyframe(now: number): void {
     if (!this.#videoSource) return;
-    if (now - this.#lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    if (now - this.#lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) {
+      this.#keyframeWanted = true;
+      return;
+    }
+    this.#keyframeWanted = false;
     this.#lastKeyframeRequest = now;
     this.counters.keyframeRequests++;
     this.publisher.sendRtcp(
@@ -522,6 +541,7 @@ export class Room {
 
 /** Parses an RTP header with werift (which needs a Buffer view); undefined when malformed. */
 function parseHeader(packet: Uint8Array): RtpHeader | undefined {
+  if (!rtpHeaderFits(packet)) return undefined;
   try {
     const header = RtpHeader.deSerialize(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
     return header.payloadOffset <= packet.length ? header : undefined;

@@ -145,3 +145,18 @@ Deno.test("publisher gaps are NACKed; a new publisher SSRC continues each viewer
   assert.equal(after.timestamp, (before.timestamp + 45000) >>> 0, "500 ms later at 90 kHz");
   assert.equal(room.counters.sourceChanges, 1);
 });
+
+Deno.test("a keyframe request inside the 500 ms window is deferred, not dropped", () => {
+  const { room, publisher, viewer } = setup();
+  room.handlePublisherRtp(rtp(102, 1, 1, 1000, IDR), 0);
+  const plis = () => publisher.rtcp.filter((p) => readRtcp(p).keyframeRequested).length;
+  room.addViewer(viewer(), 10);
+  assert.equal(plis(), 1);
+  const late = viewer();
+  room.addViewer(late, 200); // inside the window
+  assert.equal(plis(), 1);
+  room.handlePublisherRtp(rtp(102, 1, 2, 4000, P), 400);
+  assert.equal(plis(), 1, "still throttled");
+  room.handlePublisherRtp(rtp(102, 1, 3, 7000, P), 520);
+  assert.equal(plis(), 2, "sent when the window ended");
+});

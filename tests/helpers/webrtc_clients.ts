@@ -154,3 +154,53 @@ export function offerFromPage(page: Page, kinds: ("audio" | "video")[], h264: bo
     return offer.sdp!;
   }, { kinds, h264 });
 }
+
+/**
+ * Watches a room and measures the time from creating the offer to the first decoded video frame (polling
+ * `framesDecoded` every 10 ms). Closes the connection and DELETEs the session afterwards.
+ */
+export function timeToFirstFrame(page: Page, room: string, timeoutMs = 10000): Promise<number> {
+  return page.evaluate(async ({ room, timeoutMs }) => {
+    const start = performance.now();
+    const pc = new RTCPeerConnection();
+    pc.addTransceiver("video", { direction: "recvonly" });
+    pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = document.createElement("video");
+    video.muted = true;
+    video.autoplay = true;
+    document.body.append(video);
+    const firstFrame = (async () => {
+      while (performance.now() - start < timeoutMs) {
+        let decoded = 0;
+        (await pc.getStats()).forEach((r) => {
+          if (r.type === "inbound-rtp" && r.kind === "video") decoded = r.framesDecoded ?? 0;
+        });
+        if (decoded > 0) return performance.now() - start;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const stats: Record<string, unknown> = {};
+      (await pc.getStats()).forEach((r) => {
+        if (r.type === "inbound-rtp" && r.kind === "video") Object.assign(stats, r);
+      });
+      throw new Error(`no frame within ${timeoutMs} ms: ${JSON.stringify(stats)}`);
+    })();
+    pc.ontrack = (e) => {
+      if (e.track.kind === "video") video.srcObject = new MediaStream([e.track]);
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    const res = await fetch(`/whep?target_id=${encodeURIComponent(room)}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp" },
+      body: pc.localDescription!.sdp,
+    });
+    if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}`);
+    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+    try {
+      return await firstFrame;
+    } finally {
+      pc.close();
+      video.remove();
+      await fetch(res.headers.get("Location")!, { method: "DELETE" });
+    }
+  }, { room, timeoutMs });
+}

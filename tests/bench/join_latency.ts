@@ -1,0 +1,50 @@
+/**
+ * Time to first decoded frame for new WHEP viewers in Chromium, with the keyframe cache on (default) and off
+ * (KEYFRAME_CACHE=off, the baseline), against a Chromium publisher (which honours PLI).
+ * Prints p50/p90/max over JOIN_SAMPLES joins per mode.
+ * Run: deno run --unstable-net --allow-all tests/bench/join_latency.ts
+ */
+import { launchChromium } from "../helpers/browser.ts";
+import { startServerProcess } from "../helpers/server_process.ts";
+import { publishFromPage, timeToFirstFrame } from "../helpers/webrtc_clients.ts";
+
+const SAMPLES = Number(Deno.env.get("JOIN_SAMPLES") ?? "15");
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function measure(label: string, env: Record<string, string>): Promise<number[]> {
+  const server = await startServerProcess(env);
+  const browser = await launchChromium();
+  try {
+    const publisher = await browser.newPage();
+    await publisher.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(publisher, { token: server.token, room: "join" });
+    await new Promise((r) => setTimeout(r, 2000));
+    const viewer = await browser.newPage();
+    await viewer.goto(`${server.baseUrl}/healthz`);
+    const samples: number[] = [];
+    for (let i = 0; i < SAMPLES; i++) {
+      samples.push(await timeToFirstFrame(viewer, "join"));
+      // Join at a random point of the publisher's stream.
+      await new Promise((r) => setTimeout(r, 300 + Math.random() * 700));
+    }
+    const f = (v: number) => `${v.toFixed(0)} ms`;
+    console.log(
+      `${label.padEnd(34)} p50 ${f(percentile(samples, 50))}  p90 ${f(percentile(samples, 90))}  max ${
+        f(Math.max(...samples))
+      }  (n=${samples.length})`,
+    );
+    return samples;
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+console.log("time to first decoded frame, Chromium publisher (honours PLI):");
+const on = await measure("keyframe cache on (default)", {});
+const off = await measure("keyframe cache off (baseline)", { KEYFRAME_CACHE: "off" });
+console.log(`ratio p50 on/off: ${(percentile(on, 50) / percentile(off, 50)).toFixed(2)}`);
