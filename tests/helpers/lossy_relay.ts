@@ -1,0 +1,91 @@
+/**
+ * A UDP relay that puts random loss and delay on a client's path to the server, for loss-recovery
+ * measurements where kernel netem is not available. Each client address gets its own upstream socket, so
+ * the server sees one distinct address per client (as with a NAT).
+ */
+
+/** Impairment applied by the relay. */
+export interface Impairment {
+  /** Probability (0..1) that a server-to-client datagram is dropped. */
+  downstreamLoss: number;
+  /** One-way delay added in each direction, ms. */
+  delayMs: number;
+  /** Seeded random source, so runs are comparable. */
+  random?: () => number;
+}
+
+/** A running relay. */
+export interface LossyRelay {
+  address: { hostname: string; port: number };
+  dropped: number;
+  forwarded: number;
+  close(): void;
+}
+
+/** A small deterministic PRNG (mulberry32). */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Starts a relay on `listenHost` that forwards to `server`. */
+export function startLossyRelay(
+  listenHost: string,
+  server: { hostname: string; port: number },
+  impairment: Impairment,
+): LossyRelay {
+  const random = impairment.random ?? Math.random;
+  const front = Deno.listenDatagram({ transport: "udp", hostname: listenHost, port: 0 });
+  const upstreams = new Map<string, Deno.DatagramConn>();
+  let closed = false;
+  const relay: LossyRelay = {
+    address: { hostname: listenHost, port: (front.addr as Deno.NetAddr).port },
+    dropped: 0,
+    forwarded: 0,
+    close() {
+      closed = true;
+      front.close();
+      for (const u of upstreams.values()) u.close();
+    },
+  };
+  const later = (fn: () => void) => impairment.delayMs > 0 ? setTimeout(fn, impairment.delayMs) : fn();
+  (async () => {
+    try {
+      for await (const [data, from] of front) {
+        const client = from as Deno.NetAddr;
+        const key = `${client.hostname}:${client.port}`;
+        let upstream = upstreams.get(key);
+        if (!upstream) {
+          const socket = Deno.listenDatagram({ transport: "udp", hostname: server.hostname, port: 0 });
+          upstream = socket;
+          upstreams.set(key, socket);
+          (async () => {
+            try {
+              for await (const [reply] of socket) {
+                if (random() < impairment.downstreamLoss) {
+                  relay.dropped++;
+                  continue;
+                }
+                relay.forwarded++;
+                later(() => {
+                  if (!closed) front.send(reply, client).catch(() => {});
+                });
+              }
+            } catch { /* closed */ }
+          })();
+        }
+        const target = upstream;
+        later(() => {
+          if (!closed) target.send(data, { transport: "udp", ...server }).catch(() => {});
+        });
+      }
+    } catch { /* closed */ }
+  })();
+  return relay;
+}

@@ -1,0 +1,81 @@
+/**
+ * Interop: aiortc (Debian `python3-aiortc`, its own ICE, DTLS and SRTP stack in Python) watches a room over
+ * WHEP and decodes the H.264 with PyAV; Chromium publishes. The script is tests/interop/aiortc_whep.py.
+ */
+import assert from "node:assert/strict";
+import type { Browser } from "playwright-core";
+import { launchChromium } from "./helpers/browser.ts";
+import { startServerProcess } from "./helpers/server_process.ts";
+import { publishFromPage } from "./helpers/webrtc_clients.ts";
+import { hasCommand, missing, pythonHas, roomIds, spawnForeign, waitFor } from "./interop/harness.ts";
+
+// Debian's interpreter, where apt puts aiortc (a pyenv or venv python3 earlier on PATH would not have it).
+const PYTHON = Deno.env.get("AIORTC_PYTHON") ?? "/usr/bin/python3";
+const CHROMIUM = Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium";
+const SCRIPT = new URL("./interop/aiortc_whep.py", import.meta.url).pathname;
+const ignored = missing([
+  [pythonHas(PYTHON, ["aiortc", "av"]), `aiortc and PyAV for ${PYTHON} (apt: python3-aiortc)`],
+  [hasCommand(CHROMIUM), `Chromium at ${CHROMIUM}`],
+]);
+
+interface WatchResult {
+  frames: number;
+  width: number;
+  height: number;
+  codec: string | null;
+  audio_frames: number;
+  status: number | null;
+  location: string | null;
+  delete_status: number | null;
+  error: string | null;
+}
+
+Deno.test({
+  name: "aiortc watches over WHEP and decodes the H.264 Chromium publishes",
+  ignore: ignored !== undefined,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  let browser: Browser | undefined;
+  let viewer: ReturnType<typeof spawnForeign> | undefined;
+  try {
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(page, { token: server.token, room: "aiortc", width: 640, height: 480 });
+    await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("aiortc"));
+
+    viewer = spawnForeign(PYTHON, [SCRIPT, `${server.baseUrl}/whep?target_id=aiortc`, "--frames", "60"]);
+    const status = await viewer.status;
+    const lines = viewer.output().trim().split("\n");
+    let result: WatchResult;
+    try {
+      result = JSON.parse(lines.findLast((l) => l.startsWith("{")) ?? "");
+    } catch {
+      throw new Error(`aiortc script printed no result (exit ${status.code}):\n${viewer.output()}`);
+    }
+    assert.equal(result.error, null, viewer.output());
+    assert.equal(status.code, 0);
+    assert.equal(result.status, 201);
+    assert.match(result.location ?? "", /\/whep\/[A-Za-z0-9_-]{32}$/);
+    assert.ok(result.frames >= 60, `decoded ${result.frames} frames`);
+    assert.equal(result.codec, "video/H264");
+    assert.equal(result.width, 640);
+    assert.equal(result.height, 480);
+    assert.ok(result.audio_frames > 0, "Opus audio decoded too");
+    assert.equal(result.delete_status, 200);
+    await waitFor(
+      "the viewer to be gone",
+      async () => (await (await fetch(`${server.baseUrl}/rooms/aiortc`)).json()).viewer_count,
+      (n) => n === 0,
+    );
+  } catch (e) {
+    console.error(`--- aiortc output ---\n${viewer?.output()}\n--- server log ---\n${server.logs()}`);
+    throw e;
+  } finally {
+    await viewer?.stop("SIGKILL");
+    await browser?.close();
+    await server.stop();
+  }
+});
