@@ -83,7 +83,8 @@ async function start() {
     if (!videoTrack) throw new Error("the source has no video");
     // Screen content favours sharp text over motion when the bandwidth is short.
     if (source === "screen") videoTrack.contentHint = "detail";
-    preferH264(pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [stream] }), "sender");
+    const video = pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [stream] });
+    preferH264(video, "sender");
     for (const track of stream.getAudioTracks()) {
       pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
@@ -102,6 +103,10 @@ async function start() {
     const roomId = response.headers.get("X-Room-Id") ?? room;
     live = { pc, stream, location: location ? apiUrl(location) : null, token, roomId };
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    // Without this Chromium first drops the resolution of a detailed picture and takes ~10 s to come back.
+    const parameters = video.sender.getParameters();
+    parameters.degradationPreference = "maintain-resolution";
+    await video.sender.setParameters(parameters).catch(() => {});
     await connected(pc);
   } catch (error) {
     if (live?.pc === pc) stop();
