@@ -17,22 +17,34 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
 
 try {
   const config = loadConfig();
-  const log = createLog(config.logLevel);
+  const log = createLog(config.logLevel, config.logFormat);
   const server = await startServer(config, log);
   const host = config.tcpAddress === "0.0.0.0" ? "localhost" : config.tcpAddress;
-  const base = `http://${host}:${server.httpPort}`;
+  const scheme = config.tls ? "https" : "http";
+  const base = `${scheme}://${host}:${server.httpPort}`;
   log(
     "info",
-    `HTTP API on ${config.tcpAddress}:${server.httpPort}, media on UDP ${config.udpAddress}:${server.udpPort}`,
+    `${
+      config.tls ? "HTTPS" : "HTTP"
+    } API on ${config.tcpAddress}:${server.httpPort}, media on UDP ${config.udpAddress}:${server.udpPort}`,
+    { scheme, http_port: server.httpPort, udp_port: server.udpPort, tls_cert: config.tls?.certPath },
   );
   log("info", `ICE candidates: ${server.candidates.map((c) => `${c.address}:${c.port}`).join(", ")}`);
   log("info", `DTLS certificate sha-256 ${server.certificate.fingerprint}`);
   const tokenNote = config.whipTokenGenerated ? " (generated for this run; set WHIP_TOKEN to keep one)" : "";
-  console.log(
-    `\nPublish with OBS: Settings → Stream → Service "WHIP"\n  Server:       ${base}/whip\n  Bearer Token: ${
-      config.whipTokenGenerated ? config.whipToken : "(your WHIP_TOKEN)"
-    }${tokenNote}\nWatch: POST ${base}/whep?target_id=<room id>, rooms at ${base}/rooms\n`,
-  );
+  if (config.logFormat === "json") {
+    // Keep stdout and stderr machine-readable: the banner becomes one record.
+    log("info", `publish with WHIP at ${base}/whip`, {
+      whip_url: `${base}/whip`,
+      bearer_token: config.whipTokenGenerated ? config.whipToken : undefined,
+    });
+  } else {
+    console.log(
+      `\nPublish with OBS: Settings → Stream → Service "WHIP"\n  Server:       ${base}/whip\n  Bearer Token: ${
+        config.whipTokenGenerated ? config.whipToken : "(your WHIP_TOKEN)"
+      }${tokenNote}\nWatch: POST ${base}/whep?target_id=<room id>, rooms at ${base}/rooms\n`,
+    );
+  }
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

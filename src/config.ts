@@ -2,6 +2,7 @@
  * Environment -> typed configuration. Every setting has a default so `deno task start` works with no
  * configuration at all; a bad value throws a {@link ConfigError} naming the variable.
  */
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 
 /** A configuration value that cannot be used; the message is one line naming the variable. */
 export class ConfigError extends Error {
@@ -42,6 +43,19 @@ export interface Config {
   /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
   iceServers: IceServer[];
   logLevel: "debug" | "info" | "warn" | "error";
+  logFormat: "text" | "json";
+  /** HTTPS for the API and pages, from TLS_CERT/TLS_KEY (PEM text); undefined serves plain HTTP. */
+  tls: TlsFiles | undefined;
+}
+
+/** The HTTPS certificate chain and key, read and checked at start-up. */
+export interface TlsFiles {
+  certPath: string;
+  keyPath: string;
+  /** PEM certificate chain (leaf first). */
+  cert: string;
+  /** PEM private key matching the leaf certificate. */
+  key: string;
 }
 
 /** A STUN or TURN server from ICE_SERVERS. */
@@ -114,6 +128,17 @@ export const SETTINGS: readonly SettingDoc[] = [
     description: "kbit/s ceiling announced with REMB to publishers without transport-wide CC",
   },
   { name: "LOG_LEVEL", defaultValue: "info", description: "debug, info, warn or error" },
+  {
+    name: "LOG_FORMAT",
+    defaultValue: "text",
+    description: "text (time LEVEL message) or json (one object per line: time, level, msg, fields)",
+  },
+  {
+    name: "TLS_CERT",
+    defaultValue: "(none: plain HTTP)",
+    description: "PEM certificate chain file; with TLS_KEY the HTTP port serves HTTPS",
+  },
+  { name: "TLS_KEY", defaultValue: "(none)", description: "PEM private key file of TLS_CERT" },
   { name: "MAX_SESSIONS", defaultValue: "500", description: "WHIP + WHEP sessions in total (503 beyond)" },
   { name: "MAX_VIEWERS_PER_ROOM", defaultValue: "200", description: "WHEP sessions per room (503 beyond)" },
   {
@@ -146,6 +171,10 @@ export function loadConfig(env: Env = denoEnv): Config {
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of debug, info, warn, error (got "${logLevel}")`);
   }
+  const logFormat = get("LOG_FORMAT") ?? "text";
+  if (logFormat !== "text" && logFormat !== "json") {
+    throw new ConfigError(`LOG_FORMAT must be text or json (got "${logFormat}")`);
+  }
   if (token !== undefined && token.length < 8) {
     throw new ConfigError("WHIP_TOKEN must be at least 8 characters long");
   }
@@ -175,7 +204,48 @@ export function loadConfig(env: Env = denoEnv): Config {
     iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map(parseIceServer),
     logLevel: logLevel as Config["logLevel"],
+    logFormat,
+    tls: loadTls(get("TLS_CERT"), get("TLS_KEY")),
   };
+}
+
+/**
+ * TLS_CERT and TLS_KEY: both or neither; readable PEM files; the key must belong to the (first, leaf)
+ * certificate, because `Deno.serve` would otherwise fail with a message that names neither variable.
+ */
+function loadTls(certPath: string | undefined, keyPath: string | undefined): TlsFiles | undefined {
+  if (certPath === undefined && keyPath === undefined) return undefined;
+  if (certPath === undefined) throw new ConfigError("TLS_CERT must be set together with TLS_KEY");
+  if (keyPath === undefined) throw new ConfigError("TLS_KEY must be set together with TLS_CERT");
+  const cert = readPem("TLS_CERT", certPath);
+  const key = readPem("TLS_KEY", keyPath);
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+  } catch {
+    throw new ConfigError(`TLS_CERT: ${certPath} holds no readable PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new ConfigError(`TLS_KEY: ${keyPath} holds no readable unencrypted PEM private key`);
+  }
+  if (!leaf.checkPrivateKey(privateKey)) {
+    throw new ConfigError(`TLS_KEY: ${keyPath} is not the key of the certificate in TLS_CERT (${certPath})`);
+  }
+  return { certPath, keyPath, cert, key };
+}
+
+function readPem(name: string, path: string): string {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    throw new ConfigError(`${name}: cannot read ${path}: ${(e as Error).message.split("\n")[0]}`);
+  }
+  if (!text.includes("-----BEGIN ")) throw new ConfigError(`${name}: ${path} is not a PEM file`);
+  return text;
 }
 
 function parseSwitch(name: string, value: string): boolean {

@@ -14,6 +14,9 @@ import { ThumbnailFiles } from "./http/rooms.ts";
 import { ThumbnailService } from "./thumbs/thumbnail_service.ts";
 import type { Candidate } from "./sdp/answer.ts";
 import { createLog, type Log } from "./log.ts";
+import { metricsHandler } from "./http/metrics.ts";
+import { MediaTotals } from "./metrics/media_totals.ts";
+import { LoopLagSampler } from "./metrics/loop_lag.ts";
 
 /** How often rooms' bitrate and frame-rate estimates are refreshed. */
 const ROOM_STATS_INTERVAL_MS = 2000;
@@ -35,7 +38,7 @@ export interface RunningServer {
 /** Starts everything `config` describes; throws {@link ConfigError} for unusable settings. */
 export async function startServer(
   config: Config,
-  log: Log = createLog(config.logLevel),
+  log: Log = createLog(config.logLevel, config.logFormat),
 ): Promise<RunningServer> {
   await ensureWritableDir("STORAGE_DIR", config.storageDir);
   await ensureWritableDir("CERTS_DIR", config.certsDir);
@@ -53,7 +56,9 @@ export async function startServer(
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());
   const bus = new RoomBus(busName);
-  const sessions = new SessionManager({
+  // Sees every peer come and go (and with it every room), so /metrics totals survive closed rooms.
+  const mediaTotals = new MediaTotals(() => sessions.rooms.values());
+  const sessions: SessionManager = new SessionManager({
     certificate,
     candidates,
     consentTimeoutMs: config.consentTimeoutMs,
@@ -65,7 +70,7 @@ export async function startServer(
     transportCc: config.transportCc,
     maxSessions: config.maxSessions,
     maxViewersPerRoom: config.maxViewersPerRoom,
-    transport: socket,
+    transport: mediaTotals.wrap(socket),
     bus,
     log,
   });
@@ -81,6 +86,20 @@ export async function startServer(
   });
   const statsTimer = setInterval(() => sessions.publishRoomStats(), ROOM_STATS_INTERVAL_MS);
   const socketDone = socket.run().catch((e) => log("error", `UDP socket failed: ${e}`));
+  const loopLag = new LoopLagSampler();
+  loopLag.start();
+  const metrics = metricsHandler({
+    socket,
+    media: mediaTotals,
+    sessions,
+    feed,
+    thumbnails,
+    loopLag,
+    // Peers still encrypt with werift's SrtpSession; report srtpBackendName() from ./srtp/context.ts once
+    // peer.ts uses createSrtpContext.
+    cryptoBackend: () => "werift",
+    startedAt: Date.now() - performance.now(),
+  });
 
   const abort = new AbortController();
   let server: Deno.HttpServer;
@@ -89,6 +108,8 @@ export async function startServer(
       {
         hostname: config.tcpAddress,
         port: config.tcpPort,
+        // HTTPS straight from Deno when TLS_CERT/TLS_KEY are set (config checked they load and match).
+        ...(config.tls ? { cert: config.tls.cert, key: config.tls.key } : {}),
         signal: abort.signal,
         onListen: () => {},
         onError: (e) => {
@@ -104,7 +125,7 @@ export async function startServer(
         whipToken: config.whipToken,
         frontendUrl: config.frontendUrl,
         log,
-        extra: [serveUi],
+        extra: [serveUi, metrics],
         rateLimiter: new RateLimiter(config.rateLimitPerMinute),
         iceServers: config.iceServers,
       }),
@@ -112,6 +133,7 @@ export async function startServer(
   } catch (e) {
     socket.close();
     bus.close();
+    loopLag.stop();
     throw new ConfigError(
       `TCP_PORT: cannot listen on ${config.tcpAddress}:${config.tcpPort}: ${(e as Error).message}`,
     );
@@ -131,6 +153,7 @@ export async function startServer(
       stopping ??= (async () => {
         abort.abort();
         clearInterval(statsTimer);
+        loopLag.stop();
         feed.close();
         sessions.closeAll();
         // Let close_notify and BYE datagrams leave, and room-closed events reach the thumbnailer.

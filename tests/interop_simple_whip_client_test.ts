@@ -10,6 +10,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
 import { receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import {
+  buildSoupShim,
   hasCommand,
   hasGstElement,
   lanAddress,
@@ -36,16 +37,6 @@ const VIDEO = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,he
   "application/x-rtp,media=video,encoding-name=H264,payload=96";
 const AUDIO = "audiotestsrc is-live=true wave=red-noise ! audioconvert ! audioresample ! queue ! opusenc ! " +
   "rtpopuspay pt=111 ssrc=1 ! queue ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111";
-
-/** Builds tests/interop/soup_shim.c (see there why) into a temporary directory. */
-async function buildSoupShim(dir: string): Promise<string> {
-  const source = new URL("./interop/soup_shim.c", import.meta.url).pathname;
-  const out = `${dir}/soup_shim.so`;
-  const result = await new Deno.Command("cc", { args: ["-shared", "-fPIC", "-o", out, source, "-ldl"] })
-    .output();
-  if (!result.success) throw new Error(`cc failed: ${new TextDecoder().decode(result.stderr)}`);
-  return out;
-}
 
 Deno.test({
   name: "simple-whip-client publishes H.264 with trickle ICE; Chromium decodes it over WHEP",

@@ -20,7 +20,14 @@ export async function readTextCapped(req: Request, limit = MAX_SDP_BYTES): Promi
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away or broke the framing mid-body: its problem, not a server error to log.
+      throw new HttpError(400, "request body could not be read");
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.length;
     if (size > limit) {

@@ -75,7 +75,7 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     }
     if (kind === "whep" && req.method === "POST") {
       rateLimit(deps, info);
-      return await postWhep(req, decodeURIComponent(second), deps);
+      return await postWhep(req, decodeSegment(second), deps);
     }
     allow(req, kind === "whep" ? ["POST", "PATCH", "DELETE", "OPTIONS"] : ["PATCH", "DELETE", "OPTIONS"]);
     if (!SESSION_ID.test(second)) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
@@ -88,13 +88,13 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   }
   if (first === "rooms" && segments.length === 2) {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
-    const room = deps.directory.get(decodeURIComponent(second));
+    const room = deps.directory.get(decodeSegment(second));
     if (!room) throw new HttpError(404, `room "${second}" is not live`);
     return Response.json(roomJson(room));
   }
   if (first === "rooms" && segments.length === 3 && segments[2] === "thumbnail.jpg") {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
-    return await deps.thumbnails.serve(req, decodeURIComponent(second), url);
+    return await deps.thumbnails.serve(req, decodeSegment(second), url);
   }
   if (path === "/notifications") {
     allow(req, ["GET", "OPTIONS"]);
@@ -111,6 +111,15 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
 export function allow(req: Request, methods: string[]): void {
   if (!methods.includes(req.method)) {
     throw new HttpError(405, `method ${req.method} not allowed`, { Allow: methods.join(", ") });
+  }
+}
+
+/** A percent-decoded path segment; a malformed escape (`%zz`, a cut UTF-8 sequence) is the client's error. */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new HttpError(400, "malformed percent-encoding in the path");
   }
 }
 

@@ -8,6 +8,7 @@ import { createHash, X509Certificate } from "node:crypto";
 import { DtlsServer, keyLength, type RtpHeader, saltLength, SrtcpSession, SrtpSession } from "werift";
 import { answerCheck } from "./ice_lite.ts";
 import type { ServerCertificate } from "./certificate.ts";
+import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
 
 /** A UDP address; the shape of `Deno.NetAddr` without the transport field. */
 export interface PeerAddress {
@@ -140,6 +141,10 @@ export class Peer {
   /** Handles a DTLS record from a validated address. */
   handleDtls(data: Uint8Array, from: PeerAddress, now: number): void {
     if (this.state === "closed" || !this.isValidated(from)) return;
+    // After the handshake werift acts on records nobody authenticated (a plaintext alert or an unknown
+    // content type closes the session, a ClientHello restarts it), so one datagram with the client's
+    // spoofed address could end a session. Invalid records are dropped instead (RFC 6347 §4.1.2.7).
+    if (this.state === "connected" && !authenticRecords(this.#dtls!, data)) return;
     this.#lastSeen = now;
     if (!this.#dtls) this.#startDtls();
     const transport = this.#dtlsTransport!;
@@ -154,6 +159,11 @@ export class Peer {
   /** Handles an SRTP or SRTCP datagram from a validated address. */
   handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, now: number): void {
     if (this.state !== "connected" || !this.isValidated(from)) return;
+    // werift parses the RTP header before authenticating and would spin on a lying extension length.
+    if (!isRtcp && !rtpHeaderFits(data)) {
+      this.counters.decryptFailures++;
+      return;
+    }
     const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
     let plain: Buffer;
     try {
@@ -208,6 +218,10 @@ export class Peer {
     this.state = "closed";
     if (this.#dtls) {
       try {
+        // werift's close() only drops its transport and sends nothing; without an encrypted close_notify
+        // (RFC 5246 §7.2.1) the client notices only when its ICE consent expires, ~30 s later.
+        const to = this.#dtlsTransport?.remote ?? this.selected;
+        if (wasConnected && to) this.#options.transmit(closeNotify(this.#dtls), to);
         if (wasConnected) this.#dtls.close();
       } catch { /* the client may already be gone */ }
       this.#dtls.onConnect.allUnsubscribe();
@@ -240,7 +254,8 @@ export class Peer {
   }
 
   #onDtlsConnected(): void {
-    if (this.state === "closed") return;
+    // werift reports "connected" again when a client retransmits its Finished; keep the SRTP state.
+    if (this.state === "closed" || this.state === "connected") return;
     const dtls = this.#dtls!;
     const der = dtls.remoteCertificate;
     const expected = this.#options.remoteFingerprint;
@@ -282,6 +297,68 @@ export function pemToDer(pem: string): Uint8Array {
 
 function addressKey(a: PeerAddress): string {
   return `${a.hostname}|${a.port}`;
+}
+
+const DTLS_ALERT = 21;
+const DTLS_HANDSHAKE = 22;
+
+/** An encrypted warning-level close_notify alert record under the session's current epoch. */
+function closeNotify(dtls: DtlsServer): Uint8Array {
+  const state = dtls.dtls;
+  const header = {
+    contentType: DTLS_ALERT,
+    protocolVersion: state.version,
+    epoch: state.epoch,
+    sequenceNumber: ++state.recordSequenceNumber,
+    contentLen: 2,
+  };
+  const sealed = dtls.cipher.encryptPacket(
+    { recordLayerHeader: header, fragment: Buffer.from([1, 0]) } as never,
+  );
+  const fragment = (sealed as unknown as { fragment: Buffer }).fragment;
+  const out = Buffer.alloc(13 + fragment.length);
+  out[0] = DTLS_ALERT;
+  out[1] = header.protocolVersion.major;
+  out[2] = header.protocolVersion.minor;
+  out.writeUInt16BE(header.epoch, 3);
+  out.writeUIntBE(header.sequenceNumber, 5, 6);
+  out.writeUInt16BE(fragment.length, 11);
+  fragment.copy(out, 13);
+  return out;
+}
+
+/**
+ * Whether a datagram that arrived after the handshake holds only records worth handing to werift: epoch ≥ 1
+ * alerts (close_notify) and handshake records (a retransmitted Finished) that decrypt under the session keys.
+ */
+function authenticRecords(dtls: DtlsServer, data: Uint8Array): boolean {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  let offset = 0;
+  while (offset < buf.length) {
+    if (offset + 13 > buf.length) return false;
+    const contentType = buf[offset];
+    const epoch = buf.readUInt16BE(offset + 3);
+    const contentLen = buf.readUInt16BE(offset + 11);
+    const end = offset + 13 + contentLen;
+    if (end > buf.length || epoch === 0) return false;
+    if (contentType !== DTLS_ALERT && contentType !== DTLS_HANDSHAKE) return false;
+    try {
+      dtls.cipher.decryptPacket({
+        recordLayerHeader: {
+          contentType,
+          protocolVersion: { major: buf[offset + 1], minor: buf[offset + 2] },
+          epoch,
+          sequenceNumber: buf.readUIntBE(offset + 5, 6),
+          contentLen,
+        },
+        fragment: buf.subarray(offset + 13, end),
+      } as never);
+    } catch {
+      return false;
+    }
+    offset = end;
+  }
+  return offset > 0;
 }
 
 /**

@@ -63,6 +63,8 @@ export function parseOffer(sdp: string): ParsedOffer {
   let current = session;
   for (const line of lines) {
     if (line.length < 2 || line[1] !== "=") throw new SdpError(`malformed SDP line "${clip(line)}"`);
+    // RFC 8866 §9 byte-string excludes NUL, CR and LF; values are echoed into the answer (mid, fmtp, m-line).
+    if (/[\0\r]/.test(line)) throw new SdpError("SDP has a NUL or a stray CR inside a line");
     const type = line[0];
     const value = line.slice(2);
     if (type === "m") {

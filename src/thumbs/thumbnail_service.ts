@@ -1,6 +1,6 @@
 /** Thumbnails driven by the room bus: keyframes in, JPEG files and `thumbnail-updated` events out. */
 import { RoomBus } from "../rooms/bus.ts";
-import { Thumbnailer } from "./thumbnailer.ts";
+import { type ThumbnailCounters, Thumbnailer } from "./thumbnailer.ts";
 
 /** Options of the thumbnail service. */
 export interface ThumbnailServiceOptions {
@@ -36,6 +36,11 @@ export class ThumbnailService {
         this.#thumbnailer.offerKeyframe(event.roomId, event.data, performance.now());
       } else if (event.type === "room-closed") void this.#thumbnailer.remove(event.roomId);
     });
+  }
+
+  /** Thumbnails attempted and failed since start. */
+  get counters(): ThumbnailCounters {
+    return this.#thumbnailer.counters;
   }
 
   /** Removes thumbnails left by an earlier run. */

@@ -299,6 +299,14 @@ export function isValidRoomId(roomId: string): boolean {
   return ROOM_ID.test(roomId);
 }
 
+/** What a {@link Thumbnailer} has done since it started. */
+export interface ThumbnailCounters {
+  /** Thumbnails started (an ffmpeg run each). */
+  runs: number;
+  /** Thumbnails that failed: ffmpeg missing or failing, JPEG encoding, writing the file. */
+  failures: number;
+}
+
 interface RoomState {
   job: Promise<void> | undefined;
   /** Earliest `now` at which a new thumbnail may start. */
@@ -318,6 +326,8 @@ interface RoomState {
  * ```
  */
 export class Thumbnailer {
+  /** Thumbnails attempted and failed since start, for `/metrics`. */
+  readonly counters: ThumbnailCounters = { runs: 0, failures: 0 };
   #storageDir: string;
   #intervalMs: number;
   #width: number;
@@ -438,6 +448,7 @@ export class Thumbnailer {
 
   async #make(roomId: string, st: RoomState, annexB: Uint8Array, now: number): Promise<void> {
     let info: ThumbnailInfo;
+    this.counters.runs++;
     try {
       const image = await keyframeToJpeg(annexB, {
         width: this.#width,
@@ -455,6 +466,7 @@ export class Thumbnailer {
       st.failures = 0;
     } catch (err) {
       if (this.#closed) return;
+      this.counters.failures++;
       if (err instanceof ThumbnailError && err.code === "ffmpeg_unavailable") {
         if (!this.#disabled) this.#log(`thumbnails disabled: ${err.message}`);
         this.#disabled = true;

@@ -1,12 +1,15 @@
 /**
  * Time to first decoded frame for new WHEP viewers in Chromium, with the keyframe cache on (default) and off
- * (KEYFRAME_CACHE=off, the baseline), against a Chromium publisher (which honours PLI).
- * Prints p50/p90/max over JOIN_SAMPLES joins per mode.
+ * (KEYFRAME_CACHE=off, the baseline), against (a) a Chromium publisher, which honours PLI, and (b) a
+ * publisher that ignores PLI and sends a keyframe every 2 s (simple-whip-client sending a pre-encoded clip).
+ * Prints p50/p90/max over JOIN_SAMPLES joins per case.
  * Run: deno run --unstable-net --allow-all tests/bench/join_latency.ts
  */
 import { launchChromium } from "../helpers/browser.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { publishFromPage, timeToFirstFrame } from "../helpers/webrtc_clients.ts";
+import { clipPublisherMissing, makeGopClip, startClipPublisher } from "../helpers/clip_publisher.ts";
+import { roomIds, waitFor } from "../interop/harness.ts";
 
 const SAMPLES = Number(Deno.env.get("JOIN_SAMPLES") ?? "15");
 
@@ -15,13 +18,24 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function measure(label: string, env: Record<string, string>): Promise<number[]> {
-  const server = await startServerProcess(env);
+async function measure(label: string, env: Record<string, string>, clip?: string): Promise<number[]> {
+  const server = await startServerProcess({ ...env, UDP_ADDRESS: clip ? "0.0.0.0" : "127.0.0.1" });
   const browser = await launchChromium();
+  let clipPublisher: Awaited<ReturnType<typeof startClipPublisher>> | undefined;
   try {
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(publisher, { token: server.token, room: "join" });
+    if (clip) {
+      clipPublisher = await startClipPublisher(server.baseUrl, server.token, "join", clip);
+      await waitFor(
+        "the clip publisher's room",
+        () => roomIds(server.baseUrl),
+        (ids) => ids.includes("join"),
+        30000,
+      );
+    } else {
+      const publisher = await browser.newPage();
+      await publisher.goto(`${server.baseUrl}/healthz`);
+      await publishFromPage(publisher, { token: server.token, room: "join" });
+    }
     await new Promise((r) => setTimeout(r, 2000));
     const viewer = await browser.newPage();
     await viewer.goto(`${server.baseUrl}/healthz`);
@@ -39,12 +53,24 @@ async function measure(label: string, env: Record<string, string>): Promise<numb
     );
     return samples;
   } finally {
+    await clipPublisher?.cleanup();
     await browser.close();
     await server.stop();
   }
 }
 
-console.log("time to first decoded frame, Chromium publisher (honours PLI):");
+console.log("time to first decoded frame, (a) Chromium publisher (honours PLI):");
 const on = await measure("keyframe cache on (default)", {});
 const off = await measure("keyframe cache off (baseline)", { KEYFRAME_CACHE: "off" });
 console.log(`ratio p50 on/off: ${(percentile(on, 50) / percentile(off, 50)).toFixed(2)}`);
+
+const missing = clipPublisherMissing();
+if (missing) {
+  console.log(`(b) skipped: missing ${missing}`);
+} else {
+  const clip = await makeGopClip();
+  console.log("\n(b) publisher ignoring PLI, keyframe every 2 s (simple-whip-client sending a clip):");
+  const clipOn = await measure("keyframe cache on (default)", {}, clip);
+  const clipOff = await measure("keyframe cache off (baseline)", { KEYFRAME_CACHE: "off" }, clip);
+  console.log(`ratio p50 on/off: ${(percentile(clipOn, 50) / percentile(clipOff, 50)).toFixed(2)}`);
+}

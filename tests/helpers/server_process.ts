@@ -8,6 +8,10 @@ export interface ServerProcess {
   token: string;
   storageDir: string;
   certsDir: string;
+  /** Process id (for /proc/<pid>/status, signals). */
+  pid: number;
+  /** Resolves when the process exits. */
+  status: Promise<Deno.CommandStatus>;
   /** Everything the process wrote to stderr so far. */
   logs(): string;
   stop(): Promise<void>;
@@ -80,6 +84,8 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     token,
     storageDir,
     certsDir,
+    pid: child.pid,
+    status: child.status,
     logs: () => log,
     async stop() {
       try {

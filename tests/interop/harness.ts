@@ -116,3 +116,13 @@ export async function roomIds(baseUrl: string): Promise<string[]> {
 export function lanAddress(): string | undefined {
   return Deno.networkInterfaces().find((n) => n.family === "IPv4" && !n.address.startsWith("127."))?.address;
 }
+
+/** Builds tests/interop/soup_shim.c (see there why) into a temporary directory. */
+export async function buildSoupShim(dir: string): Promise<string> {
+  const source = new URL("./soup_shim.c", import.meta.url).pathname;
+  const out = `${dir}/soup_shim.so`;
+  const result = await new Deno.Command("cc", { args: ["-shared", "-fPIC", "-o", out, source, "-ldl"] })
+    .output();
+  if (!result.success) throw new Error(`cc failed: ${new TextDecoder().decode(result.stderr)}`);
+  return out;
+}
