@@ -5,12 +5,13 @@
  * @module
  */
 
-import sharp from "sharp";
+import type sharpModule from "sharp";
 import { join } from "node:path";
 
 /** What went wrong in {@link keyframeToJpeg} or {@link resizeJpeg}. */
 export type ThumbnailErrorCode =
   | "ffmpeg_unavailable"
+  | "sharp_unavailable"
   | "timeout"
   | "aborted"
   | "decode_failed"
@@ -19,7 +20,7 @@ export type ThumbnailErrorCode =
 
 /** A thumbnail could not be made; `message` is one line suitable for a log or an HTTP reason. */
 export class ThumbnailError extends Error {
-  /** Machine-readable cause; `ffmpeg_unavailable` means retrying is pointless. */
+  /** Machine-readable cause; `ffmpeg_unavailable` and `sharp_unavailable` mean retrying is pointless. */
   readonly code: ThumbnailErrorCode;
 
   constructor(code: ThumbnailErrorCode, message: string) {
@@ -82,6 +83,7 @@ function errorMessage(err: unknown): string {
 export async function keyframeToJpeg(annexB: Uint8Array, options: KeyframeToJpegOptions): Promise<JpegImage> {
   checkWidth(options.width);
   if (annexB.length === 0) throw new ThumbnailError("invalid_argument", "empty keyframe");
+  const sharp = await loadSharp();
   const rgb = await decodeWithFfmpeg(annexB, options);
   try {
     const { data, info } = await sharp(rgb.pixels, {
@@ -102,6 +104,7 @@ export async function keyframeToJpeg(annexB: Uint8Array, options: KeyframeToJpeg
  */
 export async function resizeJpeg(jpeg: Uint8Array, width: number): Promise<Uint8Array> {
   checkWidth(width);
+  const sharp = await loadSharp();
   try {
     const meta = await sharp(jpeg).metadata();
     if (meta.format !== "jpeg") throw new Error(`not a JPEG (${meta.format})`);
@@ -110,6 +113,19 @@ export async function resizeJpeg(jpeg: Uint8Array, width: number): Promise<Uint8
   } catch (err) {
     throw new ThumbnailError("encode_failed", `JPEG resize failed: ${errorMessage(err)}`);
   }
+}
+
+let sharpLoading: Promise<typeof sharpModule> | undefined;
+
+/**
+ * Loads sharp on first use rather than at import: its native libvips may be missing (e.g. inside a
+ * `deno compile` binary), and that must cost the thumbnails only, never the server's start.
+ */
+function loadSharp(): Promise<typeof sharpModule> {
+  sharpLoading ??= import("sharp").then((m) => m.default);
+  return sharpLoading.catch((err) => {
+    throw new ThumbnailError("sharp_unavailable", `sharp (libvips) cannot be loaded: ${errorMessage(err)}`);
+  });
 }
 
 interface RgbImage {
@@ -467,7 +483,10 @@ export class Thumbnailer {
     } catch (err) {
       if (this.#closed) return;
       this.counters.failures++;
-      if (err instanceof ThumbnailError && err.code === "ffmpeg_unavailable") {
+      if (
+        err instanceof ThumbnailError &&
+        (err.code === "ffmpeg_unavailable" || err.code === "sharp_unavailable")
+      ) {
         if (!this.#disabled) this.#log(`thumbnails disabled: ${err.message}`);
         this.#disabled = true;
         return;
