@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { type Config, ConfigError } from "./config.ts";
 import { loadOrCreateCertificate, type ServerCertificate } from "./peer/certificate.ts";
 import { MediaSocket } from "./net/udp.ts";
+import { raiseReceiveBuffer } from "./net/socket_buffer.ts";
 import { SessionManager } from "./rooms/sessions.ts";
 import { RoomBus, roomBusName } from "./rooms/bus.ts";
 import { createRouter } from "./http/routes.ts";
@@ -53,6 +54,8 @@ export async function startServer(
       `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${(e as Error).message}`,
     );
   }
+  const receiveBuffer = raiseReceiveBuffer(socket.port, 4 * 1024 * 1024);
+  log("info", `UDP receive buffer ${receiveBuffer ? `${receiveBuffer >> 10} KiB` : "at the kernel default"}`);
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());
   const bus = new RoomBus(busName);

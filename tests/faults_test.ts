@@ -1,0 +1,115 @@
+/**
+ * Faults: a send error or a vanished address on one viewer never costs another viewer a packet, and SIGTERM
+ * with a live publisher ends its session, removes the thumbnails and exits 0 promptly.
+ */
+import assert from "node:assert/strict";
+import { launchChromium } from "./helpers/browser.ts";
+import { startServerProcess } from "./helpers/server_process.ts";
+import { publishFromPage } from "./helpers/webrtc_clients.ts";
+import { createWorld, waitUntil } from "./fuzz/world.ts";
+import { rtpHeader } from "./fuzz/werift_client.ts";
+
+Deno.test({
+  name: "a viewer whose address fails or vanished does not affect the others",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  // Real UDP both ways: the socket's read loop runs, so ICMP errors from the vanished viewer reach it too.
+  const world = await createWorld({ viewers: 3, run: true });
+  try {
+    const [vanished, failing, healthy] = world.viewers;
+    const peers = [...world.room.viewers].map((v) => v.peer);
+    // The first viewer's socket goes away: the kernel answers what is sent there with ICMP unreachable.
+    await vanished.close();
+    // Every send to the second viewer now fails in sendto() itself (port 0: EINVAL).
+    const failingPeer = peers.find((p) => p.selected?.port === failing.address.port)!;
+    failingPeer.selected = { hostname: failing.address.hostname, port: 0 };
+
+    const before = healthy.received.rtp;
+    const errorsBefore = world.socket.counters.sendErrors;
+    const count = 400;
+    for (let i = 0; i < count; i++) {
+      // Every payload is an IDR slice, so each viewer's stream may start at any packet.
+      world.publisher.sendRtp(
+        rtpHeader({
+          payloadType: world.room.video.payloadType,
+          sequenceNumber: 5000 + i,
+          timestamp: 90_000 + i * 3000,
+          ssrc: 0xfeed,
+          marker: true,
+        }),
+        new Uint8Array([0x65, 0x88, 0x84, i & 0xff, 0x21, 0x00]),
+      );
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    }
+    await waitUntil(
+      () => healthy.received.rtp - before >= count,
+      "the healthy viewer got every packet",
+      5000,
+    );
+    assert.equal(healthy.received.rtp - before, count);
+    assert.equal(healthy.received.undecryptable, 0);
+    assert.ok(world.socket.counters.sendErrors > errorsBefore, "sends towards the broken route failed");
+    // Nothing was torn down by the errors: every session is still up and the socket still reads.
+    assert.ok(world.room.live);
+    assert.equal(world.room.publisher.state, "connected");
+    assert.ok(peers.every((p) => p.state === "connected"));
+    console.log(
+      `delivered ${count}/${count} to the healthy viewer; ${
+        world.socket.counters.sendErrors - errorsBefore
+      } send errors on the broken route`,
+    );
+  } finally {
+    await world.close();
+  }
+});
+
+Deno.test({
+  name: "SIGTERM with a live publisher: sessions end, thumbnails are removed, exit 0 within 2 s",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ THUMBNAIL_INTERVAL: "1" });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(page, { token: server.token, room: "sigterm" });
+    const jpgs = async () => {
+      const names: string[] = [];
+      for await (const entry of Deno.readDir(server.storageDir)) {
+        if (entry.name.endsWith(".jpg")) names.push(entry.name);
+      }
+      return names;
+    };
+    const deadline = Date.now() + 20_000;
+    while ((await jpgs()).length === 0) {
+      if (Date.now() > deadline) throw new Error(`no thumbnail was written\n${server.logs()}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    const started = performance.now();
+    Deno.kill(server.pid, "SIGTERM");
+    const status = await server.status;
+    const exitMs = performance.now() - started;
+    console.log(`SIGTERM -> exit ${status.code} in ${exitMs.toFixed(0)} ms`);
+    assert.equal(status.code, 0, server.logs());
+    assert.ok(exitMs < 2000, `exit took ${exitMs.toFixed(0)} ms`);
+    assert.deepEqual(await jpgs(), []);
+    assert.match(server.logs(), /SIGTERM: shutting down/);
+    assert.match(server.logs(), /closed \(shutdown\)/);
+    // The publisher learns at once (DTLS close_notify), not after its own ICE timeout.
+    // The publisher learns at once from the DTLS close_notify, not after its ICE consent expires (Chromium
+    // keeps connectionState "connected" until then, but closes the DTLS transport).
+    const dtls = await page.waitForFunction(
+      () =>
+        (globalThis as unknown as { pc: RTCPeerConnection }).pc.getSenders()[0].transport?.state === "closed",
+      undefined,
+      { timeout: 2000 },
+    ).then(() => "closed", () => "still open");
+    assert.equal(dtls, "closed");
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});

@@ -1,0 +1,21 @@
+/**
+ * A short fuzz run (the same targets and invariants as `deno task fuzz`) as part of `deno task test`:
+ * ~30,000 inputs with a seed that changes every run; a failure prints the seed and the input to replay.
+ */
+import assert from "node:assert/strict";
+import { formatReport } from "./fuzz/engine.ts";
+import { runSuite } from "./fuzz/suite.ts";
+
+Deno.test({
+  name: "fuzz: 30k random and mutated inputs at every network-facing parser",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const seed = Number(Deno.env.get("FUZZ_SEED") ?? crypto.getRandomValues(new Uint32Array(1))[0]) >>> 0;
+  const report = await runSuite({ seed, count: Number(Deno.env.get("FUZZ_COUNT") ?? 30_000) });
+  console.log(formatReport(report));
+  assert.equal(report.failures.length, 0, `fuzz failures (seed ${seed}); see the report above`);
+  assert.ok(report.total >= 25_000);
+  // Garbage between collections is allowed for; a leak per input would show at this scale.
+  assert.ok(report.rssAfter - report.rssBefore < 400 * 1024 * 1024, "RSS grew by more than 400 MiB");
+});
