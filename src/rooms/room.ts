@@ -121,6 +121,8 @@ const KEYFRAME_REQUEST_INTERVAL_MS = 500;
 const RECEIVER_REPORT_INTERVAL_MS = 1000;
 /** Transport-wide congestion-control feedback to the publisher. */
 const TWCC_INTERVAL_MS = 50;
+/** Most packets resent for one viewer NACK packet. */
+const MAX_RESENDS_PER_NACK = 64;
 /** Retry spacing of NACKs to the publisher when its RTT is unknown. */
 const NACK_RETRY_MS = 40;
 
@@ -288,7 +290,12 @@ export class Room {
         if (nack.mediaSsrc !== track.ssrc) continue;
         this.counters.nacksReceived += nack.sequenceNumbers.length;
         viewer.reception.nacksReceived += nack.sequenceNumbers.length;
-        for (const sent of nack.sequenceNumbers) this.#resend(viewer, track, sent, now);
+        // One RTCP packet can name thousands of packets; answering them all would let a viewer turn a
+        // few bytes into a burst of media. Beyond the cap the viewer recovers by keyframe instead.
+        const asked = nack.sequenceNumbers.length > MAX_RESENDS_PER_NACK
+          ? nack.sequenceNumbers.slice(0, MAX_RESENDS_PER_NACK)
+          : nack.sequenceNumbers;
+        for (const sent of asked) this.#resend(viewer, track, sent, now);
       }
     }
     for (const block of rtcp.reportBlocks) {

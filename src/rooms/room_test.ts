@@ -160,3 +160,16 @@ Deno.test("a keyframe request inside the 500 ms window is deferred, not dropped"
   room.handlePublisherRtp(rtp(102, 1, 3, 7000, P), 520);
   assert.equal(plis(), 2, "sent when the window ended");
 });
+
+Deno.test("one NACK packet cannot ask for more than 64 resends", () => {
+  const { room, viewer } = setup();
+  const v = viewer();
+  room.addViewer(v, 0);
+  for (let i = 0; i < 200; i++) {
+    room.handlePublisherRtp(rtp(102, 1, 1000 + i, 1000 + i * 3000, i ? P : IDR), i);
+  }
+  const sent = v.peer.sent.map((s) => s.sequenceNumber);
+  v.peer.sent.length = 0;
+  room.handleViewerRtcp(v, buildNack(9, 5000, sent), 300);
+  assert.equal(v.peer.sent.length, 64);
+});

@@ -1,6 +1,7 @@
 /**
- * A ring of recent RTP packets of one stream, indexed by sequence number, for answering NACKs. Slots are
- * preallocated and reused: storing a packet copies it into its slot, nothing is allocated per packet.
+ * A ring of recent RTP packets of one stream, indexed by sequence number, for answering NACKs. Each slot's
+ * buffer is allocated the first time it is used and reused afterwards: storing a packet copies it into its
+ * slot, nothing is allocated per packet once the ring has filled, and an idle session costs almost nothing.
  */
 
 const SLOT_BYTES = 1500;
@@ -8,7 +9,7 @@ const SLOT_BYTES = 1500;
 /** Recent packets of one RTP stream. */
 export class PacketCache {
   #size: number;
-  #slots: Uint8Array[];
+  #slots: (Uint8Array | undefined)[];
   #lengths: Int32Array;
   #seqs: Int32Array;
 
@@ -16,7 +17,7 @@ export class PacketCache {
   constructor(size = 512) {
     if ((size & (size - 1)) !== 0) throw new RangeError("PacketCache size must be a power of two");
     this.#size = size;
-    this.#slots = Array.from({ length: size }, () => new Uint8Array(SLOT_BYTES));
+    this.#slots = new Array(size);
     this.#lengths = new Int32Array(size);
     this.#seqs = new Int32Array(size).fill(-1);
   }
@@ -28,7 +29,7 @@ export class PacketCache {
       this.#seqs[slot] = -1;
       return;
     }
-    this.#slots[slot].set(packet);
+    (this.#slots[slot] ??= new Uint8Array(SLOT_BYTES)).set(packet);
     this.#lengths[slot] = packet.length;
     this.#seqs[slot] = seq;
   }
@@ -37,7 +38,7 @@ export class PacketCache {
   get(seq: number): Uint8Array | undefined {
     const slot = seq & (this.#size - 1);
     if (this.#seqs[slot] !== seq) return undefined;
-    return this.#slots[slot].subarray(0, this.#lengths[slot]);
+    return this.#slots[slot]!.subarray(0, this.#lengths[slot]);
   }
 
   /** Forgets everything (a new stream). */
