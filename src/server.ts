@@ -15,6 +15,7 @@ import { ThumbnailFiles } from "./http/rooms.ts";
 import { ThumbnailService } from "./thumbs/thumbnail_service.ts";
 import type { Candidate } from "./sdp/answer.ts";
 import { createLog, type Log } from "./log.ts";
+import { srtpBackendName } from "./srtp/context.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { MediaTotals } from "./metrics/media_totals.ts";
 import { LoopLagSampler } from "./metrics/loop_lag.ts";
@@ -45,6 +46,7 @@ export async function startServer(
   await ensureWritableDir("CERTS_DIR", config.certsDir);
   const certificate = await loadOrCreateCertificate(config.certsDir);
   if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
+  log("info", `SRTP: ${srtpBackendName()}`);
 
   let socket: MediaSocket;
   try {
@@ -98,9 +100,7 @@ export async function startServer(
     feed,
     thumbnails,
     loopLag,
-    // Peers still encrypt with werift's SrtpSession; report srtpBackendName() from ./srtp/context.ts once
-    // peer.ts uses createSrtpContext.
-    cryptoBackend: () => "werift",
+    cryptoBackend: srtpBackendName,
     startedAt: Date.now() - performance.now(),
   });
 

@@ -3,6 +3,7 @@
  * to peers by STUN username or, once ICE validated an address, by source address. Owns the consent timer.
  */
 import { classifyDatagram } from "./demux.ts";
+import { SendTo } from "./udp_sendto.ts";
 import { stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
 import type { PeerTransport } from "../rooms/sessions.ts";
@@ -38,8 +39,11 @@ export class MediaSocket implements PeerTransport {
     this.counters.sendErrors++;
   };
 
+  #sendTo: SendTo | undefined;
+
   constructor(conn: Deno.DatagramConn, sweepIntervalMs = 1000) {
     this.#conn = conn;
+    this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
   }
 
@@ -115,11 +119,14 @@ export class MediaSocket implements PeerTransport {
     }
   }
 
+  /** Sends one datagram. `data` is only read during the call, so callers may reuse their buffer. */
   transmit = (data: Uint8Array, to: PeerAddress): void => {
     if (this.#closed) return;
     this.counters.datagramsOut++;
     this.counters.bytesOut += data.length;
-    this.#conn.send(data, { transport: "udp", hostname: to.hostname, port: to.port }).catch(
+    if (this.#sendTo?.send(data, to)) return;
+    // Deno reads the buffer after this returns, and callers may reuse theirs: send a copy.
+    this.#conn.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(
       this.#onSendError,
     );
   };

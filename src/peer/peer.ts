@@ -5,9 +5,10 @@
  */
 import { Buffer } from "node:buffer";
 import { createHash, X509Certificate } from "node:crypto";
-import { DtlsServer, keyLength, type RtpHeader, saltLength, SrtcpSession, SrtpSession } from "werift";
+import { DtlsServer, keyLength, saltLength } from "werift";
 import { answerCheck } from "./ice_lite.ts";
 import type { ServerCertificate } from "./certificate.ts";
+import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
 
 /** A UDP address; the shape of `Deno.NetAddr` without the transport field. */
@@ -68,6 +69,12 @@ export interface PeerOptions {
   connectTimeoutMs?: number;
 }
 
+/**
+ * Where outgoing SRTP is written: transmit only reads its argument during the call, so one buffer serves
+ * every packet. Larger packets (rare jumbo RTP) get their own array.
+ */
+const SEND_BUFFER = new Uint8Array(2048);
+
 /** SRTP protection profiles in preference order: AEAD_AES_128_GCM (cheaper), then AES_CM_128_HMAC_SHA1_80. */
 const SRTP_PROFILES: (1 | 7)[] = [7, 1];
 
@@ -91,8 +98,7 @@ export class Peer {
   #createdAt: number;
   #dtls: DtlsServer | undefined;
   #dtlsTransport: DtlsTransport | undefined;
-  #srtp: SrtpSession | undefined;
-  #srtcp: SrtcpSession | undefined;
+  #srtp: SrtpContext | undefined;
 
   constructor(options: PeerOptions) {
     this.id = options.id;
@@ -164,11 +170,11 @@ export class Peer {
       this.counters.decryptFailures++;
       return;
     }
-    const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    let plain: Buffer;
-    try {
-      plain = isRtcp ? this.#srtcp!.decrypt(buf) : this.#srtp!.decrypt(buf);
-    } catch {
+    // Decrypted in place: the datagram's buffer belongs to this call (the socket allocates one per receive).
+    const srtp = this.#srtp!;
+    const plain = isRtcp ? srtp.unprotectRtcp(data, data) : srtp.unprotectRtp(data, data);
+    if (!plain) {
+      // Forged, corrupted or replayed (RFC 3711 §3.3.2).
       this.counters.decryptFailures++;
       return;
     }
@@ -182,18 +188,23 @@ export class Peer {
     }
   }
 
-  /** Encrypts and sends one RTP packet; `header` is serialised as it is now. */
-  sendRtp(header: RtpHeader, payload: Uint8Array): void {
+  /**
+   * Encrypts and sends an RTP packet whose header (`headerLength` bytes) is final. `packet` is only read
+   * during the call, so the forwarder may rewrite the same buffer for the next viewer; the encrypted packet
+   * goes into a shared buffer because transmit copies or sends it before returning.
+   */
+  sendRtpPacket(packet: Uint8Array, headerLength: number): void {
     if (this.state !== "connected" || !this.selected) return;
-    const packet = this.#srtp!.encrypt(payload as Buffer, header);
     this.counters.rtpOut++;
-    this.#options.transmit(packet, this.selected);
+    const srtp = this.#srtp!;
+    const out = packet.length + srtp.rtpOverhead <= SEND_BUFFER.length ? SEND_BUFFER : undefined;
+    this.#options.transmit(srtp.protectRtp(packet, headerLength, out), this.selected);
   }
 
   /** Encrypts and sends one (compound) RTCP packet. */
   sendRtcp(packet: Uint8Array): void {
     if (this.state !== "connected" || !this.selected) return;
-    this.#options.transmit(this.#srtcp!.encrypt(Buffer.from(packet)), this.selected);
+    this.#options.transmit(this.#srtp!.protectRtcp(packet), this.selected);
   }
 
   /** Drops the peer when the client went silent or never connected. Returns true when it closed. */
@@ -229,6 +240,7 @@ export class Peer {
       this.#dtls.onError.allUnsubscribe();
     }
     if (this.#dtlsTransport) this.#dtlsTransport.closed = true;
+    this.#srtp?.close();
     this.#options.events.onClosed(this, reason);
   }
 
@@ -267,17 +279,13 @@ export class Peer {
     }
     const profile = dtls.srtp.srtpProfile as number;
     const keys = dtls.extractSessionKeys(keyLength(profile as 1), saltLength(profile as 1));
-    const config = {
-      keys: {
-        localMasterKey: keys.localKey,
-        localMasterSalt: keys.localSalt,
-        remoteMasterKey: keys.remoteKey,
-        remoteMasterSalt: keys.remoteSalt,
-      },
+    this.#srtp = createSrtpContext({
       profile,
-    };
-    this.#srtp = new SrtpSession(config);
-    this.#srtcp = new SrtcpSession(config);
+      localMasterKey: keys.localKey,
+      localMasterSalt: keys.localSalt,
+      remoteMasterKey: keys.remoteKey,
+      remoteMasterSalt: keys.remoteSalt,
+    });
     this.srtpProfile = profile;
     this.state = "connected";
     this.#options.events.onConnected(this);

@@ -29,6 +29,7 @@ import { ReceiveStream } from "../rtp/receive_stream.ts";
 import { seqAdd, seqNewer } from "../rtp/sequence.ts";
 import { TwccRecorder } from "../rtp/twcc.ts";
 import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
+import { RtpRewriter } from "../srtp/rtp_rewrite.ts";
 import type { RoomInfo } from "./bus.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
@@ -178,6 +179,8 @@ export class Room {
   #keyframeWanted = false;
   #lastReceiverReport = 0;
   #lastTwcc = 0;
+  /** The packet being forwarded, stripped of header extensions; rewritten in place for each viewer. */
+  #rewriter = new RtpRewriter();
 
   constructor(options: {
     id: string;
@@ -223,8 +226,7 @@ export class Room {
     }
 
     // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
-    header.extension = false;
-    header.extensions = [];
+    if (!this.#rewriter.load(packet)) return;
     const sequenceNumber = header.sequenceNumber;
     const timestamp = header.timestamp;
     let waiting = false;
@@ -238,7 +240,7 @@ export class Room {
         }
         track.started = true;
       }
-      this.#forward(viewer, track, header, payload, sequenceNumber, timestamp, now);
+      this.#forward(viewer, track, sequenceNumber, timestamp, now);
     }
 
     // A viewer still waiting for a keyframe asks again once the throttle allows (a PLI can be lost).
@@ -260,20 +262,8 @@ export class Room {
         track.started = true;
         const timestamps = squeezeTimestamps(cached);
         for (const item of cached) {
-          const header = parseHeader(item.packet);
-          if (!header) continue;
-          header.extension = false;
-          header.extensions = [];
-          const payload = item.packet.subarray(item.payloadOffset);
-          this.#forward(
-            viewer,
-            track,
-            header,
-            payload,
-            item.sequenceNumber,
-            timestamps.get(item.timestamp)!,
-            now,
-          );
+          if (!this.#rewriter.load(item.packet)) continue;
+          this.#forward(viewer, track, item.sequenceNumber, timestamps.get(item.timestamp)!, now);
         }
       }
     }
@@ -388,45 +378,33 @@ export class Room {
     };
   }
 
-  /** Rewrites `header` for one viewer and sends it; `header` is shared and overwritten per viewer. */
-  #forward(
-    viewer: Viewer,
-    track: ViewerTrack,
-    header: RtpHeader,
-    payload: Uint8Array,
-    sequenceNumber: number,
-    timestamp: number,
-    now: number,
-  ): void {
+  /**
+   * Rewrites the packet loaded in the rewriter for one viewer and sends it; the rewriter's buffer is shared
+   * and overwritten per viewer, only PT, sequence number, timestamp and SSRC bytes change.
+   */
+  #forward(viewer: Viewer, track: ViewerTrack, sequenceNumber: number, timestamp: number, now: number): void {
     const outSequence = seqAdd(sequenceNumber, track.sequenceOffset);
     const outTimestamp = (timestamp + track.timestampOffset) >>> 0;
-    header.payloadType = track.payloadType;
-    header.ssrc = track.ssrc;
-    header.sequenceNumber = outSequence;
-    header.timestamp = outTimestamp;
-    viewer.peer.sendRtp(header, payload);
+    const rewriter = this.#rewriter;
+    rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
+    viewer.peer.sendRtpPacket(rewriter.packet, rewriter.headerLength);
     if (track.lastSequence < 0 || seqNewer(outSequence, track.lastSequence)) {
       track.lastSequence = outSequence;
       track.lastTimestamp = outTimestamp;
       track.lastSentAt = now;
     }
     track.packetsSent++;
-    track.octetsSent += payload.length;
+    track.octetsSent += rewriter.packet.length - rewriter.headerLength;
   }
 
   /** Resends one packet a viewer NACKed (plain retransmission: the viewer negotiated no RTX). */
   #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): void {
     const original = seqAdd(sentSequence, -track.sequenceOffset);
     const packet = this.#history.get(original);
-    if (!packet) return;
-    const header = parseHeader(packet);
-    if (!header) return;
-    const payload = packet.subarray(header.payloadOffset);
-    header.extension = false;
-    header.extensions = [];
+    if (!packet || !this.#rewriter.load(packet)) return;
     this.counters.packetsResent++;
     viewer.reception.packetsResent++;
-    this.#forward(viewer, track, header, payload, original, header.timestamp, now);
+    this.#forward(viewer, track, original, this.#rewriter.timestamp, now);
   }
 
   /**

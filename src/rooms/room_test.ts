@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import type { RtpHeader } from "werift";
 import type { Peer } from "../peer/peer.ts";
 import { buildNack, buildReceiverReport, compound, readRtcp } from "../rtp/rtcp.ts";
 import { newReception, newViewerTrack, Room, type Viewer } from "./room.ts";
@@ -18,13 +17,14 @@ function fakePeer(): Peer & { sent: Sent[]; rtcp: Uint8Array[] } {
   return {
     sent,
     rtcp,
-    sendRtp(header: RtpHeader, payload: Uint8Array) {
+    sendRtpPacket(packet: Uint8Array, headerLength: number) {
+      const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
       sent.push({
-        ssrc: header.ssrc,
-        payloadType: header.payloadType,
-        sequenceNumber: header.sequenceNumber,
-        timestamp: header.timestamp,
-        payload: [...payload],
+        ssrc: view.getUint32(8),
+        payloadType: packet[1] & 0x7f,
+        sequenceNumber: view.getUint16(2),
+        timestamp: view.getUint32(4),
+        payload: [...packet.subarray(headerLength)],
       });
     },
     sendRtcp(packet: Uint8Array) {

@@ -1,0 +1,27 @@
+import assert from "node:assert/strict";
+import { SendTo } from "./udp_sendto.ts";
+
+Deno.test("sendto through FFI sends from the bound socket and copies the buffer before returning", async () => {
+  const server = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const sendTo = SendTo.open((server.addr as Deno.NetAddr).port);
+  try {
+    assert.ok(sendTo, "FFI and /proc are available in tests");
+    const to = client.addr as Deno.NetAddr;
+    const buffer = new Uint8Array([1, 2, 3, 4]);
+    assert.equal(sendTo.send(buffer, to), true);
+    buffer.fill(9); // reusing the buffer at once must not change what was sent
+    const [data, from] = await client.receive();
+    assert.deepEqual([...data], [1, 2, 3, 4]);
+    assert.equal(
+      (from as Deno.NetAddr).port,
+      (server.addr as Deno.NetAddr).port,
+      "sent from the media socket",
+    );
+    assert.equal(sendTo.send(buffer, { hostname: "::1", port: 9 }), false, "IPv6 falls back");
+  } finally {
+    sendTo?.close();
+    server.close();
+    client.close();
+  }
+});
