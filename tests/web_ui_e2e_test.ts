@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
 const ROOM = "ui-e2e";
@@ -16,24 +17,6 @@ interface ListedRoom {
   id: string;
   viewer_count: number;
   thumbnail_url?: string | null;
-}
-
-async function waitFor<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 20000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await read();
-  while (!ok(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-    last = await read();
-  }
-  return last;
 }
 
 async function screenshot(page: Page, name: string): Promise<void> {

@@ -8,24 +8,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
 import { openSse } from "./helpers/sse.ts";
 import { offerFromPage, publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
-
-async function waitFor<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 20000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: T = await read();
-  while (!ok(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-    last = await read();
-  }
-  return last;
-}
+import { waitFor } from "./helpers/wait.ts";
 
 Deno.test({
   name: "Chromium publishes over WHIP and another Chromium page watches over WHEP",

@@ -87,24 +87,8 @@ export function spawnForeign(
   };
 }
 
-/** Polls `read` until `ok` holds; throws with the last value after `ms`. */
-export async function waitFor<T>(
-  what: string,
-  read: () => T | Promise<T>,
-  ok: (v: T) => boolean,
-  ms = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last = await read();
-  while (!ok(last)) {
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
-    }
-    await new Promise((r) => setTimeout(r, 250));
-    last = await read();
-  }
-  return last;
-}
+/** Polls until a condition holds (shared with the other end-to-end tests). */
+export { waitFor } from "../helpers/wait.ts";
 
 /** The names of the rooms the server lists. */
 export async function roomIds(baseUrl: string): Promise<string[]> {
