@@ -323,10 +323,11 @@ Deno.test({
         `fan-out ${fan.received}/${fan.expected}`,
       );
     }
-    // End to end (including what the kernel dropped before the server could read it). The 8 MiB receive
-    // buffer absorbs ~200 ms without CPU at this rate; only a machine busy with other work loses more.
+    // End to end (including what the kernel dropped before the server could read it). The enlarged receive
+    // buffer absorbs ~200 ms without CPU at this rate; only a machine busy with other work (other tests on a
+    // shared CI runner) loses more, and then the kernel counts it: the server's own share is asserted above.
     assert.ok(
-      delivery.mean >= (drops === 0 ? 0.999 : 0.98),
+      delivery.mean >= (drops === 0 ? 0.999 : 0.9),
       `delivery ${(delivery.mean * 100).toFixed(3)} % (${drops} kernel drops)`,
     );
     // The heap grows to carry the load (thousands of HTTP requests a second) and then stays; a leak per
