@@ -190,6 +190,21 @@ Deno.test({
       assert.equal(r.status, 404);
       r = await post("/whep", { method: "POST", headers: sdpHeaders, body: videoH264 });
       assert.equal(r.status, 400);
+      // CORS: a browser WHIP/WHEP client on another origin can make the requests and read the headers.
+      r = await post("/whip", {
+        method: "OPTIONS",
+        headers: { Origin: "https://player.example", "Access-Control-Request-Method": "POST" },
+      });
+      assert.equal(r.status, 204);
+      assert.equal(r.headers.get("access-control-allow-origin"), "*");
+      assert.match(r.headers.get("access-control-allow-methods") ?? "", /POST/);
+      for (const h of ["Authorization", "Content-Type", "If-Match"]) {
+        assert.match(r.headers.get("access-control-allow-headers") ?? "", new RegExp(h));
+      }
+      r = await post("/rooms", { method: "GET" });
+      for (const h of ["Location", "ETag", "Link"]) {
+        assert.match(r.headers.get("access-control-expose-headers") ?? "", new RegExp(h));
+      }
       // The server is still healthy after all of that.
       r = await post("/healthz", { method: "GET" });
       assert.equal(r.status, 200);

@@ -27,17 +27,23 @@ export class RoomFeed {
   #heartbeatTimer: ReturnType<typeof setInterval>;
   #unsubscribe: () => void;
   #encoder = new TextEncoder();
+  #coalesceMs: number;
 
-  constructor(directory: RoomDirectory, options: { maxClients?: number } = {}) {
+  /** `coalesceMs`, `refreshMs` and `heartbeatMs` default to the exported constants (tests shorten them). */
+  constructor(
+    directory: RoomDirectory,
+    options: { maxClients?: number; coalesceMs?: number; refreshMs?: number; heartbeatMs?: number } = {},
+  ) {
     this.#directory = directory;
     this.#maxClients = options.maxClients ?? 1000;
+    this.#coalesceMs = options.coalesceMs ?? COALESCE_MS;
     this.#unsubscribe = directory.onChange((event) => {
       if (event.type !== "keyframe") this.#scheduleFlush();
     });
-    this.#refreshTimer = setInterval(() => this.#broadcast(), REFRESH_MS);
+    this.#refreshTimer = setInterval(() => this.#broadcast(), options.refreshMs ?? REFRESH_MS);
     this.#heartbeatTimer = setInterval(
       () => this.#sendAll(this.#encoder.encode(": heartbeat\n\n")),
-      HEARTBEAT_MS,
+      options.heartbeatMs ?? HEARTBEAT_MS,
     );
   }
 
@@ -92,7 +98,7 @@ export class RoomFeed {
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
       this.#broadcast();
-    }, COALESCE_MS);
+    }, this.#coalesceMs);
   }
 
   #broadcast(): void {
