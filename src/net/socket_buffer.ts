@@ -37,7 +37,7 @@ const SYMBOLS = {
 } as const;
 
 /** This process's descriptor of the UDP socket bound to `port` (IPv4 or IPv6), found through /proc. */
-function socketFd(port: number): number | undefined {
+export function socketFd(port: number): number | undefined {
   const suffix = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   const inodes = new Set<string>();
   for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {

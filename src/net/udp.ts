@@ -40,6 +40,8 @@ export class MediaSocket implements PeerTransport {
   };
 
   #sendTo: SendTo | undefined;
+  /** Datagrams go into the sendmmsg batch instead of out one by one. */
+  #batching = false;
 
   constructor(conn: Deno.DatagramConn, sweepIntervalMs = 1000) {
     this.#conn = conn;
@@ -106,8 +108,18 @@ export class MediaSocket implements PeerTransport {
         case "rtp":
         case "rtcp": {
           const peer = this.#byAddress.get(addressKey(from));
-          if (peer) peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
-          else this.counters.unknownPeer++;
+          if (!peer) {
+            this.counters.unknownPeer++;
+            return;
+          }
+          // One publisher packet becomes one datagram per viewer: queue them and hand them to the kernel
+          // with a single sendmmsg.
+          this.#batching = this.#sendTo !== undefined;
+          try {
+            peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
+          } finally {
+            this.#flushBatch();
+          }
           return;
         }
         default:
@@ -124,12 +136,21 @@ export class MediaSocket implements PeerTransport {
     if (this.#closed) return;
     this.counters.datagramsOut++;
     this.counters.bytesOut += data.length;
-    if (this.#sendTo?.send(data, to)) return;
+    if (this.#batching ? this.#sendTo!.queue(data, to) : this.#sendTo?.send(data, to)) return;
     // Deno reads the buffer after this returns, and callers may reuse theirs: send a copy.
     this.#conn.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(
       this.#onSendError,
     );
   };
+
+  #flushBatch(): void {
+    if (!this.#batching) return;
+    this.#batching = false;
+    const sendTo = this.#sendTo!;
+    const dropped = sendTo.dropped;
+    sendTo.flush();
+    this.counters.sendErrors += sendTo.dropped - dropped;
+  }
 
   addPeer(peer: Peer): void {
     this.#byUfrag.set(peer.localUfrag, peer);

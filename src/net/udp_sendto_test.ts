@@ -25,3 +25,32 @@ Deno.test("sendto through FFI sends from the bound socket and copies the buffer 
     client.close();
   }
 });
+
+Deno.test("a batch goes out with sendmmsg, each datagram to its own destination, in order", async () => {
+  const server = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const b = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const sendTo = SendTo.open((server.addr as Deno.NetAddr).port)!;
+  try {
+    const buffer = new Uint8Array(1200);
+    for (let i = 0; i < 300; i++) { // more than one batch
+      buffer.fill(i & 0xff);
+      assert.ok(sendTo.queue(buffer.subarray(0, 100 + i), (i % 2 ? b : a).addr as Deno.NetAddr));
+    }
+    sendTo.flush();
+    assert.equal(sendTo.dropped, 0);
+    for (let i = 0; i < 300; i += 2) {
+      const [data] = await a.receive();
+      assert.equal(data.length, 100 + i);
+      assert.equal(data[0], i & 0xff);
+    }
+    const [first] = await b.receive();
+    assert.equal(first.length, 101);
+    assert.equal(sendTo.queue(new Uint8Array(4000), a.addr as Deno.NetAddr), false, "oversize is sent alone");
+  } finally {
+    sendTo.close();
+    server.close();
+    a.close();
+    b.close();
+  }
+});
