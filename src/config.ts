@@ -46,6 +46,15 @@ export interface Config {
   logFormat: "text" | "json";
   /** HTTPS for the API and pages, from TLS_CERT/TLS_KEY (PEM text); undefined serves plain HTTP. */
   tls: TlsFiles | undefined;
+  /** Redis of the cluster's room directory; undefined runs a single node (no Redis, no relays). */
+  redisUrl: string | undefined;
+  /** This node's HTTP base URL as other nodes reach it (no trailing slash); required with REDIS_URL. */
+  publicUrl: string | undefined;
+  /** This node's name in the cluster. */
+  nodeId: string;
+  nodeIdGenerated: boolean;
+  /** Shared secret nodes show each other when pulling a room (Bearer); undefined trusts any caller. */
+  clusterToken: string | undefined;
 }
 
 /** The HTTPS certificate chain and key, read and checked at start-up. */
@@ -154,6 +163,27 @@ export const SETTINGS: readonly SettingDoc[] = [
       "stun:stun.example.org:3478,turn:user:pass@turn.example.org:3478?transport=udp " +
       "(percent-encode ':' '@' ',' in TURN user and password)",
   },
+  {
+    name: "REDIS_URL",
+    defaultValue: "(none: single node)",
+    description: "redis:// or rediss:// URL of the cluster's room directory; set it to join a cluster",
+  },
+  {
+    name: "PUBLIC_URL",
+    defaultValue: "(none; required with REDIS_URL)",
+    description: "this node's HTTP base URL as other nodes reach it, e.g. http://10.0.0.5:8080",
+  },
+  {
+    name: "NODE_ID",
+    defaultValue: "(random, printed at start)",
+    description: "this node's name in the cluster",
+  },
+  {
+    name: "CLUSTER_TOKEN",
+    defaultValue: "(none)",
+    description:
+      "shared secret nodes send when pulling rooms from each other (exempt from RATE_LIMIT_PER_MINUTE)",
+  },
 ];
 
 type Env = (name: string) => string | undefined;
@@ -206,6 +236,57 @@ export function loadConfig(env: Env = denoEnv): Config {
     logLevel: logLevel as Config["logLevel"],
     logFormat,
     tls: loadTls(get("TLS_CERT"), get("TLS_KEY")),
+    ...loadCluster(get),
+  };
+}
+
+/**
+ * REDIS_URL, PUBLIC_URL, NODE_ID and CLUSTER_TOKEN. PUBLIC_URL is what other nodes pull from and is checked
+ * against the registry before any pull, so it must be a plain http(s) base URL.
+ */
+function loadCluster(
+  get: (name: string) => string | undefined,
+): Pick<Config, "redisUrl" | "publicUrl" | "nodeId" | "nodeIdGenerated" | "clusterToken"> {
+  const redisUrl = get("REDIS_URL");
+  if (redisUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(redisUrl);
+    } catch { /* reported below */ }
+    if (!url || (url.protocol !== "redis:" && url.protocol !== "rediss:") || url.hostname === "") {
+      throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL (got "${redisUrl}")`);
+    }
+  }
+  let publicUrl = get("PUBLIC_URL");
+  if (publicUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(publicUrl);
+    } catch { /* reported below */ }
+    if (
+      !url || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" ||
+      url.hash !== "" || url.username !== "" || url.pathname !== "/"
+    ) {
+      throw new ConfigError(`PUBLIC_URL must be an http(s)://host[:port] base URL (got "${publicUrl}")`);
+    }
+    publicUrl = url.origin;
+  } else if (redisUrl !== undefined) {
+    throw new ConfigError("PUBLIC_URL must be set with REDIS_URL: other nodes pull rooms from it");
+  }
+  const nodeId = get("NODE_ID");
+  if (nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(nodeId)) {
+    throw new ConfigError(`NODE_ID must be 1-64 characters of A-Z a-z 0-9 _ . - (got "${nodeId}")`);
+  }
+  const clusterToken = get("CLUSTER_TOKEN");
+  if (clusterToken !== undefined && clusterToken.length < 16) {
+    throw new ConfigError("CLUSTER_TOKEN must be at least 16 characters long");
+  }
+  return {
+    redisUrl,
+    publicUrl,
+    nodeId: nodeId ?? `node-${randomToken(6)}`,
+    nodeIdGenerated: nodeId === undefined,
+    clusterToken,
   };
 }
 

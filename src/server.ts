@@ -19,6 +19,7 @@ import { srtpBackendName } from "./srtp/context.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { MediaTotals } from "./metrics/media_totals.ts";
 import { LoopLagSampler } from "./metrics/loop_lag.ts";
+import { startCluster } from "./cluster/cluster.ts";
 
 /** How often rooms' bitrate and frame-rate estimates are refreshed. */
 const ROOM_STATS_INTERVAL_MS = 2000;
@@ -79,7 +80,9 @@ export async function startServer(
     bus,
     log,
   });
-  const directory = new RoomDirectory(new RoomBus(busName));
+  // Cluster mode: the bridge merges Redis into the list, so the directory listens to it instead of the bus.
+  const cluster = config.redisUrl ? startCluster({ config, busName, sessions, certificate, log }) : undefined;
+  const directory = new RoomDirectory(new RoomBus(cluster?.directoryBusName ?? busName));
   const feed = new RoomFeed(directory, { maxClients: config.maxSseClients });
   const thumbnailFiles = new ThumbnailFiles(config.storageDir, directory);
   await ThumbnailService.cleanStale(config.storageDir);
@@ -128,15 +131,17 @@ export async function startServer(
         whipToken: config.whipToken,
         frontendUrl: config.frontendUrl,
         log,
-        extra: [serveUi, metrics],
+        extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
         rateLimiter: new RateLimiter(config.rateLimitPerMinute),
         iceServers: config.iceServers,
+        cluster: cluster?.hooks,
       }),
     );
   } catch (e) {
     socket.close();
     bus.close();
     loopLag.stop();
+    await cluster?.close();
     throw new ConfigError(
       `TCP_PORT: cannot listen on ${config.tcpAddress}:${config.tcpPort}: ${(e as Error).message}`,
     );
@@ -158,6 +163,8 @@ export async function startServer(
         clearInterval(statsTimer);
         loopLag.stop();
         feed.close();
+        // Relays end and the node leaves Redis first, so other nodes drop its rooms at once.
+        await cluster?.close().catch((e) => log("warn", `cluster: leaving failed: ${e}`));
         sessions.closeAll();
         // Let close_notify and BYE datagrams leave, and room-closed events reach the thumbnailer.
         await new Promise((r) => setTimeout(r, 100));

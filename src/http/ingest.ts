@@ -15,6 +15,21 @@ export interface IngestDeps {
   whipToken: string;
   /** STUN/TURN servers offered to clients (ICE_SERVERS); none when absent. */
   iceServers?: IceServer[];
+  /** Cluster mode (REDIS_URL); absent on a single node. */
+  cluster?: ClusterHooks;
+}
+
+/** What cluster mode adds to the WHIP/WHEP endpoints (implemented in src/cluster/). */
+export interface ClusterHooks {
+  /** Throws 409 when another node of the cluster already publishes `roomId`. */
+  checkPublish(roomId: string): void;
+  /**
+   * Runs before a WHEP offer is answered: a room published on another node is pulled here first (or the
+   * pull already running is joined). Resolves to true when the request is itself another node's pull.
+   */
+  prepareWatch(req: Request, roomId: string): Promise<boolean>;
+  /** Whether the request carries the cluster token (another node): such requests skip the rate limit. */
+  isNodeRequest(req: Request): boolean;
 }
 
 const SDPFRAG = "application/trickle-ice-sdpfrag";
@@ -25,6 +40,7 @@ export async function postWhip(req: Request, url: URL, deps: IngestDeps): Promis
   requireContentType(req, "application/sdp");
   const offer = await readTextCapped(req);
   const room = url.searchParams.get("room") ?? url.searchParams.get("id") ?? undefined;
+  if (room !== undefined) deps.cluster?.checkPublish(room);
   const created = deps.sessions.publish(offer, room);
   return sdpCreated(created.answer, `/whip/${created.sessionId}`, created.etag, created.roomId, deps);
 }
@@ -40,7 +56,8 @@ export async function postWhep(
   }
   requireContentType(req, "application/sdp");
   const offer = await readTextCapped(req);
-  const created = deps.sessions.watch(roomId, offer);
+  const relay = (await deps.cluster?.prepareWatch(req, roomId)) ?? false;
+  const created = deps.sessions.watch(roomId, offer, { relay });
   return sdpCreated(created.answer, `/whep/${created.sessionId}`, created.etag, created.roomId, deps);
 }
 

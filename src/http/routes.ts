@@ -2,7 +2,14 @@
 import { SessionError } from "../rooms/errors.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
-import { addOptionsLinks, deleteSession, patchSession, postWhep, postWhip } from "./ingest.ts";
+import {
+  addOptionsLinks,
+  type ClusterHooks,
+  deleteSession,
+  patchSession,
+  postWhep,
+  postWhip,
+} from "./ingest.ts";
 import type { IceServer } from "../config.ts";
 import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
 import type { RoomDirectory } from "../rooms/directory.ts";
@@ -24,6 +31,8 @@ export interface RouterDeps {
   rateLimiter?: RateLimiter;
   /** STUN/TURN servers for `Link: rel="ice-server"` headers on WHIP/WHEP POST and OPTIONS. */
   iceServers?: IceServer[];
+  /** Cluster mode: remote rooms relayed on WHEP, cross-node checks on WHIP. */
+  cluster?: ClusterHooks;
 }
 
 /** The part of `Deno.ServeHandlerInfo` the router uses: who is asking. */
@@ -68,13 +77,13 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     const kind = first;
     if (second === undefined) {
       allow(req, ["POST", "OPTIONS"]);
-      rateLimit(deps, info);
+      rateLimit(deps, info, req);
       return kind === "whip"
         ? await postWhip(req, url, deps)
         : await postWhep(req, url.searchParams.get("target_id") ?? undefined, deps);
     }
     if (kind === "whep" && req.method === "POST") {
-      rateLimit(deps, info);
+      rateLimit(deps, info, req);
       return await postWhep(req, decodeSegment(second), deps);
     }
     allow(req, kind === "whep" ? ["POST", "PATCH", "DELETE", "OPTIONS"] : ["PATCH", "DELETE", "OPTIONS"]);
@@ -124,8 +133,8 @@ function decodeSegment(segment: string): string {
 }
 
 /** Spends one of the client's session POSTs; 429 with `Retry-After` when its budget is used up. */
-function rateLimit(deps: RouterDeps, info: ClientInfo | undefined): void {
-  if (!deps.rateLimiter || !info) return;
+function rateLimit(deps: RouterDeps, info: ClientInfo | undefined, req: Request): void {
+  if (!deps.rateLimiter || !info || deps.cluster?.isNodeRequest(req)) return;
   const decision = deps.rateLimiter.take(clientKey(info.remoteAddr.hostname), performance.now());
   if (!decision.allowed) {
     throw new HttpError(

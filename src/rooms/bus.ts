@@ -12,6 +12,13 @@
  * | `thumbnail-updated` | thumbnails | a new JPEG for the room is in STORAGE_DIR                | `roomId`, `updatedAt`, `width`, `height` |
  *
  * A BroadcastChannel does not deliver to the object that posted, so each party opens its own channel.
+ *
+ * Cluster mode (REDIS_URL set, src/cluster/): a room relayed from another node is also a room here, and its
+ * `room-changed` events carry `room.origin`; the cluster bridge turns them into this node's viewer count
+ * and never registers such a room as its own. The directory then does not listen on this channel but on
+ * {@link clusterBusName}, where the bridge posts the merged cluster list with the same four message types
+ * (`room-opened`, `room-changed`, `room-closed`, `thumbnail-updated`): every node's rooms, `viewerCount`
+ * summed over the nodes (relay pulls not counted), and `origin` set on rooms published on another node.
  */
 
 /** What the media side knows about a live room; the directory adds the thumbnail. */
@@ -22,6 +29,14 @@ export interface RoomInfo {
   video: { codec: string; profile: string; width?: number; height?: number; fps?: number };
   audio: { codec: string } | null;
   bitrateKbps: number;
+  /** Cluster mode: the node the publisher is on, when that is not this node (not shown in the JSON). */
+  origin?: RoomOrigin;
+}
+
+/** A room's origin node in a cluster: its NODE_ID and its PUBLIC_URL as registered in Redis. */
+export interface RoomOrigin {
+  nodeId: string;
+  url: string;
 }
 
 /** A message on the room bus. */
@@ -35,6 +50,11 @@ export type RoomEvent =
 /** Name of the BroadcastChannel the room bus runs on; `suffix` separates servers in one process (tests). */
 export function roomBusName(suffix: string): string {
   return `rooms:${suffix}`;
+}
+
+/** Name of the channel the cluster bridge feeds the directory on (see the table above). */
+export function clusterBusName(busName: string): string {
+  return `${busName}:cluster`;
 }
 
 /** One party's connection to the room bus. */

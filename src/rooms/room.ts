@@ -68,6 +68,16 @@ export interface Viewer {
   reception: ViewerReception;
   /** Middle 32 bits of the NTP time of SRs sent to this viewer -> when they were sent (for RTT). */
   sentReports: Map<number, number>;
+  /** Another cluster node pulling the room for its own viewers: served like a viewer, not counted as one. */
+  relay?: boolean;
+}
+
+/**
+ * Where a room's media comes from and where its feedback (PLI, NACK, receiver reports) goes: the WHIP
+ * publisher's peer, or a cluster relay's pull session from another node.
+ */
+export interface RoomSource {
+  sendRtcp(packet: Uint8Array): void;
 }
 
 /** Tuning of the media path that the configuration may change. */
@@ -135,10 +145,10 @@ interface SourceStream {
 }
 
 /** One publisher and its viewers. */
-export class Room {
+export class Room<Source extends RoomSource = Peer> {
   readonly id: string;
   readonly publisherSessionId: string;
-  readonly publisher: Peer;
+  readonly publisher: Source;
   readonly video: ChosenCodec;
   readonly audio: ChosenCodec | undefined;
   readonly viewers = new Set<Viewer>();
@@ -185,7 +195,7 @@ export class Room {
   constructor(options: {
     id: string;
     publisherSessionId: string;
-    publisher: Peer;
+    publisher: Source;
     video: ChosenCodec;
     audio: ChosenCodec | undefined;
     now: Date;
@@ -365,7 +375,7 @@ export class Room {
     return {
       id: this.id,
       createdAt: this.createdAt.toISOString(),
-      viewerCount: this.viewers.size,
+      viewerCount: this.#audienceSize(),
       video: {
         codec: "H264",
         profile: h264Profile(this.video),
@@ -376,6 +386,13 @@ export class Room {
       audio: this.audio ? { codec: "opus" } : null,
       bitrateKbps: this.bitrateKbps,
     };
+  }
+
+  /** Viewers not counting relay pulls by other cluster nodes (these count on their own node). */
+  #audienceSize(): number {
+    let count = 0;
+    for (const viewer of this.viewers) if (!viewer.relay) count++;
+    return count;
   }
 
   /**

@@ -9,7 +9,15 @@ import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
 import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
 import { type CloseReason, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
-import { type MediaOptions, newReception, newViewerTrack, randomSsrc, Room, type Viewer } from "./room.ts";
+import {
+  type MediaOptions,
+  newReception,
+  newViewerTrack,
+  randomSsrc,
+  Room,
+  type RoomSource,
+  type Viewer,
+} from "./room.ts";
 import { SessionError } from "./errors.ts";
 import type { RoomBus } from "./bus.ts";
 
@@ -54,7 +62,7 @@ export interface CreatedSession {
 
 type Session =
   | { kind: "whip"; id: string; peer: Peer; room: Room }
-  | { kind: "whep"; id: string; peer: Peer; room: Room; viewer: Viewer };
+  | { kind: "whep"; id: string; peer: Peer; room: Room<RoomSource>; viewer: Viewer };
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Keyframes go onto the bus (for thumbnails) at most this often per room. */
@@ -63,6 +71,8 @@ const KEYFRAME_POST_INTERVAL_MS = 1000;
 /** All WHIP/WHEP sessions and the rooms they make. */
 export class SessionManager {
   readonly rooms = new Map<string, Room>();
+  /** Rooms fed by something other than a WHIP session here (cluster relays), by id. */
+  readonly attachedRooms = new Map<string, Room<RoomSource>>();
   #sessions = new Map<string, Session>();
   #byPeer = new Map<Peer, Session>();
   #options: SessionOptions;
@@ -102,7 +112,9 @@ export class SessionManager {
     }
     const offer = parse(offerSdp);
     const id = roomId ?? this.#newRoomId();
-    if (this.rooms.has(id)) throw new SessionError(409, `room "${id}" already has a publisher`);
+    if (this.rooms.has(id) || this.attachedRooms.has(id)) {
+      throw new SessionError(409, `room "${id}" already has a publisher`);
+    }
     this.#checkCapacity(undefined);
 
     const sections: AnswerSection[] = [];
@@ -173,9 +185,12 @@ export class SessionManager {
     return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
   }
 
-  /** Accepts a WHEP offer for a live room. */
-  watch(roomId: string, offerSdp: string): CreatedSession {
-    const room = this.rooms.get(roomId);
+  /**
+   * Accepts a WHEP offer for a live room. `relay` marks another cluster node pulling the room: served like
+   * any viewer but not counted in the room's viewer count.
+   */
+  watch(roomId: string, offerSdp: string, options: { relay?: boolean } = {}): CreatedSession {
+    const room: Room<RoomSource> | undefined = this.rooms.get(roomId) ?? this.attachedRooms.get(roomId);
     if (!room || !room.live) throw new SessionError(404, `room "${roomId}" is not live`);
     this.#checkCapacity(room);
     const offer = parse(offerSdp);
@@ -185,6 +200,7 @@ export class SessionManager {
       reception: newReception(),
       sentReports: new Map(),
     };
+    if (options.relay) viewer.relay = true;
     const cname = `sfu-${room.id}`;
     for (const m of offer.media) {
       const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
@@ -325,7 +341,7 @@ export class SessionManager {
   }
 
   /** Throws 503 when the server (or, for a viewer, `room`) has no room for one more session. */
-  #checkCapacity(room: Room | undefined): void {
+  #checkCapacity(room: Room<RoomSource> | undefined): void {
     const maxSessions = this.#options.maxSessions ?? 500;
     if (this.#sessions.size >= maxSessions) {
       throw new SessionError(503, `server full: ${maxSessions} sessions (MAX_SESSIONS); try again later`);
@@ -390,7 +406,8 @@ export class SessionManager {
       this.#options.log("info", `room ${session.room.id} live (publisher ${short(peer.id)}, ${profile})`);
       this.#options.bus.publish({ type: "room-opened", room: session.room.info() });
     } else {
-      if (!session.room.live || this.rooms.get(session.room.id) !== session.room) {
+      const id = session.room.id;
+      if (!session.room.live || (this.rooms.get(id) ?? this.attachedRooms.get(id)) !== session.room) {
         peer.close("publisher-left");
         return;
       }
@@ -410,18 +427,8 @@ export class SessionManager {
     const room = session.room;
     if (session.kind === "whip") {
       if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
-      const wasLive = room.live;
-      room.live = false;
       this.#options.log("info", `whip session ${short(peer.id)} closed (${reason}); room ${room.id} closed`);
-      for (const viewer of [...room.viewers]) {
-        room.sayGoodbye(viewer);
-        viewer.peer.close("publisher-left");
-      }
-      // Viewers that had not finished connecting also end with the room.
-      for (const other of [...this.#sessions.values()]) {
-        if (other.kind === "whep" && other.room === room) other.peer.close("publisher-left");
-      }
-      if (wasLive) this.#options.bus.publish({ type: "room-closed", roomId: room.id });
+      this.#endRoom(room);
     } else {
       const wasCounted = room.viewers.delete(session.viewer);
       if (reason !== "publisher-left" && reason !== "shutdown") room.sayGoodbye(session.viewer);
@@ -432,9 +439,44 @@ export class SessionManager {
     }
   }
 
+  /** Marks a room closed, ends its viewers (connected or not) as if the publisher left, tells the bus. */
+  #endRoom(room: Room<RoomSource>): void {
+    const wasLive = room.live;
+    room.live = false;
+    for (const viewer of [...room.viewers]) {
+      room.sayGoodbye(viewer);
+      viewer.peer.close("publisher-left");
+    }
+    // Viewers that had not finished connecting also end with the room.
+    for (const other of [...this.#sessions.values()]) {
+      if (other.kind === "whep" && other.room === room) other.peer.close("publisher-left");
+    }
+    if (wasLive) this.#options.bus.publish({ type: "room-closed", roomId: room.id });
+  }
+
+  /**
+   * Adds a live room fed by something other than a WHIP session here (a cluster relay pulling it from
+   * another node); viewers watch it like any room. Throws 409 when the id is taken.
+   */
+  attachRoom(room: Room<RoomSource>): void {
+    if (this.rooms.has(room.id) || this.attachedRooms.has(room.id)) {
+      throw new SessionError(409, `room "${room.id}" already exists on this node`);
+    }
+    room.live = true;
+    this.attachedRooms.set(room.id, room);
+    this.#options.bus.publish({ type: "room-opened", room: room.info() });
+  }
+
+  /** Ends a room added with {@link attachRoom}: its viewers end as if the publisher left. */
+  detachRoom(room: Room<RoomSource>): void {
+    if (this.attachedRooms.get(room.id) !== room) return;
+    this.attachedRooms.delete(room.id);
+    this.#endRoom(room);
+  }
+
   #newRoomId(): string {
     let id = randomIceString(8);
-    while (this.rooms.has(id)) id = randomIceString(8);
+    while (this.rooms.has(id) || this.attachedRooms.has(id)) id = randomIceString(8);
     return id;
   }
 }

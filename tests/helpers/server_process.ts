@@ -36,7 +36,8 @@ const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** Starts `main.ts` with a temporary storage/certs directory and the given extra environment. */
 export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
   const dir = await Deno.makeTempDir({ prefix: "sfu-test-" });
-  const httpPort = freePort("tcp");
+  // A caller may fix the port, e.g. to put it in PUBLIC_URL before the process starts.
+  const httpPort = env.TCP_PORT ? Number(env.TCP_PORT) : freePort("tcp");
   const udpPort = freePort("udp");
   const token = env.WHIP_TOKEN ?? "test-token-" + crypto.randomUUID();
   const storageDir = env.STORAGE_DIR ?? `${dir}/storage`;

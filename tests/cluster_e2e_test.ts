@@ -1,0 +1,376 @@
+/**
+ * Cluster end to end: redis-server and two (or three) real server processes on loopback. Chromium publishes
+ * to node A and watches through node B, which relays the room from A over WHEP; the room list on every
+ * node shows the room with cluster-wide viewer counts; the room leaves the lists when A deletes it or is
+ * killed; a Redis outage does not disturb viewers. Skipped (with a printed reason) without redis-server.
+ */
+import assert from "node:assert/strict";
+import type { Browser, Page } from "playwright-core";
+import { launchChromium } from "./helpers/browser.ts";
+import { freePort, type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import { type RedisProcess, redisServerPath, startRedis } from "./helpers/redis.ts";
+import { openSse } from "./helpers/sse.ts";
+import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+
+const redisMissing = redisServerPath() === undefined;
+if (redisMissing) {
+  console.log("cluster_e2e_test: skipped, redis-server is not installed (apt-get install redis-server)");
+}
+
+const CLUSTER_TOKEN = "cluster-test-token-0123456789";
+
+interface RoomJson {
+  id: string;
+  viewer_count: number;
+  thumbnail_url: string | null;
+  created_at: string;
+  video: { width: number | null };
+}
+
+async function waitFor<T>(
+  what: string,
+  read: () => Promise<T>,
+  ok: (v: T) => boolean,
+  ms = 20000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let last: T = await read();
+  while (!ok(last)) {
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    last = await read();
+  }
+  return last;
+}
+
+/** Starts a cluster node: its PUBLIC_URL is fixed before start, so the port is picked here. */
+function startNode(
+  redis: RedisProcess,
+  nodeId: string,
+  env: Record<string, string> = {},
+): Promise<ServerProcess> {
+  const port = freePort("tcp");
+  return startServerProcess({
+    TCP_PORT: String(port),
+    REDIS_URL: redis.url,
+    PUBLIC_URL: `http://127.0.0.1:${port}`,
+    NODE_ID: nodeId,
+    CLUSTER_TOKEN,
+    ...env,
+  });
+}
+
+async function rooms(node: ServerProcess): Promise<RoomJson[]> {
+  const res = await fetch(`${node.baseUrl}/rooms`);
+  return (await res.json()).rooms;
+}
+
+async function stopAll(nodes: (ServerProcess | undefined)[], browser?: Browser, redis?: RedisProcess) {
+  await browser?.close().catch(() => {});
+  for (const node of nodes) await node?.stop().catch(() => {});
+  await redis?.stop();
+}
+
+Deno.test({
+  name: "cluster: a room published on node A plays through node B; lists and counts agree",
+  ignore: redisMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const redis = await startRedis();
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let browser: Browser | undefined;
+  try {
+    a = await startNode(redis, "node-a");
+    b = await startNode(redis, "node-b");
+    const nodeA = a;
+    const nodeB = b;
+    browser = await launchChromium();
+    const publisherPage: Page = await browser.newPage();
+    const viewerPage: Page = await browser.newPage();
+    await publisherPage.goto(`${a.baseUrl}/healthz`);
+    await viewerPage.goto(`${b.baseUrl}/healthz`);
+    const sseB = await openSse(`${b.baseUrl}/notifications`);
+    let publisherLocation = "";
+
+    await t.step("the room published on A is listed on B", async () => {
+      publisherLocation = (await publishFromPage(publisherPage, { token: a!.token, room: "cluster-room" }))
+        .location;
+      const listed = await waitFor("room on B", () => rooms(nodeB), (r) => r.length === 1, 10000);
+      assert.equal(listed[0].id, "cluster-room");
+      assert.equal(listed[0].viewer_count, 0);
+      const onA = await rooms(nodeA);
+      assert.equal(onA[0].created_at, listed[0].created_at, "same room, same JSON on both nodes");
+      await sseB.waitFor((e) => (e as { rooms: RoomJson[] }).rooms[0]?.id === "cluster-room");
+    });
+
+    await t.step("publishing the same room name on B is refused", async () => {
+      const res = await fetch(`${nodeB.baseUrl}/whip?room=cluster-room`, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${nodeB.token}` },
+        body: "v=0\r\n",
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 409);
+    });
+
+    await t.step("a viewer on B decodes frames relayed from A; both lists count one viewer", async () => {
+      await watchFromPage(viewerPage, "cluster-room");
+      const stats = await waitFor(
+        "frames through the relay",
+        () => receiveStats(viewerPage),
+        (s) => s.framesDecoded > 30 && s.audioPackets > 0,
+      );
+      assert.equal(stats.videoCodec, "video/H264");
+      // The relay's pull is a session on A but not a viewer: both nodes say 1.
+      await waitFor("viewer_count 1 on B", () => rooms(nodeB), (r) => r[0]?.viewer_count === 1);
+      await waitFor("viewer_count 1 on A", () => rooms(nodeA), (r) => r[0]?.viewer_count === 1);
+      await sseB.waitFor((e) => (e as { rooms: RoomJson[] }).rooms[0]?.viewer_count === 1);
+      assert.match(b!.logs(), /relay of room cluster-room from node node-a up/);
+    });
+
+    await t.step("B serves the room's thumbnail from A", async () => {
+      const room = await waitFor(
+        "thumbnail on B",
+        async () => (await (await fetch(`${nodeB.baseUrl}/rooms/cluster-room`)).json()) as RoomJson,
+        (r) => r.thumbnail_url !== null,
+        25000,
+      );
+      const res = await fetch(`${nodeB.baseUrl}${room.thumbnail_url}`);
+      const body = new Uint8Array(await res.arrayBuffer());
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get("content-type"), "image/jpeg");
+      assert.deepEqual([...body.subarray(0, 2)], [0xff, 0xd8], "a JPEG");
+    });
+
+    await t.step("DELETE on A removes the room from B's list and ends B's viewer", async () => {
+      const res = await fetch(`${nodeA.baseUrl}${publisherLocation}`, {
+        method: "DELETE",
+        headers: { Authorization: `Bearer ${nodeA.token}` },
+      });
+      await res.body?.cancel();
+      assert.equal(res.status, 200);
+      await waitFor("room gone from B", () => rooms(nodeB), (r) => r.length === 0, 5000);
+      await waitFor(
+        "B's viewer to end",
+        () => receiveStats(viewerPage),
+        (s) => s.connectionState !== "connected",
+        10000,
+      );
+      assert.match(nodeB.logs(), /relay of room cluster-room from node node-a ended/);
+    });
+    sseB.close();
+  } finally {
+    await stopAll([a, b], browser, redis);
+  }
+});
+
+/** Decoded frames of the page's viewer connection. */
+async function framesOf(page: Page): Promise<number> {
+  return (await receiveStats(page)).framesDecoded;
+}
+
+async function metric(node: ServerProcess, name: string): Promise<number> {
+  const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  return Number(line?.split(" ")[1] ?? NaN);
+}
+
+Deno.test({
+  name: "cluster: a killed edge is freed by consent timeout; a killed origin's room leaves the lists in 10 s",
+  ignore: redisMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const redis = await startRedis();
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let c: ServerProcess | undefined;
+  let browser: Browser | undefined;
+  try {
+    a = await startNode(redis, "origin", { CONSENT_TIMEOUT: "3" });
+    b = await startNode(redis, "edge-b");
+    c = await startNode(redis, "edge-c");
+    const [nodeA, nodeB, nodeC] = [a, b, c];
+    browser = await launchChromium();
+    const publisherPage = await browser.newPage();
+    const viewerB = await browser.newPage();
+    const viewerC = await browser.newPage();
+    await publisherPage.goto(`${a.baseUrl}/healthz`);
+    await viewerB.goto(`${b.baseUrl}/healthz`);
+    await viewerC.goto(`${c.baseUrl}/healthz`);
+    await publishFromPage(publisherPage, { token: a.token, room: "fault-room" });
+    await waitFor(
+      "room on B and C",
+      async () => [...await rooms(nodeB), ...await rooms(nodeC)],
+      (r) => r.length === 2,
+    );
+    await watchFromPage(viewerB, "fault-room");
+    await watchFromPage(viewerC, "fault-room");
+    await waitFor("B decoding", () => framesOf(viewerB), (n) => n > 30);
+    await waitFor("C decoding", () => framesOf(viewerC), (n) => n > 30);
+    await waitFor("two viewers counted on A", () => rooms(nodeA), (r) => r[0]?.viewer_count === 2);
+    assert.equal(await metric(nodeA, "sfu_viewers"), 2, "two pull sessions on the origin");
+
+    await t.step("edge C killed: the origin frees its pull by consent timeout, counts drop", async () => {
+      Deno.kill(nodeC.pid, "SIGKILL");
+      await nodeC.status;
+      await waitFor("A's pull from C freed", () => metric(nodeA, "sfu_viewers"), (n) => n === 1, 10000);
+      assert.match(nodeA.logs(), /whep session \S+ closed \(consent-timeout\)/);
+      await waitFor("viewer count 1 on B", () => rooms(nodeB), (r) => r[0]?.viewer_count === 1, 10000);
+    });
+
+    await t.step("origin A killed: the room leaves B's list within 10 s and B's viewer ends", async () => {
+      const before = await framesOf(viewerB);
+      assert.ok(before > 30);
+      const killedAt = Date.now();
+      Deno.kill(nodeA.pid, "SIGKILL");
+      await nodeA.status;
+      await waitFor("room gone from B", () => rooms(nodeB), (r) => r.length === 0, 10000);
+      const took = Date.now() - killedAt;
+      assert.ok(took <= 10000, `left the list after ${took} ms`);
+      console.log(`origin killed: the room left B's list after ${took} ms`);
+      await waitFor(
+        "B's viewer to end",
+        () => receiveStats(viewerB),
+        (s) => s.connectionState !== "connected",
+        15000,
+      );
+      assert.match(nodeB.logs(), /relay of room fault-room from node origin ended/);
+      const health = await fetch(`${nodeB.baseUrl}/healthz`);
+      await health.body?.cancel();
+      assert.equal(health.status, 200, "B carries on");
+    });
+  } finally {
+    await stopAll([a, b, c], browser, redis);
+  }
+});
+
+Deno.test({
+  name: "cluster: Redis stopping mid-stream disturbs no viewer; nodes re-register when it returns",
+  ignore: redisMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const redis = await startRedis();
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let browser: Browser | undefined;
+  try {
+    a = await startNode(redis, "node-a");
+    b = await startNode(redis, "node-b");
+    const [nodeA, nodeB] = [a, b];
+    browser = await launchChromium();
+    const publisherPage = await browser.newPage();
+    const localViewer = await browser.newPage();
+    const relayedViewer = await browser.newPage();
+    await publisherPage.goto(`${a.baseUrl}/healthz`);
+    await localViewer.goto(`${a.baseUrl}/healthz`);
+    await relayedViewer.goto(`${b.baseUrl}/healthz`);
+    await publishFromPage(publisherPage, { token: a.token, room: "steady" });
+    await waitFor("room on B", () => rooms(nodeB), (r) => r.length === 1);
+    await watchFromPage(localViewer, "steady");
+    await watchFromPage(relayedViewer, "steady");
+    await waitFor("local viewer decoding", () => framesOf(localViewer), (n) => n > 30);
+    await waitFor("relayed viewer decoding", () => framesOf(relayedViewer), (n) => n > 30);
+
+    await t.step("Redis down for longer than the TTL: both viewers keep decoding", async () => {
+      await redis.kill();
+      const local0 = await framesOf(localViewer);
+      const relayed0 = await framesOf(relayedViewer);
+      await new Promise((r) => setTimeout(r, 8000));
+      const local1 = await framesOf(localViewer);
+      const relayed1 = await framesOf(relayedViewer);
+      assert.ok(local1 - local0 > 100, `local viewer decoded ${local1 - local0} frames in 8 s`);
+      assert.ok(relayed1 - relayed0 > 100, `relayed viewer decoded ${relayed1 - relayed0} frames in 8 s`);
+      assert.equal((await rooms(nodeA))[0]?.id, "steady", "A still lists its own room");
+      assert.equal((await rooms(nodeB))[0]?.id, "steady", "B still lists the room it relays");
+      const outages = nodeA.logs().match(/Redis at \S+ unreachable/g) ?? [];
+      assert.equal(outages.length, 1, "the outage is logged once");
+    });
+
+    await t.step("Redis back: nodes re-register and a new viewer on B still gets the room", async () => {
+      await redis.restart();
+      await waitFor(
+        "A re-registered",
+        () => Promise.resolve(nodeA.logs()),
+        (l) => /Redis reachable again/.test(l),
+        15000,
+      );
+      const page = await browser!.newPage();
+      await page.goto(`${nodeB.baseUrl}/healthz`);
+      await watchFromPage(page, "steady");
+      await waitFor("second relayed viewer decoding", () => framesOf(page), (n) => n > 10);
+      await waitFor("cluster-wide count 3", () => rooms(nodeA), (r) => r[0]?.viewer_count === 3, 10000);
+    });
+  } finally {
+    await stopAll([a, b], browser, redis);
+  }
+});
+
+Deno.test({
+  name: "cluster: a full origin sends an edge to another edge (tree); a pull that would loop gets 508",
+  ignore: redisMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const redis = await startRedis();
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let c: ServerProcess | undefined;
+  let browser: Browser | undefined;
+  try {
+    // One viewer slot per room on the origin: edge B's pull takes it.
+    a = await startNode(redis, "origin", { MAX_VIEWERS_PER_ROOM: "1" });
+    b = await startNode(redis, "edge-b");
+    c = await startNode(redis, "edge-c");
+    const [nodeA, nodeB, nodeC] = [a, b, c];
+    browser = await launchChromium();
+    const publisherPage = await browser.newPage();
+    const viewerB = await browser.newPage();
+    const viewerC = await browser.newPage();
+    await publisherPage.goto(`${a.baseUrl}/healthz`);
+    await viewerB.goto(`${b.baseUrl}/healthz`);
+    await viewerC.goto(`${c.baseUrl}/healthz`);
+    await publishFromPage(publisherPage, { token: a.token, room: "tree" });
+    await waitFor(
+      "room on B and C",
+      async () => [...await rooms(nodeB), ...await rooms(nodeC)],
+      (r) => r.length === 2,
+    );
+    await watchFromPage(viewerB, "tree");
+    await waitFor("B decoding", () => framesOf(viewerB), (n) => n > 10);
+    // C learns that B holds the room from B's viewer count in Redis.
+    await waitFor("B's count seen by C", () => rooms(nodeC), (r) => r[0]?.viewer_count === 1);
+    await watchFromPage(viewerC, "tree");
+    await waitFor("C decoding", () => framesOf(viewerC), (n) => n > 30);
+    assert.match(nodeC.logs(), /relay of room tree: pull from origin: 503/);
+    assert.match(nodeC.logs(), /relay of room tree from node edge-b up \(path edge-c\)/);
+    await waitFor("two viewers on the origin's list", () => rooms(nodeA), (r) => r[0]?.viewer_count === 2);
+
+    // B already serves C; a request claiming to come through B must not be served by B.
+    const looped = await fetch(`${nodeB.baseUrl}/whep?target_id=tree`, {
+      method: "POST",
+      headers: {
+        "Content-Type": "application/sdp",
+        "X-Relay-Path": "edge-c,edge-b",
+        Authorization: `Bearer ${CLUSTER_TOKEN}`,
+      },
+      body: "v=0\r\n",
+    });
+    await looped.body?.cancel();
+    assert.equal(looped.status, 508);
+    const forged = await fetch(`${nodeB.baseUrl}/whep?target_id=tree`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", "X-Relay-Path": "edge-c" },
+      body: "v=0\r\n",
+    });
+    await forged.body?.cancel();
+    assert.equal(forged.status, 401, "X-Relay-Path without the cluster token");
+  } finally {
+    await stopAll([a, b, c], browser, redis);
+  }
+});

@@ -1,0 +1,86 @@
+/** Runs Debian's `redis-server` on a free loopback port in a temporary directory, for cluster tests. */
+import { freePort } from "./server_process.ts";
+
+/** A running (or stopped, restartable) Redis. */
+export interface RedisProcess {
+  url: string;
+  port: number;
+  /** Whether the process is running now. */
+  readonly running: boolean;
+  /** Stops the server (SIGKILL: no goodbye to clients, like a crash or a network cut). */
+  kill(): Promise<void>;
+  /** Starts it again on the same port (empty: nothing is persisted). */
+  restart(): Promise<void>;
+  /** Stops it and removes the directory. */
+  stop(): Promise<void>;
+}
+
+/** Path of redis-server, or undefined when it is not installed (`apt-get install redis-server`). */
+export function redisServerPath(): string | undefined {
+  for (const path of [Deno.env.get("REDIS_SERVER"), "/usr/bin/redis-server", "/usr/local/bin/redis-server"]) {
+    if (!path) continue;
+    try {
+      if (Deno.statSync(path).isFile) return path;
+    } catch { /* not there */ }
+  }
+  return undefined;
+}
+
+/** Starts redis-server without persistence on a free port; resolves once it accepts connections. */
+export async function startRedis(): Promise<RedisProcess> {
+  const binary = redisServerPath();
+  if (!binary) throw new Error("redis-server is not installed (apt-get install redis-server)");
+  const dir = await Deno.makeTempDir({ prefix: "sfu-redis-" });
+  const port = freePort("tcp");
+  let child: Deno.ChildProcess | undefined;
+  let log = "";
+  const spawn = async () => {
+    child = new Deno.Command(binary, {
+      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const decoder = new TextDecoder();
+    const current = child;
+    (async () => {
+      for await (const chunk of current.stdout) log += decoder.decode(chunk, { stream: true });
+    })().catch(() => {});
+    current.stderr.cancel().catch(() => {});
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+        await conn.write(new TextEncoder().encode("PING\r\n"));
+        const buf = new Uint8Array(16);
+        const n = await conn.read(buf);
+        conn.close();
+        if (n && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG")) return;
+      } catch { /* not up yet */ }
+      if (Date.now() > deadline) throw new Error(`redis-server did not start:\n${log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const kill = async () => {
+    if (!child) return;
+    const c = child;
+    child = undefined;
+    try {
+      c.kill("SIGKILL");
+    } catch { /* already gone */ }
+    await c.status;
+  };
+  await spawn();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    get running() {
+      return child !== undefined;
+    },
+    kill,
+    restart: spawn,
+    async stop() {
+      await kill();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
