@@ -109,7 +109,7 @@ export async function runFuzz(options: FuzzOptions): Promise<FuzzReport> {
     const stream = streamId(target.name);
     const share = options.replay
       ? (options.replay.target === target.name ? 1 : 0)
-      : Math.max(1, Math.round(options.count * target.weight / weights));
+      : Math.max(1, Math.ceil(options.count * target.weight / weights));
     const r: TargetReport = { inputs: 0, failures: 0, slow: 0, totalMs: 0, maxMs: 0, stats: {} };
     report.targets[target.name] = r;
     for (let i = 0; i < share; i++) {

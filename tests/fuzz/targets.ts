@@ -151,7 +151,8 @@ function stunInput(rng: Rng, party: StunParty): { data: Uint8Array; kind: StunKi
   if (kind === "signed") message.addMessageIntegrity(Buffer.from(party.localPwd, "utf8"));
   if (kind === "wrong-key") {
     const wrong = rng.chance(0.5)
-      ? party.localPwd.slice(0, -1) + "x"
+      // Change the last character to one it is not (the random password may itself end in "x").
+      ? party.localPwd.slice(0, -1) + (party.localPwd.endsWith("x") ? "y" : "x")
       : new TextDecoder().decode(rng.bytes(8));
     message.addMessageIntegrity(Buffer.from(wrong, "utf8"));
   }
