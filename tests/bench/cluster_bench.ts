@@ -13,7 +13,7 @@
  */
 import { join } from "node:path";
 import { type ClientCertificate, createClientCertificate, LightClient } from "./light_client.ts";
-import { type Clip, loadClip } from "./media_clip.ts";
+import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { freePort, type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { redisServerPath, startRedis } from "../helpers/redis.ts";
 
@@ -62,42 +62,6 @@ function median(values: number[]): number {
   if (values.length === 0) return NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)];
-}
-
-/** Sends the clip in a loop on its schedule until stopped; counts the packets sent. */
-function publish(client: LightClient, clip: Clip): { sent: () => number; stop: () => void } {
-  const start = performance.now();
-  let loop = 0;
-  let index = 0;
-  const seq = { video: Math.floor(Math.random() * 65536), audio: Math.floor(Math.random() * 65536) };
-  let sent = 0;
-  let stopped = false;
-  const tick = () => {
-    if (stopped) return;
-    const elapsed = performance.now() - start;
-    while (clip.packets[index].at + loop * clip.durationMs <= elapsed) {
-      const p = clip.packets[index];
-      const video = p.kind === "video";
-      const packet = new Uint8Array(12 + p.payload.length);
-      const view = new DataView(packet.buffer);
-      packet[0] = 0x80;
-      packet[1] = (p.marker ? 0x80 : 0) |
-        (video ? client.media.videoPayloadType : client.media.audioPayloadType!);
-      view.setUint16(2, video ? seq.video++ & 0xffff : seq.audio++ & 0xffff);
-      view.setUint32(4, (loop * clip.durationMs * (video ? 90 : 48) + p.timestamp) >>> 0);
-      view.setUint32(8, video ? client.videoSsrc : client.audioSsrc);
-      packet.set(p.payload, 12);
-      client.sendRtp(packet);
-      sent++;
-      if (++index === clip.packets.length) {
-        index = 0;
-        loop++;
-      }
-    }
-    setTimeout(tick, 1);
-  };
-  tick();
-  return { sent: () => sent, stop: () => stopped = true };
 }
 
 /** Connects `count` viewers to `node`, 8 at a time; returns those that connected. */
@@ -175,7 +139,7 @@ async function run(
     token: origin.token,
     certificate,
   });
-  const sender = publish(publisher, clip);
+  const sender = publishClip(publisher, clip);
   // Let the room reach the other nodes' lists (a Redis write and a pub/sub message).
   await sleep(1500);
   // The first viewer of each node: for an edge, this one makes it pull the room.

@@ -11,7 +11,8 @@
  */
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
-import { type Clip, loadClip } from "./media_clip.ts";
+import { type Clip, loadClip, publishClip } from "./media_clip.ts";
+import { freePort } from "../helpers/server_process.ts";
 import { srtpBackendName } from "../../src/srtp/context.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -51,19 +52,6 @@ interface ServerUnderTest {
   token: string;
   logs(): string;
   stop(): Promise<void>;
-}
-
-function freePort(transport: "tcp" | "udp"): number {
-  if (transport === "tcp") {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const port = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return port;
-  }
-  const c = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
-  const port = (c.addr as Deno.NetAddr).port;
-  c.close();
-  return port;
 }
 
 function collect(
@@ -225,46 +213,6 @@ function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
-/** Sends the clip in a loop, on its schedule, until stopped. */
-function publish(client: LightClient, clip: Clip): { sent: () => number; stop: () => void } {
-  const start = performance.now();
-  let loop = 0;
-  let index = 0;
-  let videoSeq = Math.floor(Math.random() * 65536);
-  let audioSeq = Math.floor(Math.random() * 65536);
-  const videoBase = Math.floor(Math.random() * 2 ** 31);
-  const audioBase = Math.floor(Math.random() * 2 ** 31);
-  let sent = 0;
-  let stopped = false;
-  const tick = () => {
-    if (stopped) return;
-    const elapsed = performance.now() - start;
-    while (clip.packets[index].at + loop * clip.durationMs <= elapsed) {
-      const p = clip.packets[index];
-      const isVideo = p.kind === "video";
-      const packet = new Uint8Array(12 + p.payload.length);
-      const view = new DataView(packet.buffer);
-      packet[0] = 0x80;
-      packet[1] = (p.marker ? 0x80 : 0) |
-        (isVideo ? client.media.videoPayloadType : client.media.audioPayloadType!);
-      view.setUint16(2, isVideo ? videoSeq++ & 0xffff : audioSeq++ & 0xffff);
-      const loopTicks = isVideo ? loop * clip.durationMs * 90 : loop * clip.durationMs * 48;
-      view.setUint32(4, ((isVideo ? videoBase : audioBase) + loopTicks + p.timestamp) >>> 0);
-      view.setUint32(8, isVideo ? client.videoSsrc : client.audioSsrc);
-      packet.set(p.payload, 12);
-      client.sendRtp(packet);
-      sent++;
-      if (++index === clip.packets.length) {
-        index = 0;
-        loop++;
-      }
-    }
-    setTimeout(tick, 1);
-  };
-  tick();
-  return { sent: () => sent, stop: () => stopped = true };
-}
-
 /** What one server's run measured. */
 interface Result {
   label: string;
@@ -310,7 +258,7 @@ async function measure(
     token: server.token,
     certificate,
   });
-  const sender = publish(publisher, clip);
+  const sender = publishClip(publisher, clip);
   await sleep(1500);
   const rssIdle = rssBytes(server.pid);
 

@@ -4,6 +4,7 @@
  * packet) with a send schedule that paces video the way a browser's pacer does.
  */
 import { join } from "node:path";
+import type { LightClient } from "./light_client.ts";
 
 /** One RTP payload and when it leaves, relative to the start of a loop of the clip. */
 export interface ScheduledPacket {
@@ -190,4 +191,44 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Sends the clip through a light WHIP client in a loop, on its schedule, until stopped. */
+export function publishClip(client: LightClient, clip: Clip): { sent: () => number; stop: () => void } {
+  const start = performance.now();
+  let loop = 0;
+  let index = 0;
+  let videoSeq = Math.floor(Math.random() * 65536);
+  let audioSeq = Math.floor(Math.random() * 65536);
+  const videoBase = Math.floor(Math.random() * 2 ** 31);
+  const audioBase = Math.floor(Math.random() * 2 ** 31);
+  let sent = 0;
+  let stopped = false;
+  const tick = () => {
+    if (stopped) return;
+    const elapsed = performance.now() - start;
+    while (clip.packets[index].at + loop * clip.durationMs <= elapsed) {
+      const p = clip.packets[index];
+      const isVideo = p.kind === "video";
+      const packet = new Uint8Array(12 + p.payload.length);
+      const view = new DataView(packet.buffer);
+      packet[0] = 0x80;
+      packet[1] = (p.marker ? 0x80 : 0) |
+        (isVideo ? client.media.videoPayloadType : client.media.audioPayloadType!);
+      view.setUint16(2, isVideo ? videoSeq++ & 0xffff : audioSeq++ & 0xffff);
+      const loopTicks = isVideo ? loop * clip.durationMs * 90 : loop * clip.durationMs * 48;
+      view.setUint32(4, ((isVideo ? videoBase : audioBase) + loopTicks + p.timestamp) >>> 0);
+      view.setUint32(8, isVideo ? client.videoSsrc : client.audioSsrc);
+      packet.set(p.payload, 12);
+      client.sendRtp(packet);
+      sent++;
+      if (++index === clip.packets.length) {
+        index = 0;
+        loop++;
+      }
+    }
+    setTimeout(tick, 1);
+  };
+  tick();
+  return { sent: () => sent, stop: () => stopped = true };
 }
