@@ -19,7 +19,6 @@ import { srtpBackendName } from "./srtp/context.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { MediaTotals } from "./metrics/media_totals.ts";
 import { LoopLagSampler } from "./metrics/loop_lag.ts";
-import { startCluster } from "./cluster/cluster.ts";
 
 /** How often rooms' bitrate and frame-rate estimates are refreshed. */
 const ROOM_STATS_INTERVAL_MS = 2000;
@@ -81,7 +80,10 @@ export async function startServer(
     log,
   });
   // Cluster mode: the bridge merges Redis into the list, so the directory listens to it instead of the bus.
-  const cluster = config.redisUrl ? startCluster({ config, busName, sessions, certificate, log }) : undefined;
+  // Loaded only in cluster mode: a single node never pays for the Redis client.
+  const cluster = config.redisUrl
+    ? (await import("./cluster/cluster.ts")).startCluster({ config, busName, sessions, certificate, log })
+    : undefined;
   const directory = new RoomDirectory(new RoomBus(cluster?.directoryBusName ?? busName));
   const feed = new RoomFeed(directory, { maxClients: config.maxSseClients });
   const thumbnailFiles = new ThumbnailFiles(config.storageDir, directory);
