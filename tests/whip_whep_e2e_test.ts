@@ -84,6 +84,19 @@ Deno.test({
       const bad = await fetch(`${server.baseUrl}/rooms/e2e-room/thumbnail.jpg?w=9999`);
       await bad.body?.cancel();
       assert.equal(bad.status, 400);
+      // Per-viewer reception from the viewer's receiver reports; RTT needs a translated sender report first.
+      const stats = await waitFor(
+        "the viewer's round-trip time",
+        async () => (await (await fetch(`${server.baseUrl}/rooms/e2e-room/stats`)).json()),
+        (s) => s.viewers[0]?.rtt_ms !== null && s.viewers[0]?.rtt_ms !== undefined,
+      );
+      assert.equal(stats.viewers.length, 1);
+      assert.ok(stats.viewers[0].video_packets_sent > 0 && stats.viewers[0].audio_packets_sent > 0);
+      assert.ok(
+        stats.viewers[0].rtt_ms >= 0 && stats.viewers[0].rtt_ms < 1000,
+        `rtt ${stats.viewers[0].rtt_ms}`,
+      );
+      assert.ok(stats.publisher.keyframe_requests >= 1);
       const files = [...Deno.readDirSync(server.storageDir)].map((e) => e.name);
       assert.ok(files.includes("e2e-room.jpg"), `thumbnail file in STORAGE_DIR (${files})`);
       await sse.waitFor((e) =>

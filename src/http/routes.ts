@@ -2,6 +2,7 @@
 import { SessionError } from "../rooms/errors.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
+import { roomStatsJson } from "./room_stats.ts";
 import {
   addOptionsLinks,
   type ClusterHooks,
@@ -100,6 +101,13 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     const room = deps.directory.get(decodeSegment(second));
     if (!room) throw new HttpError(404, `room "${second}" is not live`);
     return Response.json(roomJson(room));
+  }
+  if (first === "rooms" && segments.length === 3 && segments[2] === "stats") {
+    allow(req, ["GET", "HEAD", "OPTIONS"]);
+    const id = decodeSegment(second);
+    const room = deps.sessions.rooms.get(id) ?? deps.sessions.attachedRooms.get(id);
+    if (!room?.live) throw new HttpError(404, `room "${second}" is not live on this node`);
+    return Response.json(roomStatsJson(room));
   }
   if (first === "rooms" && segments.length === 3 && segments[2] === "thumbnail.jpg") {
     allow(req, ["GET", "HEAD", "OPTIONS"]);

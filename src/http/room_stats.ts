@@ -1,0 +1,63 @@
+/**
+ * `GET /rooms/<id>/stats`: what this node measures about one of its rooms: the publisher's stream and every
+ * viewer's reception as its receiver reports tell it (loss, jitter, round-trip time, NACKs). For operators
+ * and the watch page's curious; session ids are never shown (they are the viewers' credentials).
+ */
+import type { Room, RoomSource } from "../rooms/room.ts";
+
+/** One viewer's reception in API form. */
+export interface ViewerStatsJson {
+  video_packets_sent: number;
+  audio_packets_sent: number;
+  fraction_lost: number;
+  cumulative_lost: number;
+  jitter_ms: number;
+  rtt_ms: number | null;
+  nacks_received: number;
+  packets_resent: number;
+  relay: boolean;
+}
+
+/** A room's media statistics in API form. */
+export interface RoomStatsJson {
+  id: string;
+  publisher: {
+    bitrate_kbps: number;
+    fps: number;
+    width: number | null;
+    height: number | null;
+    keyframe_requests: number;
+    keyframe_cache_hits: number;
+    nacks_sent: number;
+    source_changes: number;
+  };
+  viewers: ViewerStatsJson[];
+}
+
+/** The statistics of a room held on this node. */
+export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
+  return {
+    id: room.id,
+    publisher: {
+      bitrate_kbps: room.bitrateKbps,
+      fps: room.fps,
+      width: room.width ?? null,
+      height: room.height ?? null,
+      keyframe_requests: room.counters.keyframeRequests,
+      keyframe_cache_hits: room.counters.keyframeCacheHits,
+      nacks_sent: room.counters.nacksSent,
+      source_changes: room.counters.sourceChanges,
+    },
+    viewers: [...room.viewers].map((viewer) => ({
+      video_packets_sent: viewer.video?.packetsSent ?? 0,
+      audio_packets_sent: viewer.audio?.packetsSent ?? 0,
+      fraction_lost: Math.round(viewer.reception.fractionLost * 1000) / 1000,
+      cumulative_lost: viewer.reception.cumulativeLost,
+      jitter_ms: Math.round(viewer.reception.jitterMs * 10) / 10,
+      rtt_ms: viewer.reception.rttMs ?? null,
+      nacks_received: viewer.reception.nacksReceived,
+      packets_resent: viewer.reception.packetsResent,
+      relay: viewer.relay === true,
+    })),
+  };
+}
