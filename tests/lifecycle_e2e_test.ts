@@ -44,12 +44,36 @@ Deno.test({
     await viewer.close();
     await waitFor("viewer freed", rooms, (r) => r[0]?.viewer_count === 0, 10000);
 
-    // A second viewer, then the publisher's page disappears: the room and the viewer session end.
+    // A second viewer; then a publisher takeover; then the publisher's page disappears: the room and the
+    // viewer session end.
     const viewer2 = await browser.newPage();
     await viewer2.goto(`${server.baseUrl}/healthz`);
     await watchFromPage(viewer2, "rsa");
     await waitFor("second viewer decoding", () => receiveStats(viewer2), (s) => s.framesDecoded > 5);
+
+    // The encoder reconnects with a new WHIP session to the same room: it takes over, the viewer stays.
+    const decodedBefore = (await receiveStats(viewer2)).framesDecoded;
+    const publisher2 = await browser.newPage();
+    await publisher2.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(publisher2, { token: server.token, room: "rsa" });
+    await waitFor(
+      "the replaced publisher to be disconnected",
+      () => publisher.evaluate(() => (globalThis as unknown as { pc: RTCPeerConnection }).pc.connectionState),
+      (s) => s !== "connected",
+      10000,
+    );
     await publisher.close();
+    const resumed = await waitFor(
+      "the viewer to keep decoding from the new publisher",
+      () => receiveStats(viewer2),
+      (s) => s.framesDecoded > decodedBefore + 30,
+    );
+    assert.equal(resumed.connectionState, "connected");
+    const listed = await rooms();
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0].viewer_count, 1);
+    assert.match(server.logs(), /takes over room rsa/);
+    await publisher2.close();
     await waitFor("room closed", rooms, (r) => r.length === 0, 10000);
     await waitFor(
       "viewer session ended",

@@ -29,6 +29,7 @@ export type CloseReason =
   | "dtls-failed"
   | "fingerprint-mismatch"
   | "publisher-left"
+  | "replaced"
   | "shutdown";
 
 /** What a peer reports to its owner. */

@@ -42,6 +42,8 @@ export interface ViewerTrack {
   timestampOffset: number;
   /** Video waits for a keyframe before anything is forwarded, so a decoder never starts mid-GOP. */
   started: boolean;
+  /** The publisher's stream changed: map the next packet sent onto this track's numbering (continuing it). */
+  remap: boolean;
   lastSequence: number;
   lastTimestamp: number;
   lastSentAt: number;
@@ -118,6 +120,7 @@ export function newViewerTrack(payloadType: number, ssrc: number, isVideo: boole
     sequenceOffset: random[0] & 0xffff,
     timestampOffset: random[1],
     started: !isVideo,
+    remap: false,
     lastSequence: -1,
     lastTimestamp: 0,
     lastSentAt: 0,
@@ -147,10 +150,11 @@ interface SourceStream {
 /** One publisher and its viewers. */
 export class Room<Source extends RoomSource = Peer> {
   readonly id: string;
-  readonly publisherSessionId: string;
-  readonly publisher: Source;
-  readonly video: ChosenCodec;
-  readonly audio: ChosenCodec | undefined;
+  /** The current publisher; {@link Room.replacePublisher} swaps it when the publisher reconnects. */
+  publisherSessionId: string;
+  publisher: Source;
+  video: ChosenCodec;
+  audio: ChosenCodec | undefined;
   readonly viewers = new Set<Viewer>();
   createdAt: Date;
   live = false;
@@ -250,6 +254,9 @@ export class Room<Source extends RoomSource = Peer> {
         }
         track.started = true;
       }
+      if (track.remap) {
+        this.#continueNumbering(track, sequenceNumber, timestamp, isVideo ? 90000 : 48000, now);
+      }
       this.#forward(viewer, track, sequenceNumber, timestamp, now);
     }
 
@@ -318,6 +325,31 @@ export class Room<Source extends RoomSource = Peer> {
       source.receive.onSenderReport(report.ntpSeconds, report.ntpFraction, now);
       for (const viewer of this.viewers) this.#sendTranslatedReport(viewer, isVideo, report, now);
     }
+  }
+
+  /**
+   * A new publisher session takes over the room (a reconnecting encoder): media now comes from it, with the
+   * payload types it negotiated. Viewers stay; its new SSRCs are remapped onto their streams when its first
+   * packets arrive, and video resumes at its first keyframe.
+   */
+  replacePublisher(options: {
+    publisher: Source;
+    publisherSessionId: string;
+    video: ChosenCodec;
+    audio: ChosenCodec | undefined;
+    twccExtensionId: number | undefined;
+  }): void {
+    this.publisher = options.publisher;
+    this.publisherSessionId = options.publisherSessionId;
+    this.video = options.video;
+    this.audio = options.audio;
+    this.#options = { ...this.#options, twccExtensionId: options.twccExtensionId };
+    this.#twcc = new TwccRecorder();
+    this.#lastKeyframeRequest = -Infinity;
+    // The new session's streams are new even when an encoder reuses its SSRCs (simple-whip-client does):
+    // an SSRC no packet can carry makes the first packet of each kind remap the viewers.
+    if (this.#videoSource) this.#videoSource.ssrc = -1;
+    if (this.#audioSource) this.#audioSource.ssrc = -1;
   }
 
   /**
@@ -446,12 +478,26 @@ export class Room<Source extends RoomSource = Peer> {
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
       if (!track || track.lastSequence < 0) continue;
-      const elapsed = Math.max(1, Math.round(((now - track.lastSentAt) / 1000) * clockRate));
-      track.sequenceOffset = (track.lastSequence + 1 - header.sequenceNumber) & 0xffff;
-      track.timestampOffset = (track.lastTimestamp + elapsed - header.timestamp) >>> 0;
+      // Video is held until the new stream's keyframe; the numbering continues from that packet, so the
+      // viewer sees no gap for the packets it never got.
+      track.remap = true;
       if (isVideo) track.started = false;
     }
     return source;
+  }
+
+  /** Maps the publisher's `sequenceNumber`/`timestamp` right after what the track last sent. */
+  #continueNumbering(
+    track: ViewerTrack,
+    sequenceNumber: number,
+    timestamp: number,
+    clockRate: number,
+    now: number,
+  ) {
+    const elapsed = Math.max(1, Math.round(((now - track.lastSentAt) / 1000) * clockRate));
+    track.sequenceOffset = (track.lastSequence + 1 - sequenceNumber) & 0xffff;
+    track.timestampOffset = (track.lastTimestamp + elapsed - timestamp) >>> 0;
+    track.remap = false;
   }
 
   #onAccessUnit(unit: AccessUnit): void {

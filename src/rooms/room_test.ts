@@ -173,3 +173,35 @@ Deno.test("one NACK packet cannot ask for more than 64 resends", () => {
   room.handleViewerRtcp(v, buildNack(9, 5000, sent), 300);
   assert.equal(v.peer.sent.length, 64);
 });
+
+Deno.test("a new publisher session takes over: viewers' numbering continues even with the same SSRC", () => {
+  const { room, viewer } = setup();
+  const v = viewer();
+  room.addViewer(v, 0);
+  room.handlePublisherRtp(rtp(102, 7, 100, 1000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 7, 101, 4000, P), 33);
+  const before = v.peer.sent[v.peer.sent.length - 1];
+  const next = setup().publisher;
+  room.replacePublisher({
+    publisher: next,
+    publisherSessionId: "n",
+    video,
+    audio,
+    twccExtensionId: undefined,
+  });
+  // The reconnected encoder reuses SSRC 7 but starts its sequence and timestamps afresh.
+  room.handlePublisherRtp(rtp(102, 7, 50000, 777, P), 1033); // mid-GOP: held back
+  room.handlePublisherRtp(rtp(102, 7, 50001, 3777, IDR), 1066);
+  const after = v.peer.sent[v.peer.sent.length - 1];
+  assert.equal(v.peer.sent.length, 3, "nothing before the new keyframe");
+  assert.equal(after.payload[0], 0x65);
+  assert.equal(after.sequenceNumber, (before.sequenceNumber + 1) & 0xffff);
+  assert.ok(
+    ((after.timestamp - before.timestamp) >>> 0) > 0 &&
+      ((after.timestamp - before.timestamp) >>> 0) < 200_000,
+  );
+  assert.ok(
+    next.rtcp.some((p) => readRtcp(p).keyframeRequested),
+    "the new publisher is asked for a keyframe",
+  );
+});

@@ -112,9 +112,8 @@ export class SessionManager {
     }
     const offer = parse(offerSdp);
     const id = roomId ?? this.#newRoomId();
-    if (this.rooms.has(id) || this.attachedRooms.has(id)) {
-      throw new SessionError(409, `room "${id}" already has a publisher`);
-    }
+    // A room relayed from another node cannot be published here; a local room can be taken over (below).
+    if (this.attachedRooms.has(id)) throw new SessionError(409, `room "${id}" is relayed from another node`);
     this.#checkCapacity(undefined);
 
     const sections: AnswerSection[] = [];
@@ -162,6 +161,24 @@ export class SessionManager {
       );
     }
     const peer = this.#newPeer(offer);
+    const existing = this.rooms.get(id);
+    if (existing) {
+      // Publishing to a room that already has a publisher replaces it: the same token proves the same trust,
+      // and a reconnecting encoder (OBS after a network drop) keeps the room and its viewers instead of
+      // waiting for the old session's consent timeout.
+      const previous = existing.publisher;
+      existing.replacePublisher({
+        publisher: peer,
+        publisherSessionId: peer.id,
+        video,
+        audio,
+        twccExtensionId,
+      });
+      this.#addSession({ kind: "whip", id: peer.id, peer, room: existing });
+      this.#options.log("info", `whip session ${short(peer.id)} takes over room ${id}`);
+      previous.close("replaced");
+      return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
+    }
     const room = new Room({
       id,
       publisherSessionId: peer.id,
@@ -401,6 +418,14 @@ export class SessionManager {
     if (!session) return;
     const profile = peer.srtpProfile === 7 ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80";
     if (session.kind === "whip") {
+      if (session.room.live) {
+        // A takeover: the room stays as it was (viewers, creation time), now fed by this publisher.
+        this.#options.log(
+          "info",
+          `room ${session.room.id} resumes (publisher ${short(peer.id)}, ${profile})`,
+        );
+        return;
+      }
       session.room.live = true;
       session.room.createdAt = new Date();
       this.#options.log("info", `room ${session.room.id} live (publisher ${short(peer.id)}, ${profile})`);
@@ -426,6 +451,13 @@ export class SessionManager {
     this.#sessions.delete(session.id);
     const room = session.room;
     if (session.kind === "whip") {
+      if (room.publisher !== peer) {
+        this.#options.log(
+          "info",
+          `whip session ${short(peer.id)} closed (${reason}); room ${room.id} continues`,
+        );
+        return;
+      }
       if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
       this.#options.log("info", `whip session ${short(peer.id)} closed (${reason}); room ${room.id} closed`);
       this.#endRoom(room);
