@@ -8,8 +8,9 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
     "WHIP/WHEP live-video server. Settings come from the environment (or .env via --env-file):",
     "",
   ];
+  const width = Math.max(...SETTINGS.map((s) => s.name.length));
   for (const s of SETTINGS) {
-    lines.push(`  ${s.name.padEnd(20)} ${s.description} [default: ${s.defaultValue}]`);
+    lines.push(`  ${s.name.padEnd(width)}  ${s.description} [default: ${s.defaultValue}]`);
   }
   console.log(lines.join("\n"));
   Deno.exit(0);
