@@ -672,19 +672,27 @@ function sessionsTarget(ctx: FuzzContext): FuzzTarget {
       const sdp = rng.chance(0.9)
         ? mutateSdp(rng, publish ? offers[0] : offers[1], offers)
         : offers[publish ? 0 : 1];
+      // "dup" exercises a takeover: a clean publisher first, then the fuzzed offer for the same room. (The
+      // world's own room "fuzz" is never published to: a valid takeover would rightly replace its publisher.)
+      const name = rng.chance(0.8) ? `f${rng.u32().toString(36)}` : rng.pick(["dup", "", "a/b"]);
+      let first: { sessionId: string } | undefined;
       try {
+        if (publish && name === "dup") first = w.sessions.publish(offers[0], "dup");
         const session = publish
-          ? w.sessions.publish(
-            sdp,
-            rng.chance(0.8) ? `f${rng.u32().toString(36)}` : rng.pick(["fuzz", "", "a/b"]),
-          )
+          ? w.sessions.publish(sdp, name)
           : w.sessions.watch(rng.chance(0.9) ? "fuzz" : "nope", sdp);
+        if (first) {
+          check(!w.sessions.has("whip", first.sessionId), "the taken-over publisher session lives on");
+        }
         created++;
         checkAnswer(session.answer);
         w.sessions.end(publish ? "whip" : "whep", session.sessionId);
       } catch (e) {
         if (!(e instanceof SessionError)) throw e;
         statuses[e.status] = (statuses[e.status] ?? 0) + 1;
+      } finally {
+        // The fuzzed takeover was refused: the first publisher must still be there; end it.
+        if (first && w.sessions.has("whip", first.sessionId)) w.sessions.end("whip", first.sessionId);
       }
       checkSessionsAlive(ctx);
     },
