@@ -74,7 +74,14 @@ async function startOurs(serverRoot: string, viewers: number): Promise<ServerUnd
   const httpPort = freePort("tcp");
   const token = `bench-${crypto.randomUUID()}`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-net", "--allow-all", join(serverRoot, "main.ts")],
+    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. --v8-flags=--prof to profile it.
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-all",
+      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
+      join(serverRoot, "main.ts"),
+    ],
     cwd: serverRoot,
     env: {
       TCP_ADDRESS: "127.0.0.1",
