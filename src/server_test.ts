@@ -12,7 +12,9 @@ Deno.test("ICE candidates: PUBLIC_IP wins, then a specific bind address, else in
   assert.deepEqual(advertisedAddresses(config({ UDP_ADDRESS: "192.0.2.10" })), ["192.0.2.10"]);
   const all = advertisedAddresses(config({}));
   assert.equal(all[all.length - 1], "127.0.0.1", "loopback last, so local testing works");
-  const interfaces = Deno.networkInterfaces().filter((n) => n.family === "IPv4" && !n.address.startsWith("127."));
+  const interfaces = Deno.networkInterfaces().filter((n) =>
+    n.family === "IPv4" && !n.address.startsWith("127.")
+  );
   for (const nic of interfaces) assert.ok(all.includes(nic.address), `${nic.address} advertised`);
   assert.equal(new Set(all).size, all.length, "no duplicates");
 });

@@ -43,7 +43,13 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
   const storageDir = env.STORAGE_DIR ?? `${dir}/storage`;
   const certsDir = env.CERTS_DIR ?? `${dir}/certs`;
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--unstable-net", "--allow-all", MAIN],
+    // SERVER_PERMISSIONS replaces --allow-all, e.g. to check the fallbacks without --allow-ffi.
+    args: [
+      "run",
+      "--unstable-net",
+      ...(Deno.env.get("SERVER_PERMISSIONS")?.split(" ") ?? ["--allow-all"]),
+      MAIN,
+    ],
     env: {
       TCP_ADDRESS: "127.0.0.1",
       TCP_PORT: String(httpPort),
