@@ -17,6 +17,7 @@ import { certificateFingerprint } from "../peer/peer.ts";
 import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import { buildPullOffer, parsePullAnswer } from "./pull_sdp.ts";
+import { datagrams } from "../net/datagrams.ts";
 
 /** The other node refused or failed the pull; `status` is its HTTP status (0: no answer). */
 export class PullError extends Error {
@@ -289,19 +290,7 @@ export class WhepPull {
   }
 
   async #readLoop(): Promise<void> {
-    while (!this.#closed) {
-      let data: Uint8Array;
-      let from: Deno.NetAddr;
-      try {
-        const [d, addr] = await this.#conn.receive();
-        data = d;
-        from = addr as Deno.NetAddr;
-      } catch (e) {
-        if (this.#closed) return;
-        // The node's port is closed (it died): ICMP says so on Linux; the silence timer decides.
-        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
-        throw e;
-      }
+    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
       const first = data[0];
       if (first <= 3) {
         this.#handleStun(data, from);

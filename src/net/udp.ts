@@ -3,6 +3,7 @@
  * to peers by STUN username or, once ICE validated an address, by source address. Owns the consent timer.
  */
 import { classifyDatagram } from "./demux.ts";
+import { datagrams } from "./datagrams.ts";
 import { SendTo } from "./udp_sendto.ts";
 import { stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
@@ -69,19 +70,7 @@ export class MediaSocket implements PeerTransport {
 
   /** Reads until the socket is closed. Never throws for a bad datagram. */
   async run(): Promise<void> {
-    while (!this.#closed) {
-      let data: Uint8Array;
-      let from: Deno.NetAddr;
-      try {
-        const [d, addr] = await this.#conn.receive();
-        data = d;
-        from = addr as Deno.NetAddr;
-      } catch (e) {
-        if (this.#closed) return;
-        // ICMP port-unreachable from a vanished peer surfaces as a receive error on Linux; keep reading.
-        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
-        throw e;
-      }
+    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
       this.handleDatagram(data, from, performance.now());
     }
   }

@@ -16,6 +16,7 @@ import {
   parseMessage,
 } from "werift";
 import { createSrtpContext, type SrtpContext } from "../../src/srtp/context.ts";
+import { datagrams } from "../../src/net/datagrams.ts";
 
 /** A client certificate; one can be shared by every client of a run. */
 export interface ClientCertificate {
@@ -301,18 +302,7 @@ export class LightClient {
   }
 
   async #readLoop(): Promise<void> {
-    while (!this.#closed) {
-      let data: Uint8Array;
-      let from: Deno.NetAddr;
-      try {
-        const [d, addr] = await this.#conn.receive();
-        data = d;
-        from = addr as Deno.NetAddr;
-      } catch (e) {
-        if (this.#closed) return;
-        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
-        throw e;
-      }
+    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
       const first = data[0];
       if (first <= 3) this.#handleStun(data, from);
       else if (first >= 20 && first <= 63) {

@@ -1,0 +1,23 @@
+/** Reading a UDP socket in a loop, the way every part of the server that owns a socket needs it. */
+
+/**
+ * Yields the socket's datagrams until `closed()` says it was closed. ICMP errors from peers that went away
+ * (Linux reports a port-unreachable on the next receive) are skipped, not thrown: one vanished peer must not
+ * stop the loop that serves the others.
+ */
+export async function* datagrams(
+  conn: Deno.DatagramConn,
+  closed: () => boolean,
+): AsyncGenerator<[Uint8Array, Deno.NetAddr]> {
+  while (!closed()) {
+    let received: [Uint8Array, Deno.Addr];
+    try {
+      received = await conn.receive();
+    } catch (e) {
+      if (closed()) return;
+      if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
+      throw e;
+    }
+    yield [received[0], received[1] as Deno.NetAddr];
+  }
+}
