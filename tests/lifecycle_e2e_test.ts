@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { launchChromium } from "./helpers/browser.ts";
-import { startServerProcess } from "./helpers/server_process.ts";
+import { startServerProcess, startupRefusal } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -93,24 +93,12 @@ Deno.test({
 });
 
 Deno.test("bad configuration stops start-up with one clear line", async () => {
-  const main = new URL("../main.ts", import.meta.url).pathname;
   const cases: [Record<string, string>, RegExp][] = [
     [{ TCP_PORT: "http" }, /^configuration error: TCP_PORT must be a port number/],
     [{ STORAGE_DIR: "/proc/forbidden/storage" }, /^configuration error: STORAGE_DIR: directory/],
     [{ UDP_ADDRESS: "not-an-ip" }, /^configuration error: UDP_ADDRESS/],
   ];
-  for (const [env, expected] of cases) {
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "--unstable-net", "--allow-all", main],
-      env: { TCP_PORT: "0", UDP_PORT: "0", ...env },
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const stderr = new TextDecoder().decode(out.stderr).trim();
-    assert.equal(out.code, 2, stderr);
-    assert.match(stderr, expected);
-    assert.equal(stderr.split("\n").length, 1, `one line: ${stderr}`);
-  }
+  for (const [env, expected] of cases) assert.match(await startupRefusal(env), expected);
 });
 
 Deno.test("--help lists every setting with its default", async () => {

@@ -104,3 +104,20 @@ export async function startServerProcess(env: Record<string, string> = {}): Prom
     },
   };
 }
+
+/**
+ * Runs `main.ts` with `env` and returns what it printed on stderr, after checking it refused to start the way
+ * a bad setting must: exit code 2 and a single line.
+ */
+export async function startupRefusal(env: Record<string, string>): Promise<string> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-net", "--allow-all", MAIN],
+    env: { TCP_PORT: "0", UDP_PORT: "0", ...env },
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(out.stderr).trim();
+  if (out.code !== 2) throw new Error(`expected exit code 2, got ${out.code}: ${stderr}`);
+  if (stderr.split("\n").length !== 1) throw new Error(`expected one line: ${stderr}`);
+  return stderr;
+}
