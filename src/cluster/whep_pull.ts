@@ -18,6 +18,7 @@ import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import { buildPullOffer, parsePullAnswer } from "./pull_sdp.ts";
 import { datagrams } from "../net/datagrams.ts";
+import { clientDtlsTransport } from "../peer/dtls_transport.ts";
 
 /** The other node refused or failed the pull; `status` is its HTTP status (0: no answer). */
 export class PullError extends Error {
@@ -220,17 +221,7 @@ export class WhepPull {
       };
       retry();
     });
-    const transport = {
-      type: "udp",
-      address: {} as never,
-      closed: false,
-      onData: (_data: Buffer, _addr: readonly [string, number]) => {},
-      send: (data: Buffer) => {
-        this.#send(new Uint8Array(data));
-        return Promise.resolve();
-      },
-      close: () => Promise.resolve(),
-    };
+    const transport = clientDtlsTransport((data) => this.#send(data));
     const cert = this.#options.certificate;
     const dtls = new DtlsClient({
       transport,

@@ -17,6 +17,7 @@ import {
 } from "werift";
 import { createSrtpContext, type SrtpContext } from "../../src/srtp/context.ts";
 import { datagrams } from "../../src/net/datagrams.ts";
+import { clientDtlsTransport } from "../../src/peer/dtls_transport.ts";
 
 /** A client certificate; one can be shared by every client of a run. */
 export interface ClientCertificate {
@@ -246,17 +247,7 @@ export class LightClient {
       };
       retry();
     });
-    const transport = {
-      type: "udp",
-      address: {} as never,
-      closed: false,
-      onData: (_data: Buffer, _addr: readonly [string, number]) => {},
-      send: (data: Buffer) => {
-        this.#send(new Uint8Array(data));
-        return Promise.resolve();
-      },
-      close: () => Promise.resolve(),
-    };
+    const transport = clientDtlsTransport((data) => this.#send(data));
     const dtlsOptions = {
       transport,
       cert: this.#options.certificate.certPem,
