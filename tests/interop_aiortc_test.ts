@@ -43,7 +43,13 @@ Deno.test({
     browser = await launchChromium();
     const page = await browser.newPage();
     await page.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(page, { token: server.token, room: "aiortc", width: 640, height: 480 });
+    await publishFromPage(page, {
+      token: server.token,
+      room: "aiortc",
+      width: 640,
+      height: 480,
+      degradation: "maintain-resolution",
+    });
     await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("aiortc"));
 
     viewer = spawnForeign(PYTHON, [SCRIPT, `${server.baseUrl}/whep?target_id=aiortc`, "--frames", "60"]);
@@ -61,8 +67,10 @@ Deno.test({
     assert.match(result.location ?? "", /\/whep\/[A-Za-z0-9_-]{32}$/);
     assert.ok(result.frames >= 60, `decoded ${result.frames} frames`);
     assert.equal(result.codec, "video/H264");
-    assert.equal(result.width, 640);
-    assert.equal(result.height, 480);
+    // Chromium may still scale its encoder down on a loaded machine (CI did, to 480x360), so the size
+    // is checked for the camera's shape and bounds rather than for the exact capture size.
+    assert.ok(result.width >= 160 && result.width <= 640, `decoded width ${result.width}`);
+    assert.equal(result.width * 3, result.height * 4, `decoded ${result.width}x${result.height}`);
     assert.ok(result.audio_frames > 0, "Opus audio decoded too");
     assert.equal(result.delete_status, 200);
     await waitFor(

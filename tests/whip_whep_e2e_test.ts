@@ -32,7 +32,11 @@ Deno.test({
     let publisherLocation = "";
     let viewerLocation = "";
     await t.step("publisher goes live", async () => {
-      const published = await publishFromPage(publisherPage, { token: server.token, room: "e2e-room" });
+      const published = await publishFromPage(publisherPage, {
+        token: server.token,
+        room: "e2e-room",
+        degradation: "maintain-resolution",
+      });
       publisherLocation = published.location;
       assert.match(publisherLocation, /^\/whip\/[A-Za-z0-9_-]{32,}$/);
       assert.equal(published.roomId, "e2e-room");
