@@ -49,6 +49,15 @@ export interface ViewerTrack {
   lastSentAt: number;
   packetsSent: number;
   octetsSent: number;
+  /** The RTX stream (RFC 4588) resends go out on, when the viewer negotiated one. */
+  rtx?: RtxStream;
+}
+
+/** A viewer's retransmission stream: its own payload type, SSRC and sequence numbers. */
+export interface RtxStream {
+  payloadType: number;
+  ssrc: number;
+  nextSequence: number;
 }
 
 /** What a viewer's receiver reports say about its reception. */
@@ -111,10 +120,22 @@ export interface RoomCounters {
   sourceChanges: number;
 }
 
-/** Creates a viewer's track mapping for a publisher stream; offsets start at random points. */
-export function newViewerTrack(payloadType: number, ssrc: number, isVideo: boolean): ViewerTrack {
-  const random = crypto.getRandomValues(new Uint32Array(2));
+/**
+ * Creates a viewer's track mapping for a publisher stream; offsets start at random points. With
+ * `rtxPayloadType` resends go out on an RTX stream of their own.
+ */
+export function newViewerTrack(
+  payloadType: number,
+  ssrc: number,
+  isVideo: boolean,
+  rtxPayloadType?: number,
+): ViewerTrack {
+  const random = crypto.getRandomValues(new Uint32Array(3));
+  const rtx = rtxPayloadType === undefined
+    ? undefined
+    : { payloadType: rtxPayloadType, ssrc: randomSsrc(), nextSequence: random[2] & 0xffff };
   return {
+    ...(rtx ? { rtx } : {}),
     payloadType,
     ssrc,
     sequenceOffset: random[0] & 0xffff,
@@ -446,14 +467,31 @@ export class Room<Source extends RoomSource = Peer> {
     track.octetsSent += rewriter.packet.length - rewriter.headerLength;
   }
 
-  /** Resends one packet a viewer NACKed (plain retransmission: the viewer negotiated no RTX). */
+  /**
+   * Resends one packet a viewer NACKed: on its RTX stream when it negotiated one, otherwise as the
+   * original packet again.
+   */
   #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): void {
     const original = seqAdd(sentSequence, -track.sequenceOffset);
     const packet = this.#history.get(original);
-    if (!packet || !this.#rewriter.load(packet)) return;
+    const rewriter = this.#rewriter;
+    if (!packet || !rewriter.load(packet)) return;
     this.counters.packetsResent++;
     viewer.reception.packetsResent++;
-    this.#forward(viewer, track, original, this.#rewriter.timestamp, now);
+    const rtx = track.rtx;
+    if (!rtx) {
+      this.#forward(viewer, track, original, rewriter.timestamp, now);
+      return;
+    }
+    rewriter.setStream(
+      track.payloadType,
+      track.ssrc,
+      sentSequence,
+      (rewriter.timestamp + track.timestampOffset) >>> 0,
+    );
+    const packetOut = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
+    rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
+    viewer.peer.sendRtpPacket(packetOut, rewriter.headerLength);
   }
 
   /**

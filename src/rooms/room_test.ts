@@ -128,6 +128,33 @@ Deno.test("NACKs from a viewer are answered from history with the viewer's numbe
   assert.equal(v.peer.sent.length, 1, "unknown packets are not invented");
 });
 
+Deno.test("a viewer with RTX gets resends on its RTX stream, original sequence number first", () => {
+  const { room, viewer } = setup();
+  const v = viewer();
+  v.video = newViewerTrack(96, 5000, true, 97);
+  const rtx = v.video.rtx!;
+  assert.equal(rtx.payloadType, 97);
+  room.addViewer(v, 0);
+  room.handlePublisherRtp(rtp(102, 1, 300, 1000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 301, 1000, [0x65, 0xcc]), 1);
+  const lost = v.peer.sent[1];
+  v.peer.sent.length = 0;
+  const firstRtxSequence = rtx.nextSequence;
+  room.handleViewerRtcp(v, buildNack(9, 5000, [lost.sequenceNumber]), 50);
+  room.handleViewerRtcp(v, buildNack(9, 5000, [lost.sequenceNumber]), 90); // the resend was lost too
+  assert.equal(v.peer.sent.length, 2);
+  for (const [i, resent] of v.peer.sent.entries()) {
+    assert.equal(resent.ssrc, rtx.ssrc);
+    assert.equal(resent.payloadType, 97);
+    assert.equal(resent.sequenceNumber, (firstRtxSequence + i) & 0xffff, "RTX numbering is its own");
+    assert.equal(resent.timestamp, lost.timestamp);
+    assert.deepEqual(resent.payload, [lost.sequenceNumber >> 8, lost.sequenceNumber & 0xff, ...lost.payload]);
+  }
+  assert.equal(v.video.packetsSent, 2, "resends do not count as packets of the original stream");
+  room.handleViewerRtcp(v, buildNack(9, rtx.ssrc, [lost.sequenceNumber]), 60);
+  assert.equal(v.peer.sent.length, 2, "a NACK naming another SSRC is not answered");
+});
+
 Deno.test("publisher gaps are NACKed; a new publisher SSRC continues each viewer's numbering", () => {
   const { room, publisher, viewer } = setup();
   const v = viewer();

@@ -2,7 +2,7 @@
  * WHIP and WHEP sessions: turns an SDP offer into a peer plus an answer, ties publishers to rooms and
  * viewers to publishers, and frees everything when a peer ends.
  */
-import { chooseH264, chooseOpus, h264Profile, PUBLISHER_VIDEO_FEEDBACK } from "../sdp/codecs.ts";
+import { chooseH264, chooseOpus, chooseRtx, h264Profile, PUBLISHER_VIDEO_FEEDBACK } from "../sdp/codecs.ts";
 import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
 import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
@@ -224,13 +224,22 @@ export class SessionManager {
       if (m.kind === "video" && wantsMedia && !viewer.video) {
         const codec = chooseH264(m, h264Profile(room.video));
         if (codec) {
-          viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true);
+          if (this.#options.media?.retransmissions !== false && codec.feedback.includes("nack")) {
+            codec.rtxPayloadType = chooseRtx(m, codec.payloadType);
+          }
+          viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true, codec.rtxPayloadType);
           sections.push({
             offer: m,
             accepted: true,
             direction: "sendonly",
             codec,
-            sent: { ssrc: viewer.video.ssrc, cname, streamId: room.id, trackId: "video" },
+            sent: {
+              ssrc: viewer.video.ssrc,
+              rtxSsrc: viewer.video.rtx?.ssrc,
+              cname,
+              streamId: room.id,
+              trackId: "video",
+            },
           });
           continue;
         }

@@ -11,6 +11,8 @@ export interface Candidate {
 /** The stream the server sends on an m-line, announced with `a=ssrc`/`a=msid` (viewers only). */
 export interface SentStream {
   ssrc: number;
+  /** SSRC of the paired RTX stream (`a=ssrc-group:FID`), when the codec has one. */
+  rtxSsrc?: number;
   cname: string;
   streamId: string;
   trackId: string;
@@ -69,8 +71,11 @@ export function buildAnswer(p: AnswerParams): string {
       continue;
     }
     const c = section.codec;
+    const formats = c.rtxPayloadType === undefined
+      ? `${c.payloadType}`
+      : `${c.payloadType} ${c.rtxPayloadType}`;
     lines.push(
-      `m=${m.kind} 9 UDP/TLS/RTP/SAVPF ${c.payloadType}`,
+      `m=${m.kind} 9 UDP/TLS/RTP/SAVPF ${formats}`,
       "c=IN IP4 0.0.0.0",
       "a=rtcp:9 IN IP4 0.0.0.0",
       `a=mid:${m.mid}`,
@@ -86,13 +91,19 @@ export function buildAnswer(p: AnswerParams): string {
     for (const ext of section.extensions ?? []) lines.push(`a=extmap:${ext.id} ${ext.uri}`);
     if (c.fmtp !== "") lines.push(`a=fmtp:${c.payloadType} ${c.fmtp}`);
     for (const fb of c.feedback) lines.push(`a=rtcp-fb:${c.payloadType} ${fb}`);
+    if (c.rtxPayloadType !== undefined) {
+      lines.push(
+        `a=rtpmap:${c.rtxPayloadType} rtx/${c.clockRate}`,
+        `a=fmtp:${c.rtxPayloadType} apt=${c.payloadType}`,
+      );
+    }
     if (section.sent) {
       const s = section.sent;
-      lines.push(
-        `a=msid:${s.streamId} ${s.trackId}`,
-        `a=ssrc:${s.ssrc} cname:${s.cname}`,
-        `a=ssrc:${s.ssrc} msid:${s.streamId} ${s.trackId}`,
-      );
+      lines.push(`a=msid:${s.streamId} ${s.trackId}`);
+      if (s.rtxSsrc !== undefined) lines.push(`a=ssrc-group:FID ${s.ssrc} ${s.rtxSsrc}`);
+      for (const ssrc of s.rtxSsrc === undefined ? [s.ssrc] : [s.ssrc, s.rtxSsrc]) {
+        lines.push(`a=ssrc:${ssrc} cname:${s.cname}`, `a=ssrc:${ssrc} msid:${s.streamId} ${s.trackId}`);
+      }
     }
     // With BUNDLE the candidates belong to the first bundled m-line only; repeating them is harmless but
     // noisy, so they are written once.

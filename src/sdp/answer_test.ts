@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { buildAnswer } from "./answer.ts";
-import { chooseH264, chooseOpus, h264Profile } from "./codecs.ts";
+import { chooseH264, chooseOpus, chooseRtx, h264Profile } from "./codecs.ts";
 import { parseOffer } from "./offer.ts";
 
 const fixtures = new URL("../../tests/fixtures/", import.meta.url);
@@ -86,4 +86,36 @@ Deno.test("viewer answers announce the server's SSRC and msid", () => {
   assert.ok(sdp.includes("a=sendonly\r\n"));
   assert.ok(sdp.includes("a=ssrc:1234 cname:c\r\n"));
   assert.ok(sdp.includes("a=msid:room video\r\n"));
+});
+
+Deno.test("a viewer offering RTX for the chosen H.264 gets its RTX payload type and an FID SSRC pair", () => {
+  const video = chooseH264(watchOffer.media[0], "42e0")!;
+  const rtx = chooseRtx(watchOffer.media[0], video.payloadType);
+  assert.ok(rtx !== undefined, "Chromium offers rtx for every H.264 entry");
+  const apt = watchOffer.media[0].codecs.find((c) => c.payloadType === rtx)!;
+  assert.equal(apt.name, "rtx");
+  assert.equal(apt.parameters.get("apt"), String(video.payloadType));
+  assert.equal(chooseRtx(watchOffer.media[0], 1), undefined, "no RTX for a payload type nobody offered");
+  video.rtxPayloadType = rtx;
+  const sdp = buildAnswer({
+    sessionId: "1",
+    iceUfrag: "abcd1234",
+    icePwd: "p".repeat(32),
+    fingerprint,
+    candidates: [{ address: "127.0.0.1", port: 9 }],
+    sections: [{
+      offer: watchOffer.media[0],
+      accepted: true,
+      direction: "sendonly",
+      codec: video,
+      sent: { ssrc: 1234, rtxSsrc: 5678, cname: "c", streamId: "room", trackId: "video" },
+    }],
+  });
+  assert.ok(sdp.includes(`m=video 9 UDP/TLS/RTP/SAVPF ${video.payloadType} ${rtx}\r\n`));
+  assert.ok(sdp.includes(`a=rtpmap:${rtx} rtx/90000\r\n`));
+  assert.ok(sdp.includes(`a=fmtp:${rtx} apt=${video.payloadType}\r\n`));
+  assert.ok(sdp.includes("a=ssrc-group:FID 1234 5678\r\n"));
+  assert.ok(sdp.includes("a=ssrc:5678 cname:c\r\n"));
+  const reparsed = parseOffer(sdp.replace("a=setup:passive", "a=setup:active")).media[0];
+  assert.deepEqual(reparsed.codecs.map((c) => c.name), ["H264", "rtx"]);
 });

@@ -9,6 +9,8 @@ export interface ChosenCodec {
   channels?: number;
   fmtp: string;
   feedback: string[];
+  /** Payload type of the RTX stream (RFC 4588) paired with this codec, when negotiated. */
+  rtxPayloadType?: number;
 }
 
 /** RTCP feedback the server answers on video towards viewers: PLI, FIR, and NACKs answered from history. */
@@ -49,6 +51,17 @@ export function chooseH264(
     fmtp: codec.fmtp,
     feedback: feedback.filter((fb) => codec.feedback.includes(fb)),
   };
+}
+
+/**
+ * The offer's RTX payload type (RFC 4588) for `payloadType` (`a=fmtp:<rtx> apt=<payloadType>`), so lost
+ * packets can be resent on their own stream; undefined when the offerer has none for it.
+ */
+export function chooseRtx(media: OfferedMedia, payloadType: number): number | undefined {
+  const rtx = media.codecs.find((c) =>
+    c.name.toLowerCase() === "rtx" && c.clockRate === 90000 && c.parameters.get("apt") === String(payloadType)
+  );
+  return rtx?.payloadType;
 }
 
 /** Picks the Opus payload type of an audio m-line. */

@@ -32,9 +32,11 @@ export class RtpRewriter {
   ssrc = 0;
   marker = false;
   #buffer: Uint8Array;
+  #rtxBuffer: Uint8Array;
 
   constructor(capacity = MAX_RTP_PACKET) {
     this.#buffer = new Uint8Array(capacity);
+    this.#rtxBuffer = new Uint8Array(capacity + 2);
   }
 
   /**
@@ -81,6 +83,30 @@ export class RtpRewriter {
     out[9] = ssrc >>> 16;
     out[10] = ssrc >>> 8;
     out[11] = ssrc;
+  }
+
+  /**
+   * The loaded packet as an RTX retransmission (RFC 4588 §4): the stream fields last written by
+   * {@link setStream} name the original, whose sequence number leads the payload; the RTX stream's payload
+   * type, SSRC and sequence number go in the header. Valid until the next call; header length is
+   * {@link headerLength} as for the original.
+   */
+  rtxPacket(payloadType: number, ssrc: number, sequenceNumber: number): Uint8Array {
+    const header = this.headerLength;
+    const original = this.packet;
+    const out = this.#rtxBuffer;
+    out.set(original.subarray(0, header));
+    out[1] = (out[1] & 0x80) | (payloadType & 0x7f);
+    out[2] = sequenceNumber >>> 8;
+    out[3] = sequenceNumber;
+    out[8] = ssrc >>> 24;
+    out[9] = ssrc >>> 16;
+    out[10] = ssrc >>> 8;
+    out[11] = ssrc;
+    out[header] = original[2];
+    out[header + 1] = original[3];
+    out.set(original.subarray(header), header + 2);
+    return out.subarray(0, original.length + 2);
   }
 }
 

@@ -57,3 +57,17 @@ Deno.test("RtpRewriter refuses malformed and oversized packets", () => {
   ok(!r.load(rtpPacket({ seq: 1, payloadLength: 300 })));
   ok(r.load(rtpPacket({ seq: 1, payloadLength: 100 })));
 });
+
+Deno.test("RtpRewriter builds an RTX packet: RTX header fields, original sequence number, same payload", () => {
+  const r = new RtpRewriter();
+  const packet = new Uint8Array([0x80, 0xe6, 0x12, 0x34, 0, 0, 0, 9, 0, 0, 0, 1, 0x65, 1, 2, 3]);
+  ok(r.load(packet));
+  r.setStream(96, 0xaabbccdd, 0x4321, 0x01020304);
+  const rtx = r.rtxPacket(97, 0x11223344, 7);
+  deepEqual(
+    [...rtx],
+    [0x80, 0x80 | 97, 0, 7, 1, 2, 3, 4, 0x11, 0x22, 0x33, 0x44, 0x43, 0x21, 0x65, 1, 2, 3],
+    "marker kept; the viewer's original sequence number leads the payload",
+  );
+  deepEqual([...r.packet.subarray(0, 4)], [0x80, 0x80 | 96, 0x43, 0x21], "the original is untouched");
+});

@@ -8,20 +8,20 @@
 import { launchChromium } from "../helpers/browser.ts";
 import { startServerProcess } from "../helpers/server_process.ts";
 import { seededRandom, startLossyRelay } from "../helpers/lossy_relay.ts";
-import { publishFromPage, receiveStats, watchFromPage } from "../helpers/webrtc_clients.ts";
+import {
+  publishFromPage,
+  receiveStats,
+  type RecoveryStats,
+  recoveryStats,
+  routeAnswersThrough,
+  watchFromPage,
+} from "../helpers/webrtc_clients.ts";
 
 const SECONDS = Number(Deno.env.get("LOSS_SECONDS") ?? "20");
 const LOSS = Number(Deno.env.get("LOSS") ?? "0.05");
 const DELAY = Number(Deno.env.get("DELAY_MS") ?? "50");
 
-interface Outcome {
-  freezeCount: number;
-  totalFreezesDuration: number;
-  nackCount: number;
-  framesDecoded: number;
-  packetsLost: number;
-  dropped: number;
-}
+type Outcome = RecoveryStats & { dropped: number };
 
 async function run(env: Record<string, string>): Promise<Outcome> {
   const server = await startServerProcess(env);
@@ -37,36 +37,10 @@ async function run(env: Record<string, string>): Promise<Outcome> {
     await publishFromPage(publisher, { token: server.token, room: "loss", width: 1280, height: 720 });
     const viewer = await browser.newPage();
     await viewer.goto(`${server.baseUrl}/healthz`);
-    // Send the viewer through the relay: rewrite the server's candidates in the answer it receives.
-    await viewer.evaluate(({ hostname, port }) => {
-      const original = RTCPeerConnection.prototype.setRemoteDescription;
-      // deno-lint-ignore no-explicit-any
-      (RTCPeerConnection.prototype as any).setRemoteDescription = function (
-        description: RTCSessionDescriptionInit,
-      ) {
-        const sdp = description.sdp?.replace(
-          /^(a=candidate:\S+ \d+ udp \d+ )\S+ \d+( typ host)/gm,
-          `$1${hostname} ${port}$2`,
-        );
-        return Reflect.apply(original, this, [{ type: description.type, sdp }]);
-      };
-    }, relay.address);
+    await routeAnswersThrough(viewer, relay.address);
     await watchFromPage(viewer, "loss");
     await new Promise((r) => setTimeout(r, SECONDS * 1000));
-    const stats = await viewer.evaluate(async () => {
-      const pc = (globalThis as unknown as { pc: RTCPeerConnection }).pc;
-      const out = { freezeCount: 0, totalFreezesDuration: 0, nackCount: 0, framesDecoded: 0, packetsLost: 0 };
-      (await pc.getStats()).forEach((r) => {
-        if (r.type === "inbound-rtp" && r.kind === "video") {
-          out.freezeCount = r.freezeCount ?? 0;
-          out.totalFreezesDuration = r.totalFreezesDuration ?? 0;
-          out.nackCount = r.nackCount ?? 0;
-          out.framesDecoded = r.framesDecoded ?? 0;
-          out.packetsLost = r.packetsLost ?? 0;
-        }
-      });
-      return out;
-    });
+    const stats = await recoveryStats(viewer);
     await receiveStats(viewer);
     return { ...stats, dropped: relay.dropped };
   } finally {
@@ -86,7 +60,7 @@ for (
 ) {
   console.log(
     `${label.padEnd(32)} freezes ${o.freezeCount}, frozen ${o.totalFreezesDuration.toFixed(2)} s, ` +
-      `NACKs sent ${o.nackCount}, packets lost after recovery ${o.packetsLost}, frames decoded ${o.framesDecoded}, ` +
+      `NACKs sent ${o.nackCount}, RTX packets received ${o.retransmittedPacketsReceived}, packets lost after recovery ${o.packetsLost}, frames decoded ${o.framesDecoded}, ` +
       `datagrams dropped by relay ${o.dropped}`,
   );
 }

@@ -204,3 +204,60 @@ export function timeToFirstFrame(page: Page, room: string, timeoutMs = 10000): P
     }
   }, { room, timeoutMs });
 }
+
+/**
+ * Makes the page's next WHEP/WHIP answer point at `address` instead of the server's own candidates, so the
+ * page's media goes through a relay (see lossy_relay.ts).
+ */
+export function routeAnswersThrough(page: Page, address: { hostname: string; port: number }): Promise<void> {
+  return page.evaluate(({ hostname, port }) => {
+    const original = RTCPeerConnection.prototype.setRemoteDescription;
+    // deno-lint-ignore no-explicit-any
+    (RTCPeerConnection.prototype as any).setRemoteDescription = function (
+      description: RTCSessionDescriptionInit,
+    ) {
+      const sdp = description.sdp?.replace(
+        /^(a=candidate:\S+ \d+ udp \d+ )\S+ \d+( typ host)/gm,
+        `$1${hostname} ${port}$2`,
+      );
+      return Reflect.apply(original, this, [{ type: description.type, sdp }]);
+    };
+  }, address);
+}
+
+/** How a viewer's video reception coped with loss, from `getStats()`. */
+export interface RecoveryStats {
+  freezeCount: number;
+  totalFreezesDuration: number;
+  nackCount: number;
+  framesDecoded: number;
+  packetsLost: number;
+  /** Packets that arrived on the RTX stream (0 when no RTX was negotiated). */
+  retransmittedPacketsReceived: number;
+}
+
+/** Reads the page's video recovery figures. */
+export function recoveryStats(page: Page): Promise<RecoveryStats> {
+  return page.evaluate(async () => {
+    const pc = (globalThis as unknown as { pc: RTCPeerConnection }).pc;
+    const out = {
+      freezeCount: 0,
+      totalFreezesDuration: 0,
+      nackCount: 0,
+      framesDecoded: 0,
+      packetsLost: 0,
+      retransmittedPacketsReceived: 0,
+    };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type === "inbound-rtp" && r.kind === "video") {
+        out.freezeCount = r.freezeCount ?? 0;
+        out.totalFreezesDuration = r.totalFreezesDuration ?? 0;
+        out.nackCount = r.nackCount ?? 0;
+        out.framesDecoded = r.framesDecoded ?? 0;
+        out.packetsLost = r.packetsLost ?? 0;
+        out.retransmittedPacketsReceived = r.retransmittedPacketsReceived ?? 0;
+      }
+    });
+    return out;
+  });
+}
