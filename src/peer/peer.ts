@@ -152,6 +152,10 @@ export class Peer {
     // content type closes the session, a ClientHello restarts it), so one datagram with the client's
     // spoofed address could end a session. Invalid records are dropped instead (RFC 6347 §4.1.2.7).
     if (this.state === "connected" && !authenticRecords(this.#dtls!, data)) return;
+    // During the handshake nothing can be authenticated yet, but werift would also give up on a plaintext
+    // alert or a record it cannot parse; such records are dropped so a spoofer cannot fail the handshake.
+    // (A client that really gives up is then ended by the connect timeout instead.)
+    if (this.state !== "connected" && !plausibleHandshakeRecords(data)) return;
     this.#lastSeen = now;
     if (!this.#dtls) this.#startDtls();
     const transport = this.#dtlsTransport!;
@@ -334,6 +338,68 @@ function closeNotify(dtls: DtlsServer): Uint8Array {
   out.writeUInt16BE(fragment.length, 11);
   fragment.copy(out, 13);
   return out;
+}
+
+/** Handshake message types a DTLS server receives from its client (RFC 6347 §4.3.2, RFC 5246 §7.4). */
+const CLIENT_HANDSHAKE_TYPES = new Set([1, 11, 15, 16, 20]);
+const DTLS_CHANGE_CIPHER_SPEC = 20;
+
+/**
+ * Whether a datagram that arrived during the handshake holds only records a client's handshake flights
+ * contain: handshake fragments with consistent lengths, ChangeCipherSpec, and epoch ≥ 1 records (Finished,
+ * or an alert werift can authenticate). Plaintext alerts and other content types are refused.
+ */
+function plausibleHandshakeRecords(data: Uint8Array): boolean {
+  let offset = 0;
+  while (offset < data.length) {
+    if (offset + 13 > data.length) return false;
+    const contentType = data[offset];
+    const epoch = (data[offset + 3] << 8) | data[offset + 4];
+    const contentLen = (data[offset + 11] << 8) | data[offset + 12];
+    const start = offset + 13;
+    const end = start + contentLen;
+    if (end > data.length || data[offset + 1] !== 0xfe) return false;
+    if (epoch > 0) {
+      if (contentType !== DTLS_HANDSHAKE && contentType !== DTLS_ALERT) return false;
+    } else if (contentType === DTLS_CHANGE_CIPHER_SPEC) {
+      if (contentLen !== 1 || data[start] !== 1) return false;
+    } else if (contentType === DTLS_HANDSHAKE) {
+      if (!plausibleHandshakeFragment(data.subarray(start, end))) return false;
+    } else {
+      return false;
+    }
+    offset = end;
+  }
+  return offset > 0;
+}
+
+/** One plaintext handshake fragment: a client message type, lengths that add up, a sane ClientHello. */
+function plausibleHandshakeFragment(f: Uint8Array): boolean {
+  if (f.length < 12 || !CLIENT_HANDSHAKE_TYPES.has(f[0])) return false;
+  const length = (f[1] << 16) | (f[2] << 8) | f[3];
+  const fragmentOffset = (f[6] << 16) | (f[7] << 8) | f[8];
+  const fragmentLength = (f[9] << 16) | (f[10] << 8) | f[11];
+  if (fragmentLength !== f.length - 12 || fragmentOffset + fragmentLength > length) return false;
+  if (f[0] !== 1 || fragmentOffset !== 0 || fragmentLength !== length) return true;
+  return plausibleClientHello(f.subarray(12));
+}
+
+/**
+ * A complete ClientHello body (RFC 6347 §4.2.2) whose variable-length fields fit: version, random,
+ * session id, cookie, cipher suites, compression methods and the extensions block.
+ */
+function plausibleClientHello(body: Uint8Array): boolean {
+  if (body.length < 2 + 32 + 1 || body[0] !== 0xfe) return false;
+  let at = 34;
+  const skip = (lengthBytes: number, min: number): boolean => {
+    if (at + lengthBytes > body.length) return false;
+    let n = 0;
+    for (let i = 0; i < lengthBytes; i++) n = (n << 8) | body[at + i];
+    at += lengthBytes + n;
+    return n >= min && at <= body.length;
+  };
+  if (!skip(1, 0) || !skip(1, 0) || !skip(2, 2) || !skip(1, 1)) return false;
+  return at === body.length || (skip(2, 0) && at === body.length);
 }
 
 /**

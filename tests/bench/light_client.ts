@@ -54,6 +54,11 @@ export interface LightClientOptions {
   timeoutMs?: number;
   /** Called with each decrypted RTP packet (valid only during the call). */
   onRtp?: (packet: Uint8Array, now: number) => void;
+  /**
+   * Datagrams sent to the server once ICE succeeded and before the DTLS handshake starts, from the client's
+   * own address (tests of what a spoofer could do in that window).
+   */
+  beforeDtls?: Uint8Array[];
 }
 
 /** What a client counted. */
@@ -198,6 +203,11 @@ export class LightClient {
     }
   }
 
+  /** Sends bytes as they are from the client's address (tests of spoofed datagrams). */
+  sendRaw(datagram: Uint8Array): void {
+    if (!this.#closed) this.#send(datagram);
+  }
+
   /** Protects and sends one RTP packet (publishers). */
   sendRtp(packet: Uint8Array): void {
     if (this.#closed || !this.#srtp) return;
@@ -223,6 +233,21 @@ export class LightClient {
       const res = await fetch(this.location, { method: "DELETE", headers });
       await res.body?.cancel();
     } catch { /* server gone */ }
+    this.#release();
+  }
+
+  /**
+   * Goes silent without a DELETE, like a client whose tab crashed or whose network dropped: the server is
+   * left to end the session when ICE consent expires (RFC 7675).
+   */
+  abandon(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#timer);
+    this.#release();
+  }
+
+  #release(): void {
     this.#srtp?.close();
     try {
       this.#conn.close();
@@ -247,6 +272,7 @@ export class LightClient {
       };
       retry();
     });
+    for (const datagram of this.#options.beforeDtls ?? []) this.#send(datagram);
     const transport = clientDtlsTransport((data) => this.#send(data));
     const dtlsOptions = {
       transport,
