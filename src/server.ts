@@ -107,6 +107,7 @@ export async function startServer(
     loopLag,
     cryptoBackend: srtpBackendName,
     startedAt: Date.now() - performance.now(),
+    cluster,
   });
 
   const abort = new AbortController();

@@ -132,6 +132,24 @@ Deno.test({
       assert.match(b!.logs(), /relay of room cluster-room from node node-a up/);
     });
 
+    await t.step("/metrics on both nodes shows the link, the nodes and B's one relay", async () => {
+      const onB = await metrics(nodeB);
+      assert.equal(onB.get("sfu_cluster_redis_connected"), 1);
+      assert.equal(onB.get("sfu_cluster_nodes"), 2);
+      assert.equal(onB.get("sfu_cluster_rooms"), 1);
+      assert.equal(onB.get("sfu_cluster_relays"), 1, "B pulls the room from A while its viewer watches");
+      assert.equal(onB.get("sfu_cluster_relay_pulls_total"), 1);
+      assert.equal(onB.get("sfu_cluster_relay_failures_total"), 0);
+      assert.equal(onB.get("sfu_cluster_redis_reconnects_total"), 0);
+      const onA = await metrics(nodeA);
+      assert.equal(onA.get("sfu_cluster_redis_connected"), 1);
+      assert.equal(onA.get("sfu_cluster_rooms"), 1);
+      assert.equal(onA.get("sfu_cluster_relays"), 0, "the origin relays nothing");
+      assert.equal(onA.get("sfu_cluster_relay_pulls_total"), 0);
+      // A read Redis last before or after B registered; it reads again every 2 s.
+      await waitFor("A sees two nodes", () => metric(nodeA, "sfu_cluster_nodes"), (n) => n === 2, 5000);
+    });
+
     await t.step("B serves the room's thumbnail from A", async () => {
       const room = await waitFor(
         "thumbnail on B",
@@ -161,6 +179,14 @@ Deno.test({
         10000,
       );
       assert.match(nodeB.logs(), /relay of room cluster-room from node node-a ended/);
+      const onB = await metrics(nodeB);
+      assert.equal(onB.get("sfu_cluster_relays"), 0);
+      assert.equal(onB.get("sfu_cluster_rooms"), 0);
+      assert.equal(
+        onB.get("sfu_cluster_relay_failures_total"),
+        0,
+        "a room ending on its origin is no failure",
+      );
     });
     sseB.close();
   } finally {
@@ -173,10 +199,19 @@ async function framesOf(page: Page): Promise<number> {
   return (await receiveStats(page)).framesDecoded;
 }
 
-async function metric(node: ServerProcess, name: string): Promise<number> {
+/** The unlabelled samples of a node's `/metrics`, by name. */
+async function metrics(node: ServerProcess): Promise<Map<string, number>> {
   const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
-  return Number(line?.split(" ")[1] ?? NaN);
+  const samples = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*) (\S+)$/.exec(line);
+    if (m) samples.set(m[1], Number(m[2]));
+  }
+  return samples;
+}
+
+async function metric(node: ServerProcess, name: string): Promise<number> {
+  return (await metrics(node)).get(name) ?? NaN;
 }
 
 Deno.test({
@@ -290,6 +325,10 @@ Deno.test({
       assert.equal((await rooms(nodeB))[0]?.id, "steady", "B still lists the room it relays");
       const outages = nodeA.logs().match(/Redis at \S+ unreachable/g) ?? [];
       assert.equal(outages.length, 1, "the outage is logged once");
+      const onB = await metrics(nodeB);
+      assert.equal(onB.get("sfu_cluster_redis_connected"), 0);
+      assert.equal(onB.get("sfu_cluster_nodes"), 1, "past the TTL without Redis B vouches only for itself");
+      assert.equal(onB.get("sfu_cluster_relays"), 1);
     });
 
     await t.step("Redis back: nodes re-register and a new viewer on B still gets the room", async () => {
@@ -300,6 +339,8 @@ Deno.test({
         (l) => /Redis reachable again/.test(l),
         15000,
       );
+      assert.equal(await metric(nodeA, "sfu_cluster_redis_reconnects_total"), 1);
+      await waitFor("A's link up", () => metric(nodeA, "sfu_cluster_redis_connected"), (n) => n === 1, 5000);
       const page = await browser!.newPage();
       await page.goto(`${nodeB.baseUrl}/healthz`);
       await watchFromPage(page, "steady");
@@ -349,6 +390,10 @@ Deno.test({
     await waitFor("C decoding", () => framesOf(viewerC), (n) => n > 30);
     assert.match(nodeC.logs(), /relay of room tree: pull from origin: 503/);
     assert.match(nodeC.logs(), /relay of room tree from node edge-b up \(path edge-c\)/);
+    const onC = await metrics(nodeC);
+    assert.equal(onC.get("sfu_cluster_relay_pulls_total"), 2, "the origin refused, then edge B");
+    assert.equal(onC.get("sfu_cluster_relay_failures_total"), 1);
+    assert.equal(onC.get("sfu_cluster_relays"), 1);
     await waitFor("two viewers on the origin's list", () => rooms(nodeA), (r) => r[0]?.viewer_count === 2);
 
     // B already serves C; a request claiming to come through B must not be served by B.

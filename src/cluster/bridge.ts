@@ -81,6 +81,15 @@ export class ClusterBridge {
     return () => this.#closedListeners.delete(listener);
   }
 
+  /**
+   * Live nodes this node sees, itself included. Without Redis the others count only until their
+   * registrations could have expired, the same rule that drops their rooms from the list.
+   */
+  get nodeCount(): number {
+    const stale = !this.#options.redis.ready && performance.now() - this.#lastRead > this.#options.ttlMs;
+    return 1 + (stale ? 0 : this.table.remoteNodeCount);
+  }
+
   /** Stops refreshing and deregisters this node (its rooms leave the other nodes' lists at once). */
   async close(): Promise<void> {
     if (this.#closed) return;

@@ -7,6 +7,7 @@ import type { ServerCertificate } from "../peer/certificate.ts";
 import { clusterBusName } from "../rooms/bus.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import type { ClusterHooks } from "../http/ingest.ts";
+import type { ClusterFigures } from "../http/metrics.ts";
 import { HttpError } from "../http/body.ts";
 import { tokensEqual } from "../http/auth.ts";
 import type { Log } from "../log.ts";
@@ -40,6 +41,8 @@ export interface Cluster {
   handle: (req: Request, url: URL) => Promise<Response> | undefined;
   relays: RelayManager;
   bridge: ClusterBridge;
+  /** This node's view of the cluster for `/metrics`, read now (counts and flags only, nothing from Redis). */
+  metrics(): ClusterFigures;
   /** Ends relays and deregisters the node; call before the sessions close. */
   close(): Promise<void>;
 }
@@ -140,6 +143,15 @@ export function startCluster(deps: ClusterDeps): Cluster {
     handle,
     relays,
     bridge,
+    metrics: () => ({
+      redisConnected: redis.connected,
+      redisReconnects: redis.reconnects,
+      nodes: bridge.nodeCount,
+      rooms: table.roomCount(),
+      relays: relays.count,
+      relayPulls: relays.counters.pulls,
+      relayFailures: relays.counters.failures,
+    }),
     async close() {
       relays.closeAll();
       await bridge.close();

@@ -60,6 +60,7 @@ export class RedisDirectory {
   #down = false;
   #closed = false;
   #everReady = false;
+  #reconnects = 0;
 
   constructor(options: RedisDirectoryOptions) {
     this.#options = options;
@@ -78,6 +79,7 @@ export class RedisDirectory {
     this.#cmd.on("ready", () => {
       this.#ready = true;
       const again = this.#down || this.#everReady;
+      if (again) this.#reconnects++;
       this.#down = false;
       this.#everReady = true;
       options.log(
@@ -111,6 +113,16 @@ export class RedisDirectory {
   /** Whether commands can be sent now. */
   get ready(): boolean {
     return this.#ready && !this.#closed;
+  }
+
+  /** Whether both connections (commands and the pub/sub subscription) are up now, for `/metrics`. */
+  get connected(): boolean {
+    return this.ready && this.#sub.status === "ready";
+  }
+
+  /** Times the command connection came back after being lost (the "reachable again" log lines). */
+  get reconnects(): number {
+    return this.#reconnects;
   }
 
   /**

@@ -65,6 +65,12 @@ const TRY_NEXT = new Set([0, 404, 429, 503, 508]);
 
 /** Starts, shares and ends this node's relays. */
 export class RelayManager {
+  /**
+   * Since start, for `/metrics`: pulls opened towards another node (every attempt, also the refused ones),
+   * and pulls that failed to connect or were lost later (the other node fell silent, socket error). A pull
+   * the other node closed on purpose (its room ended, it shut down) or that this node ended is no failure.
+   */
+  readonly counters = { pulls: 0, failures: 0 };
   #options: RelayManagerOptions;
   #relays = new Map<string, Relay>();
   #timer: ReturnType<typeof setInterval>;
@@ -150,6 +156,7 @@ export class RelayManager {
       if (!url || relay.ended) continue;
       relay.parent = parent;
       let pull: WhepPull;
+      this.counters.pulls++;
       try {
         pull = await WhepPull.open({
           baseUrl: url,
@@ -163,6 +170,7 @@ export class RelayManager {
         });
       } catch (e) {
         const status = e instanceof PullError ? e.status : 0;
+        this.counters.failures++;
         lastError = `${parent}: ${(e as Error).message}`;
         log("warn", `relay of room ${relay.roomId}: pull from ${lastError}`);
         if (TRY_NEXT.has(status)) continue;
@@ -203,7 +211,10 @@ export class RelayManager {
     });
     pull.onRtp = (packet, now) => room.handlePublisherRtp(packet, now);
     pull.onRtcp = (packet, now) => room.handlePublisherRtcp(packet, now);
-    pull.onClosed = (reason) => this.#end(relay, `pull ${reason}`);
+    pull.onClosed = (reason) => {
+      if (reason === "silent" || reason === "socket-error") this.counters.failures++;
+      this.#end(relay, `pull ${reason}`);
+    };
     this.#options.sessions.attachRoom(room);
     relay.pull = pull;
     relay.room = room;

@@ -203,6 +203,20 @@ export class ClusterRoomTable {
     return out;
   }
 
+  /** Other nodes known to be live (this node not included). */
+  get remoteNodeCount(): number {
+    return this.#nodes.size;
+  }
+
+  /** How many rooms {@link rooms} lists, without building the list. */
+  roomCount(): number {
+    let n = this.#local.size;
+    for (const [id, entry] of this.#remote) {
+      if (!this.#local.has(id) && this.#nodes.has(entry.nodeId)) n++;
+    }
+    return n;
+  }
+
   /** Room-bus events that turn the list last reported into the current one (then remembers it). */
   diff(): RoomEvent[] {
     const events: RoomEvent[] = [];

@@ -43,6 +43,8 @@ Deno.test("entries of unknown nodes are ignored and a node's rooms leave with it
   const table = new ClusterRoomTable("b");
   table.applySnapshot({ nodes, rooms: [entry("x", "forged"), entry("a", "r1")], viewers: new Map() });
   assert.deepEqual(table.rooms().map((r) => r.info.id), ["r1"]);
+  assert.equal(table.roomCount(), 1);
+  assert.equal(table.remoteNodeCount, 2, "a and c; the table's own node is not counted");
   assert.equal(table.setRemoteRoom(entry("y", "late")), false);
   assert.equal(table.remoteRoom("forged"), undefined);
   assert.equal(table.remoteRoom("r1")!.url, "http://a:8080");
@@ -50,6 +52,8 @@ Deno.test("entries of unknown nodes are ignored and a node's rooms leave with it
   table.deleteNode("a");
   assert.deepEqual(table.diff(), [{ type: "room-closed", roomId: "r1" }]);
   assert.equal(table.remoteRoom("r1"), undefined);
+  assert.equal(table.roomCount(), 0);
+  assert.equal(table.remoteNodeCount, 1);
 });
 
 Deno.test("changes, thumbnails and closes become bus events once", () => {
@@ -81,8 +85,10 @@ Deno.test("a local room wins over a remote entry of the same id; forgetting keep
   table.setLocalRoom(info("same", 0));
   assert.equal(table.remoteRoom("same"), undefined);
   assert.equal(table.rooms().filter((r) => r.info.id === "same").length, 1);
+  assert.equal(table.roomCount(), 3, "same counted once");
   table.forgetRemote((id) => id === "relayed");
   assert.deepEqual(table.rooms().map((r) => r.info.id).sort(), ["relayed", "same"]);
+  assert.equal(table.roomCount(), 2);
 });
 
 Deno.test("a relayed room missing from a read of Redis stays until the relay says otherwise", () => {

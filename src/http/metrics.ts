@@ -1,11 +1,30 @@
 /**
  * `GET /metrics`: the server's counters and gauges in the Prometheus text format (0.0.4), read at scrape
  * time from the parts that keep them (socket, rooms and peers via {@link MediaTotals}, SSE feed, thumbnails,
- * event-loop sampler). Nothing on the packet path does any work for it.
+ * event-loop sampler, and in cluster mode the Redis link and relays). Nothing on the packet path does any
+ * work for it.
  */
 import type { SocketCounters } from "../net/udp.ts";
 import type { MediaSnapshot } from "../metrics/media_totals.ts";
 import { EXPOSITION_CONTENT_TYPE, type MetricFamily, renderExposition } from "../metrics/exposition.ts";
+
+/** What a node in cluster mode (REDIS_URL set) knows of the cluster at a scrape. */
+export interface ClusterFigures {
+  /** Both Redis connections (commands, pub/sub) are up now. */
+  redisConnected: boolean;
+  /** Times the Redis link came back after being lost, since start. */
+  redisReconnects: number;
+  /** Live nodes this node sees in the directory, itself included. */
+  nodes: number;
+  /** Rooms in the cluster-wide list: published here or on another live node. */
+  rooms: number;
+  /** Rooms this node pulls from another node now. */
+  relays: number;
+  /** Pulls opened towards other nodes since start (every attempt). */
+  relayPulls: number;
+  /** Pulls that failed to connect or were lost (the other node fell silent), since start. */
+  relayFailures: number;
+}
 
 /** Where the figures come from; structural so tests can pass plain objects. */
 export interface MetricsSources {
@@ -23,6 +42,8 @@ export interface MetricsSources {
   cryptoBackend: () => string;
   /** When the process started, ms since the epoch. */
   startedAt: number;
+  /** Present in cluster mode only: without it no `sfu_cluster_*` family is emitted. */
+  cluster?: { metrics(): ClusterFigures };
 }
 
 /** Every metric family, read now. */
@@ -32,20 +53,8 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const counts = sources.sessions.counts;
   let liveRooms = 0;
   for (const room of sources.sessions.rooms.values()) if (room.live) liveRooms++;
-  const gauge = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: "gauge",
-    samples: [{ value }],
-  });
-  const counter = (name: string, help: string, value: number): MetricFamily => ({
-    name,
-    help,
-    type: "counter",
-    samples: [{ value }],
-  });
   const states = media.sessionsByState;
-  return [
+  const families: MetricFamily[] = [
     gauge("sfu_rooms", "Live rooms (a publisher is connected).", liveRooms),
     gauge("sfu_publishers", "Open WHIP sessions, connecting or connected.", counts.publishers),
     gauge("sfu_viewers", "Open WHEP sessions, connecting or connected.", counts.viewers),
@@ -145,6 +154,41 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     gauge("process_resident_memory_bytes", "Resident memory size of the process.", Deno.memoryUsage().rss),
   ];
+  if (sources.cluster) families.push(...clusterFamilies(sources.cluster.metrics()));
+  return families;
+}
+
+/** The `sfu_cluster_*` families (cluster mode only). */
+function clusterFamilies(figures: ClusterFigures): MetricFamily[] {
+  return [
+    gauge(
+      "sfu_cluster_redis_connected",
+      "1 while the links to the cluster's Redis (commands and pub/sub) are up, else 0.",
+      figures.redisConnected ? 1 : 0,
+    ),
+    counter(
+      "sfu_cluster_redis_reconnects_total",
+      "Times the Redis link came back after being lost.",
+      figures.redisReconnects,
+    ),
+    gauge("sfu_cluster_nodes", "Live cluster nodes this node sees, itself included.", figures.nodes),
+    gauge(
+      "sfu_cluster_rooms",
+      "Rooms in the cluster-wide list, published on this node or on another live node.",
+      figures.rooms,
+    ),
+    gauge("sfu_cluster_relays", "Rooms this node pulls from another node now.", figures.relays),
+    counter(
+      "sfu_cluster_relay_pulls_total",
+      "Pulls this node opened towards other nodes (every attempt, refused ones too).",
+      figures.relayPulls,
+    ),
+    counter(
+      "sfu_cluster_relay_failures_total",
+      "Pulls that failed to connect or were lost later (the other node fell silent, socket error).",
+      figures.relayFailures,
+    ),
+  ];
 }
 
 /** A route handler for `GET /metrics`; returns undefined for every other path (for the router's `extra`). */
@@ -162,6 +206,14 @@ export function metricsHandler(sources: MetricsSources): (req: Request, url: URL
       headers: { "Content-Type": EXPOSITION_CONTENT_TYPE, "Cache-Control": "no-store" },
     });
   };
+}
+
+function gauge(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "gauge", samples: [{ value }] };
+}
+
+function counter(name: string, help: string, value: number): MetricFamily {
+  return { name, help, type: "counter", samples: [{ value }] };
 }
 
 /** Milliseconds to seconds, rounded to microseconds so the text stays short. */

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { collectMetrics, metricsHandler, type MetricsSources } from "./metrics.ts";
+import { type ClusterFigures, collectMetrics, metricsHandler, type MetricsSources } from "./metrics.ts";
 import { renderExposition } from "../metrics/exposition.ts";
 import { MediaTotals } from "../metrics/media_totals.ts";
 import { LoopLagSampler } from "../metrics/loop_lag.ts";
@@ -163,6 +163,40 @@ Deno.test("metrics text parses back line by line and carries every figure", () =
     1,
   );
   assert.equal(value(samples, "process_start_time_seconds"), 1_700_000_000);
+});
+
+Deno.test("cluster families appear only in cluster mode, with every figure", () => {
+  const rooms = new Map<string, Room>();
+  const media = new MediaTotals(() => rooms.values());
+  const single = parseExposition(renderExposition(collectMetrics(sources(rooms, media))));
+  assert.deepEqual([...single.types.keys()].filter((name) => name.startsWith("sfu_cluster_")), []);
+
+  const figures: ClusterFigures = {
+    redisConnected: true,
+    redisReconnects: 2,
+    nodes: 3,
+    rooms: 4,
+    relays: 1,
+    relayPulls: 5,
+    relayFailures: 1,
+  };
+  const clustered = { ...sources(rooms, media), cluster: { metrics: () => figures } };
+  let { types, samples } = parseExposition(renderExposition(collectMetrics(clustered)));
+  assert.equal(types.get("sfu_cluster_redis_connected"), "gauge");
+  assert.equal(types.get("sfu_cluster_relay_pulls_total"), "counter");
+  assert.equal(value(samples, "sfu_cluster_redis_connected"), 1);
+  assert.equal(value(samples, "sfu_cluster_redis_reconnects_total"), 2);
+  assert.equal(value(samples, "sfu_cluster_nodes"), 3);
+  assert.equal(value(samples, "sfu_cluster_rooms"), 4);
+  assert.equal(value(samples, "sfu_cluster_relays"), 1);
+  assert.equal(value(samples, "sfu_cluster_relay_pulls_total"), 5);
+  assert.equal(value(samples, "sfu_cluster_relay_failures_total"), 1);
+  assert.equal(value(samples, "sfu_rooms"), 0, "the single-node families are still there");
+
+  // Read at every scrape: Redis going away shows at the next one.
+  figures.redisConnected = false;
+  ({ samples } = parseExposition(renderExposition(collectMetrics(clustered))));
+  assert.equal(value(samples, "sfu_cluster_redis_connected"), 0);
 });
 
 Deno.test("label values and help text are escaped; bad names are refused", () => {
