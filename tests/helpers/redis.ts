@@ -26,8 +26,11 @@ export function redisServerPath(): string | undefined {
   return undefined;
 }
 
-/** Starts redis-server without persistence on a free port; resolves once it accepts connections. */
-export async function startRedis(): Promise<RedisProcess> {
+/**
+ * Starts redis-server without persistence on a free port; resolves once it accepts connections. With
+ * `password` clients must authenticate (`requirepass`), and {@link RedisProcess.url} carries the password.
+ */
+export async function startRedis(options: { password?: string } = {}): Promise<RedisProcess> {
   const binary = redisServerPath();
   if (!binary) throw new Error("redis-server is not installed (apt-get install redis-server)");
   const dir = await Deno.makeTempDir({ prefix: "sfu-redis-" });
@@ -36,7 +39,10 @@ export async function startRedis(): Promise<RedisProcess> {
   let log = "";
   const spawn = async () => {
     child = new Deno.Command(binary, {
-      args: ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+      args: [
+        ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+        ...(options.password ? ["--requirepass", options.password] : []),
+      ],
       stdout: "piped",
       stderr: "piped",
     }).spawn();
@@ -50,11 +56,12 @@ export async function startRedis(): Promise<RedisProcess> {
     for (;;) {
       try {
         const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-        await conn.write(new TextEncoder().encode("PING\r\n"));
+        const auth = options.password ? `AUTH ${options.password}\r\n` : "";
+        await conn.write(new TextEncoder().encode(`${auth}PING\r\n`));
         const buf = new Uint8Array(16);
         const n = await conn.read(buf);
         conn.close();
-        if (n && new TextDecoder().decode(buf.subarray(0, n)).startsWith("+PONG")) return;
+        if (n && /\+PONG/.test(new TextDecoder().decode(buf.subarray(0, n)))) return;
       } catch { /* not up yet */ }
       if (Date.now() > deadline) throw new Error(`redis-server did not start:\n${log}`);
       await new Promise((r) => setTimeout(r, 50));
@@ -71,7 +78,7 @@ export async function startRedis(): Promise<RedisProcess> {
   };
   await spawn();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: options.password ? `redis://:${options.password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
     port,
     get running() {
       return child !== undefined;
