@@ -38,6 +38,8 @@ export interface Config {
   maxViewersPerRoom: number;
   /** WHIP/WHEP POSTs per client address per minute; 0 turns the limit off. */
   rateLimitPerMinute: number;
+  /** Reverse proxies whose `X-Forwarded-For` names the client (for the rate limit). */
+  trustedProxies: string[];
   /** Open `GET /notifications` streams. */
   maxSseClients: number;
   /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
@@ -155,6 +157,12 @@ export const SETTINGS: readonly SettingDoc[] = [
     defaultValue: "30",
     description: "WHIP/WHEP POSTs per client address (IPv6: per /64) per minute, 429 beyond; 0 = off",
   },
+  {
+    name: "TRUSTED_PROXIES",
+    defaultValue: "(none)",
+    description: "comma-separated addresses of reverse proxies whose X-Forwarded-For names the client for " +
+      "RATE_LIMIT_PER_MINUTE (anyone else's X-Forwarded-For is ignored)",
+  },
   { name: "MAX_SSE_CLIENTS", defaultValue: "1000", description: "open /notifications streams (503 beyond)" },
   {
     name: "ICE_SERVERS",
@@ -230,6 +238,8 @@ export function loadConfig(env: Env = denoEnv): Config {
     maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1),
     maxViewersPerRoom: parseCount("MAX_VIEWERS_PER_ROOM", get("MAX_VIEWERS_PER_ROOM") ?? "200", 1),
     rateLimitPerMinute: parseCount("RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE") ?? "30", 0),
+    trustedProxies: (get("TRUSTED_PROXIES") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+      .map((address) => parseAddress("TRUSTED_PROXIES", address)),
     maxSseClients: parseCount("MAX_SSE_CLIENTS", get("MAX_SSE_CLIENTS") ?? "1000", 1),
     iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map(parseIceServer),

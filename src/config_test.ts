@@ -43,6 +43,7 @@ Deno.test("bad values stop start-up with one line naming the variable", () => {
     [{ WHIP_TOKEN: "short" }, "WHIP_TOKEN"],
     [{ CONSENT_TIMEOUT: "-1" }, "CONSENT_TIMEOUT"],
     [{ LOG_LEVEL: "loud" }, "LOG_LEVEL"],
+    [{ TRUSTED_PROXIES: "127.0.0.1, proxy.example" }, "TRUSTED_PROXIES"],
   ];
   for (const [vars, name] of cases) {
     assert.throws(() => loadConfig(env(vars)), (e: unknown) => {
@@ -60,6 +61,11 @@ Deno.test("limits have safe defaults and are validated", () => {
   assert.equal(config.maxViewersPerRoom, 200);
   assert.equal(config.rateLimitPerMinute, 30);
   assert.equal(config.maxSseClients, 1000);
+  assert.deepEqual(config.trustedProxies, []);
+  assert.deepEqual(loadConfig(env({ TRUSTED_PROXIES: "127.0.0.1, ::1" })).trustedProxies, [
+    "127.0.0.1",
+    "::1",
+  ]);
   assert.equal(loadConfig(env({ RATE_LIMIT_PER_MINUTE: "0" })).rateLimitPerMinute, 0);
   assert.equal(loadConfig(env({ MAX_SESSIONS: "20" })).maxSessions, 20);
   for (

@@ -136,6 +136,7 @@ export async function startServer(
         log,
         extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
         rateLimiter: new RateLimiter(config.rateLimitPerMinute),
+        trustedProxies: new Set(config.trustedProxies),
         iceServers: config.iceServers,
         cluster: cluster?.hooks,
       }),

@@ -140,3 +140,40 @@ Deno.test({
     await server.stop();
   }
 });
+
+Deno.test({
+  name:
+    "behind a trusted proxy the rate limit counts X-Forwarded-For clients; anyone else's header is ignored",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "2", TRUSTED_PROXIES: "127.0.0.1" });
+  const untrusting = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "2" });
+  const post = async (baseUrl: string, forwardedFor: string) => {
+    const res = await fetch(`${baseUrl}/whep/nothing-here`, {
+      method: "POST",
+      headers: { "Content-Type": "application/sdp", "X-Forwarded-For": forwardedFor },
+      body: "v=0\r\n",
+    });
+    await res.body?.cancel();
+    return res.status;
+  };
+  try {
+    assert.notEqual(await post(server.baseUrl, "198.51.100.1"), 429);
+    assert.notEqual(await post(server.baseUrl, "198.51.100.1"), 429);
+    assert.equal(await post(server.baseUrl, "198.51.100.1"), 429, "the forwarded client's budget is spent");
+    assert.equal(await post(server.baseUrl, "6.6.6.6, 198.51.100.1"), 429, "a client cannot pick its key");
+    assert.notEqual(await post(server.baseUrl, "198.51.100.2"), 429, "another client has its own budget");
+
+    assert.notEqual(await post(untrusting.baseUrl, "198.51.100.1"), 429);
+    assert.notEqual(await post(untrusting.baseUrl, "198.51.100.2"), 429);
+    assert.equal(
+      await post(untrusting.baseUrl, "198.51.100.3"),
+      429,
+      "without TRUSTED_PROXIES the header is ignored",
+    );
+  } finally {
+    await server.stop();
+    await untrusting.stop();
+  }
+});

@@ -15,7 +15,7 @@ import type { IceServer } from "../config.ts";
 import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
 import type { RoomDirectory } from "../rooms/directory.ts";
 import type { RoomFeed } from "./notifications.ts";
-import { clientKey, type RateLimiter } from "./rate_limit.ts";
+import { clientKey, type RateLimiter, requestAddress } from "./rate_limit.ts";
 
 /** What the router needs. */
 export interface RouterDeps {
@@ -30,6 +30,8 @@ export interface RouterDeps {
   extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
   /** Budget of WHIP/WHEP POSTs per client address; absent means unlimited. */
   rateLimiter?: RateLimiter;
+  /** Reverse proxies whose `X-Forwarded-For` is believed (see {@link requestAddress}). */
+  trustedProxies?: ReadonlySet<string>;
   /** STUN/TURN servers for `Link: rel="ice-server"` headers on WHIP/WHEP POST and OPTIONS. */
   iceServers?: IceServer[];
   /** Cluster mode: remote rooms relayed on WHEP, cross-node checks on WHIP. */
@@ -140,10 +142,17 @@ function decodeSegment(segment: string): string {
   }
 }
 
+const NO_PROXIES: ReadonlySet<string> = new Set();
+
 /** Spends one of the client's session POSTs; 429 with `Retry-After` when its budget is used up. */
 function rateLimit(deps: RouterDeps, info: ClientInfo | undefined, req: Request): void {
   if (!deps.rateLimiter || !info || deps.cluster?.isNodeRequest(req)) return;
-  const decision = deps.rateLimiter.take(clientKey(info.remoteAddr.hostname), performance.now());
+  const address = requestAddress(
+    info.remoteAddr.hostname,
+    req.headers.get("x-forwarded-for"),
+    deps.trustedProxies ?? NO_PROXIES,
+  );
+  const decision = deps.rateLimiter.take(clientKey(address), performance.now());
   if (!decision.allowed) {
     throw new HttpError(
       429,
