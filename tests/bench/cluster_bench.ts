@@ -16,6 +16,7 @@ import { type ClientCertificate, createClientCertificate, LightClient } from "./
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { freePort, type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { redisServerPath, startRedis } from "../helpers/redis.ts";
+import { cpuModel, processCpu } from "./proc_stats.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -41,11 +42,10 @@ function benchEnv(extra: Record<string, string> = {}): Record<string, string> {
   };
 }
 
-/** utime + stime of a process (all threads) in microseconds; CLK_TCK is 100 on Linux. */
+/** utime + stime of a process (all threads) in microseconds. */
 function cpuMicros(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  const { user, system } = processCpu(pid);
+  return user + system;
 }
 
 async function rtpOut(node: ServerProcess): Promise<number> {
@@ -198,8 +198,9 @@ async function run(
 
 function report(scenarios: Scenario[]): string {
   const lines: string[] = [];
-  const cpuModel = /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "?";
-  lines.push(`${navigator.hardwareConcurrency} cores (${cpuModel}), ${VIEWERS} viewers, ${SECONDS} s window`);
+  lines.push(
+    `${navigator.hardwareConcurrency} cores (${cpuModel()}), ${VIEWERS} viewers, ${SECONDS} s window`,
+  );
   lines.push("");
   lines.push("| setup | node | viewers | fwd pkt/s | CPU | CPU µs per forwarded packet |");
   lines.push("| --- | --- | --- | --- | --- | --- |");

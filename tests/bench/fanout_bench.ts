@@ -14,6 +14,7 @@ import { createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { freePort } from "../helpers/server_process.ts";
 import { srtpBackendName } from "../../src/srtp/context.ts";
+import { cpuModel, processCpu, processRssBytes } from "./proc_stats.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -181,16 +182,8 @@ async function waitHealthy(baseUrl: string, child: Deno.ChildProcess, log: { tex
 
 /** utime + stime of a process (all threads), in microseconds. */
 function cpuMicros(pid: number): number {
-  const { user, system } = cpuSplit(pid);
+  const { user, system } = processCpu(pid);
   return user + system;
-}
-
-/** utime and stime of a process (all threads), in microseconds. */
-function cpuSplit(pid: number): { user: number; system: number } {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  // Fields 14 and 15 of proc(5); CLK_TCK is 100 on Linux.
-  return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
 }
 
 /** Counters from the server's Prometheus endpoint, when it has one (the werift baseline does not). */
@@ -208,12 +201,6 @@ async function scrapeMetrics(baseUrl: string): Promise<Map<string, number>> {
     }
   } catch { /* no metrics */ }
   return values;
-}
-
-/** Resident set size of a process in bytes. */
-function rssBytes(pid: number): number {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -267,7 +254,7 @@ async function measure(
   });
   const sender = publishClip(publisher, clip);
   await sleep(1500);
-  const rssIdle = rssBytes(server.pid);
+  const rssIdle = processRssBytes(server.pid);
 
   const viewers: LightClient[] = [];
   let next = 0;
@@ -292,7 +279,7 @@ async function measure(
   const before = {
     at: performance.now(),
     cpu: cpuMicros(server.pid),
-    system: cpuSplit(server.pid).system,
+    system: processCpu(server.pid).system,
     bench: cpuMicros(Deno.pid),
     sent: sender.sent(),
     received: viewers.map((v) => v.stats.rtpPackets),
@@ -301,13 +288,13 @@ async function measure(
   const after = {
     at: performance.now(),
     cpu: cpuMicros(server.pid),
-    system: cpuSplit(server.pid).system,
+    system: processCpu(server.pid).system,
     bench: cpuMicros(Deno.pid),
     sent: sender.sent(),
     received: viewers.map((v) => v.stats.rtpPackets),
   };
   const metricsAfter = await scrapeMetrics(server.baseUrl);
-  const rss = rssBytes(server.pid);
+  const rss = processRssBytes(server.pid);
   sender.stop();
   await Promise.all(viewers.map((v) => v.close()));
   await publisher.close();
@@ -352,7 +339,7 @@ async function measure(
 }
 
 function format(results: Result[], clip: Clip, s: Settings): string {
-  const cpuModel = /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "?";
+  const model = cpuModel();
   const cores = navigator.hardwareConcurrency;
   const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -401,7 +388,7 @@ function format(results: Result[], clip: Clip, s: Settings): string {
     `Fan-out: ${s.seconds} s window; clip 1280x720p30 H.264 ` +
     `${(clip.videoBitrate / 1e6).toFixed(2)} Mbit/s + Opus 64 kbit/s ` +
     `(${Math.round(results[0]?.publishedPerSecond ?? 0)} pkt/s published)`,
-    `Machine: ${cpuModel}, ${cores} cores, load avg ${load}, Deno ${Deno.version.deno}; ` +
+    `Machine: ${model}, ${cores} cores, load avg ${load}, Deno ${Deno.version.deno}; ` +
     `bench-side SRTP ${srtpBackendName().split(" (")[0]}`,
     "",
     `| ${columns.join(" | ")} |`,

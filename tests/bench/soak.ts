@@ -18,6 +18,7 @@ import { type ClientCertificate, createClientCertificate, LightClient } from "./
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { openSse } from "../helpers/sse.ts";
+import { processFdCount, processRssBytes } from "./proc_stats.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const ROOM = "soak";
@@ -91,11 +92,7 @@ interface Sample {
 }
 
 function readSample(pid: number, at: number): Sample {
-  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-  const rssKiB = Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
-  let fds = 0;
-  for (const _ of Deno.readDirSync(`/proc/${pid}/fd`)) fds++;
-  return { at, rssMiB: rssKiB / 1024, fds };
+  return { at, rssMiB: processRssBytes(pid) / 2 ** 20, fds: processFdCount(pid) };
 }
 
 /** The server's gauges from `GET /metrics` (labelled samples summed), empty when it does not answer. */
