@@ -51,6 +51,12 @@ export interface ViewerTrack {
   octetsSent: number;
   /** The RTX stream (RFC 4588) resends go out on, when the viewer negotiated one. */
   rtx?: RtxStream;
+  /**
+   * The join burst's publisher timestamp -> squeezed timestamp (see squeezeTimestamps), so a resend of a
+   * replayed packet carries the timestamp its frame was sent with. Used until `until` (ms; by then the
+   * burst has left the packet history) and dropped when the numbering is remapped.
+   */
+  replay?: { timestamps: Map<number, number>; until: number };
 }
 
 /** A viewer's retransmission stream: its own payload type, SSRC and sequence numbers. */
@@ -158,6 +164,8 @@ const RECEIVER_REPORT_INTERVAL_MS = 1000;
 const TWCC_INTERVAL_MS = 50;
 /** Most packets resent for one viewer NACK packet. */
 const MAX_RESENDS_PER_NACK = 64;
+/** How long after a join a resend may still be of a replayed packet (the history holds ~3 s of video). */
+const REPLAY_RESEND_WINDOW_MS = 10_000;
 /** Retry spacing of NACKs to the publisher when its RTT is unknown. */
 const NACK_RETRY_MS = 40;
 
@@ -299,6 +307,7 @@ export class Room<Source extends RoomSource = Peer> {
         this.counters.keyframeCacheHits++;
         track.started = true;
         const timestamps = squeezeTimestamps(cached);
+        track.replay = { timestamps, until: now + REPLAY_RESEND_WINDOW_MS };
         for (const item of cached) {
           if (!this.#rewriter.load(item.packet)) continue;
           this.#forward(viewer, track, item.sequenceNumber, timestamps.get(item.timestamp)!, now);
@@ -478,16 +487,18 @@ export class Room<Source extends RoomSource = Peer> {
     if (!packet || !rewriter.load(packet)) return;
     this.counters.packetsResent++;
     viewer.reception.packetsResent++;
+    const replay = track.replay && now < track.replay.until ? track.replay.timestamps : undefined;
+    const timestamp = replay?.get(rewriter.timestamp) ?? rewriter.timestamp;
     const rtx = track.rtx;
     if (!rtx) {
-      this.#forward(viewer, track, original, rewriter.timestamp, now);
+      this.#forward(viewer, track, original, timestamp, now);
       return;
     }
     rewriter.setStream(
       track.payloadType,
       track.ssrc,
       sentSequence,
-      (rewriter.timestamp + track.timestampOffset) >>> 0,
+      (timestamp + track.timestampOffset) >>> 0,
     );
     const packetOut = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
     rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
@@ -536,6 +547,7 @@ export class Room<Source extends RoomSource = Peer> {
     track.sequenceOffset = (track.lastSequence + 1 - sequenceNumber) & 0xffff;
     track.timestampOffset = (track.lastTimestamp + elapsed - timestamp) >>> 0;
     track.remap = false;
+    track.replay = undefined;
   }
 
   #onAccessUnit(unit: AccessUnit): void {

@@ -112,6 +112,29 @@ Deno.test("a joining viewer gets the cached GOP at once, squeezed, then live con
   );
 });
 
+Deno.test("a resend of a replayed packet keeps the squeezed timestamp it was first sent with", () => {
+  const { room, viewer } = setup();
+  room.handlePublisherRtp(rtp(102, 1, 100, 3000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 101, 6000, P), 33);
+  room.handlePublisherRtp(rtp(102, 1, 102, 9000, P), 66);
+  const plain = viewer();
+  const withRtx = viewer();
+  withRtx.video = newViewerTrack(96, 5000, true, 97);
+  for (const v of [plain, withRtx]) {
+    room.addViewer(v, 70);
+    const first = v.peer.sent[0];
+    v.peer.sent.length = 0;
+    room.handleViewerRtcp(v, buildNack(9, 5000, [first.sequenceNumber]), 80);
+    assert.equal(v.peer.sent.length, 1);
+    assert.equal(v.peer.sent[0].timestamp, first.timestamp, "the keyframe's squeezed timestamp again");
+  }
+  // Past the window (normally the burst has left the history by then) the live timestamp is used.
+  const keyframe = (100 + plain.video!.sequenceOffset) & 0xffff;
+  plain.peer.sent.length = 0;
+  room.handleViewerRtcp(plain, buildNack(9, 5000, [keyframe]), 70 + 10_001);
+  assert.equal(plain.peer.sent[0].timestamp, (3000 + plain.video!.timestampOffset) >>> 0);
+});
+
 Deno.test("NACKs from a viewer are answered from history with the viewer's numbering", () => {
   const { room, viewer } = setup();
   const v = viewer();
