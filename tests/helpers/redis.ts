@@ -26,11 +26,18 @@ export function redisServerPath(): string | undefined {
   return undefined;
 }
 
+/** PEM files for a Redis that accepts only TLS connections. */
+export interface RedisTls {
+  certFile: string;
+  keyFile: string;
+}
+
 /**
  * Starts redis-server without persistence on a free port; resolves once it accepts connections. With
  * `password` clients must authenticate (`requirepass`), and {@link RedisProcess.url} carries the password.
+ * With `tls` the port speaks only TLS and the URL is `rediss://`.
  */
-export async function startRedis(options: { password?: string } = {}): Promise<RedisProcess> {
+export async function startRedis(options: { password?: string; tls?: RedisTls } = {}): Promise<RedisProcess> {
   const binary = redisServerPath();
   if (!binary) throw new Error("redis-server is not installed (apt-get install redis-server)");
   const dir = await Deno.makeTempDir({ prefix: "sfu-redis-" });
@@ -40,7 +47,13 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
   const spawn = async () => {
     child = new Deno.Command(binary, {
       args: [
-        ...["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+        ...["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir],
+        ...(options.tls
+          ? ["--port", "0", "--tls-port", String(port), "--tls-auth-clients", "no"]
+          : ["--port", String(port)]),
+        ...(options.tls
+          ? ["--tls-cert-file", options.tls.certFile, "--tls-key-file", options.tls.keyFile]
+          : []),
         ...(options.password ? ["--requirepass", options.password] : []),
       ],
       stdout: "piped",
@@ -55,6 +68,11 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
     const deadline = Date.now() + 10_000;
     for (;;) {
       try {
+        if (options.tls) {
+          // Up once the TLS port accepts connections (the handshake is the client's business).
+          (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+          return;
+        }
         const conn = await Deno.connect({ hostname: "127.0.0.1", port });
         const auth = options.password ? `AUTH ${options.password}\r\n` : "";
         await conn.write(new TextEncoder().encode(`${auth}PING\r\n`));
@@ -78,7 +96,9 @@ export async function startRedis(options: { password?: string } = {}): Promise<R
   };
   await spawn();
   return {
-    url: options.password ? `redis://:${options.password}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
+    url: `${options.tls ? "rediss" : "redis"}://${
+      options.password ? `:${options.password}@` : ""
+    }127.0.0.1:${port}`,
     port,
     get running() {
       return child !== undefined;
