@@ -7,17 +7,16 @@
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
-import { freePort, type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import type { ServerProcess } from "./helpers/server_process.ts";
 import { type RedisProcess, redisServerPath, startRedis } from "./helpers/redis.ts";
 import { openSse } from "./helpers/sse.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import { CLUSTER_TOKEN, startClusterNode } from "./helpers/cluster_node.ts";
 
 const redisMissing = redisServerPath() === undefined;
 if (redisMissing) {
   console.log("cluster_e2e_test: skipped, redis-server is not installed (apt-get install redis-server)");
 }
-
-const CLUSTER_TOKEN = "cluster-test-token-0123456789";
 
 interface RoomJson {
   id: string;
@@ -45,23 +44,6 @@ async function waitFor<T>(
   return last;
 }
 
-/** Starts a cluster node: its PUBLIC_URL is fixed before start, so the port is picked here. */
-function startNode(
-  redis: RedisProcess,
-  nodeId: string,
-  env: Record<string, string> = {},
-): Promise<ServerProcess> {
-  const port = freePort("tcp");
-  return startServerProcess({
-    TCP_PORT: String(port),
-    REDIS_URL: redis.url,
-    PUBLIC_URL: `http://127.0.0.1:${port}`,
-    NODE_ID: nodeId,
-    CLUSTER_TOKEN,
-    ...env,
-  });
-}
-
 async function rooms(node: ServerProcess): Promise<RoomJson[]> {
   const res = await fetch(`${node.baseUrl}/rooms`);
   return (await res.json()).rooms;
@@ -84,8 +66,8 @@ Deno.test({
   let b: ServerProcess | undefined;
   let browser: Browser | undefined;
   try {
-    a = await startNode(redis, "node-a");
-    b = await startNode(redis, "node-b");
+    a = await startClusterNode(redis, "node-a");
+    b = await startClusterNode(redis, "node-b");
     const nodeA = a;
     const nodeB = b;
     browser = await launchChromium();
@@ -226,9 +208,9 @@ Deno.test({
   let c: ServerProcess | undefined;
   let browser: Browser | undefined;
   try {
-    a = await startNode(redis, "origin", { CONSENT_TIMEOUT: "3" });
-    b = await startNode(redis, "edge-b");
-    c = await startNode(redis, "edge-c");
+    a = await startClusterNode(redis, "origin", { CONSENT_TIMEOUT: "3" });
+    b = await startClusterNode(redis, "edge-b");
+    c = await startClusterNode(redis, "edge-c");
     const [nodeA, nodeB, nodeC] = [a, b, c];
     browser = await launchChromium();
     const publisherPage = await browser.newPage();
@@ -295,8 +277,8 @@ Deno.test({
   let b: ServerProcess | undefined;
   let browser: Browser | undefined;
   try {
-    a = await startNode(redis, "node-a");
-    b = await startNode(redis, "node-b");
+    a = await startClusterNode(redis, "node-a");
+    b = await startClusterNode(redis, "node-b");
     const [nodeA, nodeB] = [a, b];
     browser = await launchChromium();
     const publisherPage = await browser.newPage();
@@ -365,9 +347,9 @@ Deno.test({
   let browser: Browser | undefined;
   try {
     // One viewer slot per room on the origin: edge B's pull takes it.
-    a = await startNode(redis, "origin", { MAX_VIEWERS_PER_ROOM: "1" });
-    b = await startNode(redis, "edge-b");
-    c = await startNode(redis, "edge-c");
+    a = await startClusterNode(redis, "origin", { MAX_VIEWERS_PER_ROOM: "1" });
+    b = await startClusterNode(redis, "edge-b");
+    c = await startClusterNode(redis, "edge-c");
     const [nodeA, nodeB, nodeC] = [a, b, c];
     browser = await launchChromium();
     const publisherPage = await browser.newPage();

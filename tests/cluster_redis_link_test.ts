@@ -9,7 +9,8 @@ import assert, { deepEqual, equal, ok } from "node:assert/strict";
 import { RedisDirectory } from "../src/cluster/redis_directory.ts";
 import { join } from "node:path";
 import { redisServerPath, startRedis } from "./helpers/redis.ts";
-import { freePort, type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import type { ServerProcess } from "./helpers/server_process.ts";
+import { startClusterNode } from "./helpers/cluster_node.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const PASSWORD = "correct-horse-battery";
@@ -108,21 +109,12 @@ Deno.test({
   const dir = await Deno.makeTempDir({ prefix: "sfu-redis-tls-" });
   const { ca, cert, key } = await makeCaAndServerCertificate(dir);
   const redis = await startRedis({ tls: { certFile: cert, keyFile: key } });
-  const node = (extra: Record<string, string>) => {
-    const port = freePort("tcp");
-    return startServerProcess({
-      TCP_PORT: String(port),
-      REDIS_URL: redis.url,
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      ...extra,
-    });
-  };
   let trusting: ServerProcess | undefined;
   let untrusting: ServerProcess | undefined;
   try {
     equal(redis.url.startsWith("rediss://"), true);
-    trusting = await node({ NODE_ID: "trusting", DENO_CERT: ca });
-    untrusting = await node({ NODE_ID: "untrusting" });
+    trusting = await startClusterNode(redis, "trusting", { DENO_CERT: ca });
+    untrusting = await startClusterNode(redis, "untrusting");
     await waitFor(
       "the trusting node to connect over TLS",
       () => redisConnected(trusting!),

@@ -6,7 +6,7 @@
  */
 import { equal, ok } from "node:assert/strict";
 import { startServerProcess } from "./helpers/server_process.ts";
-import { createClientCertificate, LightClient } from "./bench/light_client.ts";
+import { createClientCertificate, LightClient, syntheticVideoPacket } from "./bench/light_client.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** A DTLS 1.2 record at epoch 0 (plaintext). */
@@ -27,18 +27,6 @@ const FATAL_HANDSHAKE_FAILURE = plaintextRecord(21, 0, [2, 40]);
 const CLIENT_HELLO = plaintextRecord(22, 1, [1, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 4, 0xfe, 0xfd, 0, 0]);
 const UNKNOWN_CONTENT_TYPE = plaintextRecord(25, 2, [1, 2, 3]);
 const FORGERIES = [FATAL_HANDSHAKE_FAILURE, CLIENT_HELLO, UNKNOWN_CONTENT_TYPE];
-
-function videoPacket(client: LightClient, seq: number): Uint8Array {
-  const packet = new Uint8Array(12 + 200);
-  const view = new DataView(packet.buffer);
-  packet[0] = 0x80;
-  packet[1] = client.media.videoPayloadType;
-  view.setUint16(2, seq);
-  view.setUint32(4, seq * 3000);
-  view.setUint32(8, client.videoSsrc);
-  packet[12] = seq % 30 === 0 ? 0x65 : 0x41;
-  return packet;
-}
 
 Deno.test({
   name: "spoofed plaintext DTLS records neither end nor restart a session, during or after the handshake",
@@ -62,7 +50,10 @@ Deno.test({
       timeoutMs: 10_000,
     });
     let seq = 0;
-    sending = setInterval(() => publisher!.sendRtp(videoPacket(publisher!, seq++ & 0xffff)), 10);
+    sending = setInterval(
+      () => publisher!.sendRtp(syntheticVideoPacket(publisher!, seq, seq++ % 30 === 0)),
+      10,
+    );
     viewer = await LightClient.connect({
       baseUrl: server.baseUrl,
       role: "viewer",

@@ -5,22 +5,12 @@
  */
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { startServerProcess } from "./helpers/server_process.ts";
-import { createClientCertificate, LightClient } from "./bench/light_client.ts";
+import {
+  createClientCertificate,
+  LightClient,
+  syntheticVideoPacket as videoPacket,
+} from "./bench/light_client.ts";
 import { nativeSrtpAvailable } from "../src/srtp/context.ts";
-
-function videoPacket(client: LightClient, seq: number, keyframe: boolean): Uint8Array {
-  const packet = new Uint8Array(12 + 1000);
-  const view = new DataView(packet.buffer);
-  packet[0] = 0x80;
-  packet[1] = 0x80 | client.media.videoPayloadType;
-  view.setUint16(2, seq & 0xffff);
-  view.setUint32(4, seq * 3000);
-  view.setUint32(8, client.videoSsrc);
-  // A single-NAL IDR or non-IDR slice: enough for the server's keyframe gate and cache.
-  packet[12] = keyframe ? 0x65 : 0x41;
-  for (let i = 13; i < packet.length; i++) packet[i] = (seq + i) & 0xff;
-  return packet;
-}
 
 Deno.test({
   name: "publisher and viewer interoperate with the server over both SRTP profiles and both client backends",

@@ -491,3 +491,21 @@ function randomString(length: number): string {
 function randomSsrc(): number {
   return (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
 }
+
+/**
+ * A publisher's H.264 RTP packet with a 1000-byte single-NAL slice (IDR when `keyframe`): enough for the
+ * server's keyframe gate, cache and history, for tests that need media without a clip.
+ */
+export function syntheticVideoPacket(client: LightClient, seq: number, keyframe: boolean): Uint8Array {
+  const packet = new Uint8Array(12 + 1000);
+  const view = new DataView(packet.buffer);
+  packet[0] = 0x80;
+  packet[1] = 0x80 | client.media.videoPayloadType;
+  view.setUint16(2, seq & 0xffff);
+  view.setUint32(4, seq * 3000);
+  view.setUint32(8, client.videoSsrc);
+  // A single-NAL IDR or non-IDR slice: enough for the server's keyframe gate and cache.
+  packet[12] = keyframe ? 0x65 : 0x41;
+  for (let i = 13; i < packet.length; i++) packet[i] = (seq + i) & 0xff;
+  return packet;
+}
