@@ -7,6 +7,7 @@ import type { Browser } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
 import { publishFromPage } from "./helpers/webrtc_clients.ts";
+import { createNetNamespace, netnsUnavailable } from "./helpers/netns.ts";
 import { hasCommand, missing, pythonHas, roomIds, spawnForeign, waitFor } from "./interop/harness.ts";
 
 // Debian's interpreter, where apt puts aiortc (a pyenv or venv python3 earlier on PATH would not have it).
@@ -16,6 +17,7 @@ const SCRIPT = new URL("./interop/aiortc_whep.py", import.meta.url).pathname;
 const ignored = missing([
   [pythonHas(PYTHON, ["aiortc", "av"]), `aiortc and PyAV for ${PYTHON} (apt: python3-aiortc)`],
   [hasCommand(CHROMIUM), `Chromium at ${CHROMIUM}`],
+  [netnsUnavailable() === undefined, `a private network namespace (${netnsUnavailable()})`],
 ]);
 
 interface WatchResult {
@@ -36,11 +38,13 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  // aioice never gathers loopback: the server, aiortc and Chromium share a private namespace.
+  const netns = await createNetNamespace();
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" }, { netns });
   let browser: Browser | undefined;
   let viewer: ReturnType<typeof spawnForeign> | undefined;
   try {
-    browser = await launchChromium();
+    browser = await launchChromium([], netns);
     const page = await browser.newPage();
     await page.goto(`${server.baseUrl}/healthz`);
     await publishFromPage(page, {
@@ -52,7 +56,12 @@ Deno.test({
     });
     await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("aiortc"));
 
-    viewer = spawnForeign(PYTHON, [SCRIPT, `${server.baseUrl}/whep?target_id=aiortc`, "--frames", "60"]);
+    viewer = spawnForeign(
+      PYTHON,
+      [SCRIPT, `${server.baseUrl}/whep?target_id=aiortc`, "--frames", "60"],
+      {},
+      netns,
+    );
     const status = await viewer.status;
     const lines = viewer.output().trim().split("\n");
     let result: WatchResult;
@@ -85,5 +94,6 @@ Deno.test({
     await viewer?.stop("SIGKILL");
     await browser?.close();
     await server.stop();
+    await netns.close();
   }
 });

@@ -9,11 +9,11 @@ import type { Browser } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
 import { receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import { createNetNamespace, netnsUnavailable } from "./helpers/netns.ts";
 import {
   buildSoupShim,
   hasCommand,
   hasGstElement,
-  lanAddress,
   missing,
   roomIds,
   spawnForeign,
@@ -29,6 +29,7 @@ const ignored = missing([
   [hasGstElement("opusenc"), "opusenc (apt: gstreamer1.0-plugins-base)"],
   [hasCommand("cc"), "cc (apt: gcc), to build the libsoup shim"],
   [hasCommand(CHROMIUM), `Chromium at ${CHROMIUM}`],
+  [netnsUnavailable() === undefined, `a private network namespace (${netnsUnavailable()})`],
 ]);
 
 const VIDEO = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=640,height=480,framerate=30/1 ! " +
@@ -44,32 +45,36 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  // libnice does not pair its LAN candidates with a loopback-only server, so listen on every interface.
-  assert.ok(lanAddress(), "this machine needs a non-loopback IPv4 address for libnice");
+  // libnice never pairs loopback: the server, the client and Chromium share a private namespace.
+  const netns = await createNetNamespace();
   const server = await startServerProcess({
-    UDP_ADDRESS: "0.0.0.0",
     ICE_SERVERS: "stun:127.0.0.1:3478",
     RATE_LIMIT_PER_MINUTE: "0",
-  });
+  }, { netns });
   const dir = await Deno.makeTempDir({ prefix: "swc-" });
   let browser: Browser | undefined;
   let client: ReturnType<typeof spawnForeign> | undefined;
   try {
     const shim = await buildSoupShim(dir);
-    client = spawnForeign("whip-client", [
-      "-u",
-      `${server.baseUrl}/whip?room=swc`,
-      "-t",
-      server.token,
-      "-f",
-      "-l",
-      "5",
-      "-o",
-      "-V",
-      VIDEO,
-      "-A",
-      AUDIO,
-    ], { LD_PRELOAD: shim });
+    client = spawnForeign(
+      "whip-client",
+      [
+        "-u",
+        `${server.baseUrl}/whip?room=swc`,
+        "-t",
+        server.token,
+        "-f",
+        "-l",
+        "5",
+        "-o",
+        "-V",
+        VIDEO,
+        "-A",
+        AUDIO,
+      ],
+      { LD_PRELOAD: shim },
+      netns,
+    );
     const running = client;
     await waitFor(
       "simple-whip-client's room to go live",
@@ -82,7 +87,7 @@ Deno.test({
       30_000,
     );
 
-    browser = await launchChromium();
+    browser = await launchChromium([], netns);
     const page = await browser.newPage();
     await page.goto(`${server.baseUrl}/healthz`);
     await watchFromPage(page, "swc");
@@ -121,6 +126,7 @@ Deno.test({
     await client?.stop("SIGKILL");
     await browser?.close();
     await server.stop();
+    await netns.close();
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 });

@@ -10,6 +10,7 @@ import { startServerProcess } from "../helpers/server_process.ts";
 import { publishFromPage, timeToFirstFrame } from "../helpers/webrtc_clients.ts";
 import { clipPublisherMissing, makeGopClip, startClipPublisher } from "../helpers/clip_publisher.ts";
 import { roomIds, waitFor } from "../interop/harness.ts";
+import { createNetNamespace, netnsUnavailable } from "../helpers/netns.ts";
 
 const SAMPLES = Number(Deno.env.get("JOIN_SAMPLES") ?? "15");
 
@@ -19,12 +20,14 @@ function percentile(values: number[], p: number): number {
 }
 
 async function measure(label: string, env: Record<string, string>, clip?: string): Promise<number[]> {
-  const server = await startServerProcess({ ...env, UDP_ADDRESS: clip ? "0.0.0.0" : "127.0.0.1" });
-  const browser = await launchChromium();
+  // libnice never pairs loopback: with the clip publisher, everything runs in a private namespace.
+  const netns = clip ? await createNetNamespace() : undefined;
+  const server = await startServerProcess(env, { netns });
+  const browser = await launchChromium([], netns);
   let clipPublisher: Awaited<ReturnType<typeof startClipPublisher>> | undefined;
   try {
-    if (clip) {
-      clipPublisher = await startClipPublisher(server.baseUrl, server.token, "join", clip);
+    if (clip && netns) {
+      clipPublisher = await startClipPublisher(server.baseUrl, server.token, "join", clip, netns);
       await waitFor(
         "the clip publisher's room",
         () => roomIds(server.baseUrl),
@@ -56,6 +59,7 @@ async function measure(label: string, env: Record<string, string>, clip?: string
     await clipPublisher?.cleanup();
     await browser.close();
     await server.stop();
+    await netns?.close();
   }
 }
 
@@ -64,7 +68,8 @@ const on = await measure("keyframe cache on (default)", {});
 const off = await measure("keyframe cache off (baseline)", { KEYFRAME_CACHE: "off" });
 console.log(`ratio p50 on/off: ${(percentile(on, 50) / percentile(off, 50)).toFixed(2)}`);
 
-const missing = clipPublisherMissing();
+const missing = clipPublisherMissing() ??
+  (netnsUnavailable() ? `a private network namespace (${netnsUnavailable()})` : undefined);
 if (missing) {
   console.log(`(b) skipped: missing ${missing}`);
 } else {

@@ -1,5 +1,6 @@
 /** Headless Debian Chromium for tests, driven by playwright-core (never downloads a browser). */
 import { type Browser, chromium } from "playwright-core";
+import type { NetNamespace } from "./netns.ts";
 
 /** Flags that give WebRTC a fake camera and microphone and keep Chromium off the network. */
 export const CHROMIUM_ARGS = [
@@ -16,10 +17,13 @@ export const CHROMIUM_ARGS = [
   "--autoplay-policy=no-user-gesture-required",
 ];
 
-/** Launches the system Chromium (CHROMIUM_PATH overrides /usr/bin/chromium), with optional extra flags. */
-export function launchChromium(extraArgs: string[] = []): Promise<Browser> {
-  return chromium.launch({
-    executablePath: Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
+/**
+ * Launches the system Chromium (CHROMIUM_PATH overrides /usr/bin/chromium), with optional extra flags, inside
+ * `netns` when given (to reach a server running there).
+ */
+export async function launchChromium(extraArgs: string[] = [], netns?: NetNamespace): Promise<Browser> {
+  return await chromium.launch({
+    executablePath: netns ? await netns.chromiumPath() : Deno.env.get("CHROMIUM_PATH") ?? "/usr/bin/chromium",
     args: [...CHROMIUM_ARGS, ...extraArgs],
     headless: true,
   });

@@ -10,6 +10,7 @@ import {
   hasGstElement,
   spawnForeign,
 } from "../interop/harness.ts";
+import type { NetNamespace } from "./netns.ts";
 
 /** What is missing for {@link startClipPublisher}, or undefined when it can run. */
 export function clipPublisherMissing(): string | undefined {
@@ -52,28 +53,35 @@ export async function makeGopClip(seconds = 90, gopSeconds = 2): Promise<string>
   return path;
 }
 
-/** Starts simple-whip-client publishing `clip` to `room`; the server must listen on a LAN address. */
+/**
+ * Starts simple-whip-client publishing `clip` to `room`, inside `netns` (libnice never pairs loopback, so the
+ * server must run in that namespace too).
+ */
 export async function startClipPublisher(
   baseUrl: string,
   token: string,
   room: string,
   clip: string,
+  netns: NetNamespace,
 ): Promise<ForeignProcess & { cleanup(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "clip-publisher-" });
   const shim = await buildSoupShim(dir);
   const video = `filesrc location=${clip} ! qtdemux ! h264parse config-interval=-1 ! identity sync=true ! ` +
     "rtph264pay pt=96 ssrc=2 config-interval=-1 ! queue ! application/x-rtp,media=video,encoding-name=H264,payload=96";
-  const process = spawnForeign("whip-client", [
-    "-u",
-    `${baseUrl}/whip?room=${room}`,
-    "-t",
-    token,
-    "-o",
-    "-V",
-    video,
-  ], {
-    LD_PRELOAD: shim,
-  });
+  const process = spawnForeign(
+    "whip-client",
+    [
+      "-u",
+      `${baseUrl}/whip?room=${room}`,
+      "-t",
+      token,
+      "-o",
+      "-V",
+      video,
+    ],
+    { LD_PRELOAD: shim },
+    netns,
+  );
   return Object.assign(process, {
     async cleanup() {
       await process.stop();

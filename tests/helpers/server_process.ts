@@ -1,4 +1,5 @@
 /** Runs the real server (`main.ts`) as a child process on free ports, for end-to-end tests. */
+import type { NetNamespace } from "./netns.ts";
 
 /** A running server process. */
 export interface ServerProcess {
@@ -33,27 +34,47 @@ export function freePort(transport: "tcp" | "udp"): number {
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
+/** Where to run the server. */
+export interface ServerOptions {
+  /**
+   * Run inside this private network namespace (for clients that never use loopback): UDP on 0.0.0.0 with
+   * PUBLIC_IP set to the namespace's address, HTTP on 127.0.0.1 inside, forwarded to the same port on the
+   * host's loopback so `baseUrl` works from the test runner and from inside alike.
+   */
+  netns?: NetNamespace;
+}
+
 /** Starts `main.ts` with a temporary storage/certs directory and the given extra environment. */
-export async function startServerProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  env: Record<string, string> = {},
+  options: ServerOptions = {},
+): Promise<ServerProcess> {
+  const { netns } = options;
   const dir = await Deno.makeTempDir({ prefix: "sfu-test-" });
   // A caller may fix the port, e.g. to put it in PUBLIC_URL before the process starts.
-  const httpPort = env.TCP_PORT ? Number(env.TCP_PORT) : freePort("tcp");
+  const fixedPort = env.TCP_PORT ? Number(env.TCP_PORT) : undefined;
+  const httpPort = netns ? await netns.forwardPort(fixedPort) : fixedPort ?? freePort("tcp");
   const udpPort = freePort("udp");
   const token = env.WHIP_TOKEN ?? "test-token-" + crypto.randomUUID();
   const storageDir = env.STORAGE_DIR ?? `${dir}/storage`;
   const certsDir = env.CERTS_DIR ?? `${dir}/certs`;
-  const child = new Deno.Command(Deno.execPath(), {
-    // SERVER_PERMISSIONS replaces --allow-all, e.g. to check the fallbacks without --allow-ffi.
-    args: [
-      "run",
-      "--unstable-net",
-      ...(Deno.env.get("SERVER_PERMISSIONS")?.split(" ") ?? ["--allow-all"]),
-      MAIN,
-    ],
+  // SERVER_PERMISSIONS replaces --allow-all, e.g. to check the fallbacks without --allow-ffi.
+  const denoArgs = [
+    "run",
+    "--unstable-net",
+    ...(Deno.env.get("SERVER_PERMISSIONS")?.split(" ") ?? ["--allow-all"]),
+    MAIN,
+  ];
+  const command = netns
+    ? netns.command(Deno.execPath(), denoArgs)
+    : { program: Deno.execPath(), args: denoArgs };
+  const child = new Deno.Command(command.program, {
+    args: command.args,
     env: {
       TCP_ADDRESS: "127.0.0.1",
       TCP_PORT: String(httpPort),
-      UDP_ADDRESS: "127.0.0.1",
+      UDP_ADDRESS: netns ? "0.0.0.0" : "127.0.0.1",
+      ...(netns ? { PUBLIC_IP: netns.address } : {}),
       UDP_PORT: String(udpPort),
       WHIP_TOKEN: token,
       STORAGE_DIR: storageDir,

@@ -2,6 +2,7 @@
  * Shared pieces of the interop tests: finding the foreign tools (so a test can be ignored, with the reason,
  * only when one is missing), running a foreign process with its output kept, and waiting for conditions.
  */
+import type { NetNamespace } from "../helpers/netns.ts";
 
 /** Whether `command` is an executable on PATH (or an absolute path to one). */
 export function hasCommand(command: string): boolean {
@@ -49,14 +50,21 @@ export interface ForeignProcess {
   status: Promise<Deno.CommandStatus>;
 }
 
-/** Starts `command` with piped output. */
+/** Starts `command` with piped output, inside `netns` when given. */
 export function spawnForeign(
   command: string,
   args: string[],
   env: Record<string, string> = {},
+  netns?: NetNamespace,
 ): ForeignProcess {
-  const child = new Deno.Command(command, { args, env, stdin: "null", stdout: "piped", stderr: "piped" })
-    .spawn();
+  const run = netns ? netns.command(command, args) : { program: command, args };
+  const child = new Deno.Command(run.program, {
+    args: run.args,
+    env,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
   let text = "";
   const decoder = new TextDecoder();
   const drain = async (stream: ReadableStream<Uint8Array>) => {
@@ -94,11 +102,6 @@ export { waitFor } from "../helpers/wait.ts";
 export async function roomIds(baseUrl: string): Promise<string[]> {
   const body = await (await fetch(`${baseUrl}/rooms`)).json() as { rooms: { id: string }[] };
   return body.rooms.map((r) => r.id);
-}
-
-/** The first non-loopback IPv4 address of this machine, if any (libnice does not pair loopback with it). */
-export function lanAddress(): string | undefined {
-  return Deno.networkInterfaces().find((n) => n.family === "IPv4" && !n.address.startsWith("127."))?.address;
 }
 
 /** Builds tests/interop/soup_shim.c (see there why) into a temporary directory. */
