@@ -37,6 +37,9 @@ export interface RunningServer {
   shutdown(): Promise<void>;
 }
 
+/** The media socket's kernel receive buffer asked for at start-up (SO_RCVBUF). */
+const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** Starts everything `config` describes; throws {@link ConfigError} for unusable settings. */
 export async function startServer(
   config: Config,
@@ -56,8 +59,17 @@ export async function startServer(
       `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${(e as Error).message}`,
     );
   }
-  const receiveBuffer = raiseReceiveBuffer(socket.port, 4 * 1024 * 1024);
-  log("info", `UDP receive buffer ${receiveBuffer ? `${receiveBuffer >> 10} KiB` : "at the kernel default"}`);
+  const receiveBuffer = raiseReceiveBuffer(socket.port, RECEIVE_BUFFER_BYTES);
+  log(
+    "info",
+    receiveBuffer.granted
+      ? `UDP receive buffer ${receiveBuffer.granted >> 10} KiB (asked ${
+        RECEIVE_BUFFER_BYTES >> 10
+      } KiB; Linux grants twice the ` +
+        "request, capped at net.core.rmem_max)"
+      : `UDP receive buffer at the kernel default (not raised: ${receiveBuffer.reason})`,
+  );
+  log("info", `UDP send path: ${socket.sendPath}`);
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());
   const bus = new RoomBus(busName);

@@ -63,6 +63,13 @@ export class MediaSocket implements PeerTransport {
     return (this.#conn.addr as Deno.NetAddr).port;
   }
 
+  /** Which send path is in use, for the start-up log: libc `sendmmsg` through FFI, or Deno's send and why. */
+  get sendPath(): string {
+    return this.#sendTo
+      ? `sendto/sendmmsg through libc (fd ${this.#sendTo.fd})`
+      : `Deno's send, one op per datagram (fast path unavailable: ${SendTo.unavailableReason})`;
+  }
+
   /** Number of peers known to the socket. */
   get peerCount(): number {
     return this.#byUfrag.size;

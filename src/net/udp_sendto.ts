@@ -2,11 +2,10 @@
  * Sending on the media socket through libc via FFI: `sendto` for single datagrams and `sendmmsg` for the
  * burst one publisher packet fans out into. The kernel copies each datagram before the call returns, so
  * callers may reuse their buffer, and no promise or op is created per packet (measured: ~6 us instead of
- * ~10 us of server CPU per forwarded packet with Deno's send). The descriptor is found through /proc, as
- * socket_buffer.ts does. IPv4 on Linux only; `send`/`queue` return false when they cannot (IPv6, oversize),
+ * ~10 us of server CPU per forwarded packet with Deno's send). The descriptor is found by socket_fd.ts. IPv4 on Linux only; `send`/`queue` return false when they cannot (IPv6, oversize),
  * and `open` returns undefined without --allow-ffi, so the caller falls back to Deno's send.
  */
-import { socketFd } from "./socket_buffer.ts";
+import { socketFd, socketFdUnavailableReason } from "./socket_fd.ts";
 
 const SYMBOLS = {
   sendto: { parameters: ["i32", "buffer", "usize", "i32", "buffer", "u32"], result: "isize" },
@@ -63,16 +62,27 @@ export class SendTo {
     }
   }
 
-  /** Finds the UDP socket bound to `port` in this process; undefined when FFI or /proc is unavailable. */
+  /** Why the last {@link open} returned undefined. */
+  static unavailableReason: string | undefined;
+
+  /** Finds the UDP socket bound to `port` in this process; undefined when FFI is unavailable. */
   static open(port: number): SendTo | undefined {
-    if (Deno.build.os !== "linux") return undefined;
-    try {
-      const fd = socketFd(port);
-      if (fd === undefined) return undefined;
-      return new SendTo(fd, Deno.dlopen("libc.so.6", SYMBOLS));
-    } catch {
+    const fd = socketFd(port);
+    if (fd === undefined) {
+      SendTo.unavailableReason = socketFdUnavailableReason;
       return undefined;
     }
+    try {
+      return new SendTo(fd, Deno.dlopen("libc.so.6", SYMBOLS));
+    } catch (e) {
+      SendTo.unavailableReason = `libc through FFI: ${(e as Error).message.split("\n")[0]}`;
+      return undefined;
+    }
+  }
+
+  /** The descriptor datagrams are sent from. */
+  get fd(): number {
+    return this.#fd;
   }
 
   /** Sends one datagram now; false when it was not sent (the caller then uses Deno's send). */
