@@ -200,12 +200,16 @@ export async function startServer(
 /**
  * The addresses put into ICE candidates: PUBLIC_IP when set; the bound address when specific; otherwise every
  * non-internal IPv4 interface address plus loopback, so the server works on a LAN and on the same machine.
+ * `interfaces` is read only in the last case (tests pass their own list).
  */
-export function advertisedAddresses(config: Config): string[] {
+export function advertisedAddresses(
+  config: Config,
+  interfaces: () => Deno.NetworkInterfaceInfo[] = Deno.networkInterfaces,
+): string[] {
   if (config.publicIps.length > 0) return config.publicIps;
   if (config.udpAddress !== "0.0.0.0" && config.udpAddress !== "::") return [config.udpAddress];
   const addresses: string[] = [];
-  for (const nic of Deno.networkInterfaces()) {
+  for (const nic of interfaces()) {
     if (nic.family !== "IPv4" || nic.address.startsWith("127.")) continue;
     if (!addresses.includes(nic.address)) addresses.push(nic.address);
   }

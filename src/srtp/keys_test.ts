@@ -1,6 +1,6 @@
 import { deepEqual, throws } from "node:assert/strict";
 import { aesCmPrf, asSrtpProfile, deriveSessionKeys } from "./keys.ts";
-import { hex, toHex } from "./test_util.ts";
+import { hex, toHex } from "../../tests/helpers/srtp_packets.ts";
 
 // RFC 3711 Appendix B.3.
 const MASTER_KEY = hex("E1F97A0D3E018BE0D64FA32C06DE4139");

@@ -1,6 +1,6 @@
 import { deepEqual, ok } from "node:assert/strict";
 import { RtpRewriter } from "./rtp_rewrite.ts";
-import { rtpPacket, toHex } from "./test_util.ts";
+import { rtpPacket, toHex } from "../../tests/helpers/srtp_packets.ts";
 
 Deno.test("RtpRewriter strips the header extension and keeps CSRCs, marker and padding", () => {
   const original = rtpPacket({

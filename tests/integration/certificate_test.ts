@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import { ConfigError } from "../config.ts";
-import { loadOrCreateCertificate } from "./certificate.ts";
+import { ConfigError } from "../../src/config.ts";
+import { loadOrCreateCertificate } from "../../src/peer/certificate.ts";
 
 Deno.test("generates an ECDSA certificate when CERTS_DIR is empty, then reuses it", async () => {
   const dir = await Deno.makeTempDir();

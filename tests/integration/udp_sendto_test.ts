@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { SendTo } from "./udp_sendto.ts";
+import { SendTo } from "../../src/net/udp_sendto.ts";
 
 Deno.test("sendto through FFI sends from the bound socket and copies the buffer before returning", async () => {
   const server = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });

@@ -3,11 +3,16 @@
  * wire bytes are identical, and both keep the same rollover counter and replay window.
  */
 import { deepEqual, notEqual, ok, throws } from "node:assert/strict";
-import { createSrtpContext, nativeSrtpAvailable, srtpBackendName, type SrtpContext } from "./context.ts";
-import { libcrypto } from "./libcrypto.ts";
-import { NativeSrtpContext } from "./native.ts";
-import { hex, rtcpPacket, rtpPacket, toHex } from "./test_util.ts";
-import type { SessionKeys } from "./keys.ts";
+import {
+  createSrtpContext,
+  nativeSrtpAvailable,
+  srtpBackendName,
+  type SrtpContext,
+} from "../../src/srtp/context.ts";
+import { libcrypto } from "../../src/srtp/libcrypto.ts";
+import { NativeSrtpContext } from "../../src/srtp/native.ts";
+import { hex, rtcpPacket, rtpPacket, toHex } from "../helpers/srtp_packets.ts";
+import type { SessionKeys } from "../../src/srtp/keys.ts";
 
 const native = nativeSrtpAvailable();
 const backends = ["native", "portable"] as const;

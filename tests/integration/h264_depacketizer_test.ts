@@ -1,5 +1,5 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { type AccessUnit, H264Depacketizer, MAX_ACCESS_UNIT_BYTES } from "./h264_depacketizer.ts";
+import { type AccessUnit, H264Depacketizer, MAX_ACCESS_UNIT_BYTES } from "../../src/rtp/h264_depacketizer.ts";
 import {
   encodeTestStream,
   groupAccessUnits,
@@ -7,7 +7,7 @@ import {
   splitAnnexB,
   type TestPacket,
   toAnnexB,
-} from "../../tests/fixtures/h264_fixture.ts";
+} from "../fixtures/h264_fixture.ts";
 
 // 10 frames of 320x180, IDR at frames 0 and 5, two slices per picture.
 const units = groupAccessUnits(splitAnnexB(await encodeTestStream()));

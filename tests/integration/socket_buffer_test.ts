@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { raiseReceiveBuffer } from "./socket_buffer.ts";
+import { raiseReceiveBuffer } from "../../src/net/socket_buffer.ts";
 
 Deno.test({
   name: "the receive buffer of a bound UDP socket can be raised (Linux, FFI)",

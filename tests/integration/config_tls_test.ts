@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, SETTINGS } from "./config.ts";
+import { ConfigError, loadConfig, SETTINGS } from "../../src/config.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 

@@ -8,14 +8,14 @@ import {
   Thumbnailer,
   ThumbnailError,
   type ThumbnailInfo,
-} from "./thumbnailer.ts";
-import { H264Depacketizer } from "../rtp/h264_depacketizer.ts";
+} from "../../src/thumbs/thumbnailer.ts";
+import { H264Depacketizer } from "../../src/rtp/h264_depacketizer.ts";
 import {
   encodeTestStream,
   groupAccessUnits,
   packetizeStream,
   splitAnnexB,
-} from "../../tests/fixtures/h264_fixture.ts";
+} from "../fixtures/h264_fixture.ts";
 
 // The keyframes go through the depacketizer, as they would in the server. Unit 5's SPS/PPS are stripped
 // so its keyframe only decodes thanks to the parameter sets the depacketizer remembered from unit 0.
