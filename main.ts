@@ -1,7 +1,7 @@
 /** Entry point: read the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
+// Only config.ts is loaded before `--help` is answered: the server's modules (werift, sharp) read the
+// environment as they load, and `--help` must work without any permission.
 import { ConfigError, loadConfig, SETTINGS } from "./src/config.ts";
-import { startServer } from "./src/server.ts";
-import { createLog } from "./src/log.ts";
 
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
   const lines = [
@@ -18,7 +18,12 @@ if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
 
 try {
   const config = loadConfig();
+  const { createLog } = await import("./src/log.ts");
+  const { startServer } = await import("./src/server.ts");
   const log = createLog(config.logLevel, config.logFormat);
+  if (config.clusterToken !== undefined && config.redisUrl === undefined) {
+    log("warn", "CLUSTER_TOKEN is set but REDIS_URL is not: this node runs alone and never uses the token");
+  }
   const server = await startServer(config, log);
   const host = config.tcpAddress === "0.0.0.0" ? "localhost" : config.tcpAddress;
   const scheme = config.tls ? "https" : "http";
@@ -35,15 +40,18 @@ try {
   const tokenNote = config.whipTokenGenerated ? " (generated for this run; set WHIP_TOKEN to keep one)" : "";
   if (config.logFormat === "json") {
     // Keep stdout and stderr machine-readable: the banner becomes one record.
-    log("info", `publish with WHIP at ${base}/whip`, {
+    log("info", `open ${base}/ (rooms) or ${base}/publish; publish with WHIP at ${base}/whip`, {
+      lobby_url: `${base}/`,
+      publish_page_url: `${base}/publish`,
       whip_url: `${base}/whip`,
       bearer_token: config.whipTokenGenerated ? config.whipToken : undefined,
     });
   } else {
     console.log(
-      `\nPublish with OBS: Settings → Stream → Service "WHIP"\n  Server:       ${base}/whip\n  Bearer Token: ${
-        config.whipTokenGenerated ? config.whipToken : "(your WHIP_TOKEN)"
-      }${tokenNote}\nWatch: POST ${base}/whep?target_id=<room id>, rooms at ${base}/rooms\n`,
+      `\nOpen ${base}/ to see the live rooms, or ${base}/publish to go live from this browser.\n` +
+        `\nPublish with OBS: Settings → Stream → Service "WHIP"\n  Server:       ${base}/whip\n  Bearer Token: ${
+          config.whipTokenGenerated ? config.whipToken : "(your WHIP_TOKEN)"
+        }${tokenNote}\nWatch: POST ${base}/whep?target_id=<room id>, rooms at ${base}/rooms\n`,
     );
   }
   let stopping = false;

@@ -42,6 +42,18 @@ export interface Config {
   trustedProxies: string[];
   /** Open `GET /notifications` streams. */
   maxSseClients: number;
+  /** A request's headers must arrive within this long of its first byte (a new connection: of opening). */
+  httpHeaderTimeoutMs: number;
+  /** A request's body must arrive within this long of its headers (408 otherwise). */
+  httpBodyTimeoutMs: number;
+  /** A connection with no traffic for this long is closed (event streams excepted). */
+  httpIdleTimeoutMs: number;
+  /** Open HTTP connections in total; 0 means "derive from the open-file limit". */
+  maxHttpConnections: number;
+  /** Open HTTP connections per client address (IPv6: per /64); TRUSTED_PROXIES are exempt. */
+  maxHttpConnectionsPerAddress: number;
+  /** Bearer token required by `/metrics` and `/rooms/<id>/stats`; undefined leaves them open. */
+  metricsToken: string | undefined;
   /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
   iceServers: IceServer[];
   logLevel: "debug" | "info" | "warn" | "error";
@@ -165,6 +177,42 @@ export const SETTINGS: readonly SettingDoc[] = [
   },
   { name: "MAX_SSE_CLIENTS", defaultValue: "1000", description: "open /notifications streams (503 beyond)" },
   {
+    name: "HTTP_HEADER_TIMEOUT",
+    defaultValue: "10",
+    description:
+      "seconds a request's headers may take from its first byte (or a new connection's opening); " +
+      "the connection is closed beyond",
+  },
+  {
+    name: "HTTP_BODY_TIMEOUT",
+    defaultValue: "30",
+    description: "seconds a request body may take after its headers (408 and close beyond)",
+  },
+  {
+    name: "HTTP_IDLE_TIMEOUT",
+    defaultValue: "60",
+    description:
+      "seconds a connection may stay silent in both directions (event streams exempt); closed beyond",
+  },
+  {
+    name: "MAX_HTTP_CONNECTIONS",
+    defaultValue: "(from the open-file limit)",
+    description: "open HTTP connections in total; (limit - 128) / 3 by default (each takes up to 3 " +
+      "descriptors); beyond, new connections get 503 and are closed",
+  },
+  {
+    name: "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
+    defaultValue: "256",
+    description: "open HTTP connections per client address (IPv6: per /64; at most half of " +
+      "MAX_HTTP_CONNECTIONS; TRUSTED_PROXIES exempt), 503 and close beyond",
+  },
+  {
+    name: "METRICS_TOKEN",
+    defaultValue: "(none: open)",
+    description:
+      "bearer token (at least 8 characters) required by /metrics and /rooms/<id>/stats (401 without)",
+  },
+  {
     name: "ICE_SERVERS",
     defaultValue: "(none)",
     description: "comma-separated STUN/TURN URIs handed to clients in Link headers, e.g. " +
@@ -241,6 +289,16 @@ export function loadConfig(env: Env = denoEnv): Config {
     trustedProxies: (get("TRUSTED_PROXIES") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map((address) => parseAddress("TRUSTED_PROXIES", address)),
     maxSseClients: parseCount("MAX_SSE_CLIENTS", get("MAX_SSE_CLIENTS") ?? "1000", 1),
+    httpHeaderTimeoutMs: parseSeconds("HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT") ?? "10") * 1000,
+    httpBodyTimeoutMs: parseSeconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT") ?? "30") * 1000,
+    httpIdleTimeoutMs: parseSeconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT") ?? "60") * 1000,
+    maxHttpConnections: parseCount("MAX_HTTP_CONNECTIONS", get("MAX_HTTP_CONNECTIONS") ?? "0", 0),
+    maxHttpConnectionsPerAddress: parseCount(
+      "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
+      get("MAX_HTTP_CONNECTIONS_PER_ADDRESS") ?? "256",
+      1,
+    ),
+    metricsToken: parseSecret("METRICS_TOKEN", get("METRICS_TOKEN"), 8),
     iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map(parseIceServer),
     logLevel: logLevel as Config["logLevel"],
@@ -364,10 +422,19 @@ function parseCount(name: string, value: string, min: number): number {
 
 function parseSeconds(name: string, value: string): number {
   const seconds = Number(value);
-  if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) {
-    throw new ConfigError(`${name} must be a number of seconds between 0 and 86400 (got "${value}")`);
+  if (value === "" || !Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) {
+    throw new ConfigError(
+      `${name} must be a number of seconds greater than 0 and at most 86400, e.g. 0.5 or 15 (got "${value}")`,
+    );
   }
   return seconds;
+}
+
+function parseSecret(name: string, value: string | undefined, minLength: number): string | undefined {
+  if (value !== undefined && value.length < minLength) {
+    throw new ConfigError(`${name} must be at least ${minLength} characters long`);
+  }
+  return value;
 }
 
 /**

@@ -19,6 +19,10 @@ import { srtpBackendName } from "./srtp/context.ts";
 import { metricsHandler } from "./http/metrics.ts";
 import { MediaTotals } from "./metrics/media_totals.ts";
 import { LoopLagSampler } from "./metrics/loop_lag.ts";
+import { HttpGate } from "./http/http_gate.ts";
+import { normalizeAddress } from "./http/client_address.ts";
+import { openFileLimit } from "./http/descriptor_limit.ts";
+import { timeBody } from "./http/body.ts";
 
 /** How often rooms' bitrate and frame-rate estimates are refreshed. */
 const ROOM_STATS_INTERVAL_MS = 2000;
@@ -32,6 +36,8 @@ export interface RunningServer {
   sessions: SessionManager;
   directory: RoomDirectory;
   socket: MediaSocket;
+  /** The public HTTP port's accept loop (connection counts and timeouts). */
+  gate: HttpGate;
   /** Name of the room bus channel, for parties that want to listen. */
   busName: string;
   shutdown(): Promise<void>;
@@ -47,18 +53,56 @@ export async function startServer(
 ): Promise<RunningServer> {
   await ensureWritableDir("STORAGE_DIR", config.storageDir);
   await ensureWritableDir("CERTS_DIR", config.certsDir);
-  const certificate = await loadOrCreateCertificate(config.certsDir);
-  if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
-  log("info", `SRTP: ${srtpBackendName()}`);
-
+  // Both ports are bound before anything is logged, so a port in use is the only line a failed start prints.
   let socket: MediaSocket;
   try {
     socket = MediaSocket.listen(config.udpAddress, config.udpPort);
   } catch (e) {
     throw new ConfigError(
-      `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${(e as Error).message}`,
+      `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${firstLine(e)}`,
     );
   }
+  const httpLimits = httpConnectionLimits(config);
+  const trustedProxies = new Set(config.trustedProxies.map((a) => normalizeAddress(a) ?? a));
+  let gate: HttpGate;
+  try {
+    gate = new HttpGate({
+      hostname: config.tcpAddress,
+      port: config.tcpPort,
+      headerTimeoutMs: config.httpHeaderTimeoutMs,
+      idleTimeoutMs: config.httpIdleTimeoutMs,
+      maxConnections: httpLimits.maxConnections,
+      maxPerAddress: httpLimits.maxPerAddress,
+      trustedProxies,
+      tls: config.tls !== undefined,
+      log,
+    });
+  } catch (e) {
+    socket.close();
+    throw new ConfigError(
+      `TCP_PORT: cannot listen on ${config.tcpAddress}:${config.tcpPort}: ${firstLine(e)}`,
+    );
+  }
+  let certificate: ServerCertificate;
+  try {
+    certificate = await loadOrCreateCertificate(config.certsDir);
+  } catch (e) {
+    socket.close();
+    await gate.close();
+    throw e;
+  }
+  if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
+  log("info", `SRTP: ${srtpBackendName()}`);
+  log(
+    "info",
+    `HTTP: at most ${httpLimits.maxConnections} connections, ${httpLimits.maxPerAddress} per address ` +
+      `(${httpLimits.basis}); timeouts: headers ${config.httpHeaderTimeoutMs / 1000} s, body ` +
+      `${config.httpBodyTimeoutMs / 1000} s, idle ${config.httpIdleTimeoutMs / 1000} s`,
+    {
+      max_http_connections: httpLimits.maxConnections,
+      max_http_connections_per_address: httpLimits.maxPerAddress,
+    },
+  );
   const receiveBuffer = raiseReceiveBuffer(socket.port, RECEIVE_BUFFER_BYTES);
   log(
     "info",
@@ -123,49 +167,47 @@ export async function startServer(
   });
 
   const abort = new AbortController();
-  let server: Deno.HttpServer;
-  try {
-    server = Deno.serve(
-      {
-        hostname: config.tcpAddress,
-        port: config.tcpPort,
-        // HTTPS straight from Deno when TLS_CERT/TLS_KEY are set (config checked they load and match).
-        ...(config.tls ? { cert: config.tls.cert, key: config.tls.key } : {}),
-        signal: abort.signal,
-        onListen: () => {},
-        onError: (e) => {
-          log("error", `HTTP handler failed: ${e}`);
-          return new Response("internal error\n", { status: 500 });
-        },
+  const router = createRouter({
+    sessions,
+    directory,
+    feed,
+    thumbnails: thumbnailFiles,
+    whipToken: config.whipToken,
+    frontendUrl: config.frontendUrl,
+    log,
+    extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
+    rateLimiter: new RateLimiter(config.rateLimitPerMinute),
+    trustedProxies,
+    iceServers: config.iceServers,
+    cluster: cluster?.hooks,
+    metricsToken: config.metricsToken,
+  });
+  const bodyTimeoutMs = config.httpBodyTimeoutMs;
+  // Requests reach Deno.serve only through the gate, on a private loopback port.
+  const server = Deno.serve(
+    {
+      hostname: "127.0.0.1",
+      port: 0,
+      // HTTPS straight from Deno when TLS_CERT/TLS_KEY are set (config checked they load and match).
+      ...(config.tls ? { cert: config.tls.cert, key: config.tls.key } : {}),
+      signal: abort.signal,
+      onListen: () => {},
+      onError: (e) => {
+        log("error", `HTTP handler failed: ${e}`);
+        return new Response("internal error\n", {
+          status: 500,
+          headers: { "Content-Type": "text/plain", "X-Content-Type-Options": "nosniff" },
+        });
       },
-      createRouter({
-        sessions,
-        directory,
-        feed,
-        thumbnails: thumbnailFiles,
-        whipToken: config.whipToken,
-        frontendUrl: config.frontendUrl,
-        log,
-        extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
-        rateLimiter: new RateLimiter(config.rateLimitPerMinute),
-        trustedProxies: new Set(config.trustedProxies),
-        iceServers: config.iceServers,
-        cluster: cluster?.hooks,
-      }),
-    );
-  } catch (e) {
-    socket.close();
-    bus.close();
-    loopLag.stop();
-    await cluster?.close();
-    throw new ConfigError(
-      `TCP_PORT: cannot listen on ${config.tcpAddress}:${config.tcpPort}: ${(e as Error).message}`,
-    );
-  }
+    },
+    gate.wrap((req, info) => router(timeBody(req, bodyTimeoutMs), info)),
+  );
+  gate.start(server.addr.port);
 
   let stopping: Promise<void> | undefined;
   return {
-    httpPort: (server.addr as Deno.NetAddr).port,
+    httpPort: gate.port,
+    gate,
     udpPort: socket.port,
     candidates,
     certificate,
@@ -176,6 +218,7 @@ export async function startServer(
     shutdown() {
       stopping ??= (async () => {
         abort.abort();
+        await gate.close();
         clearInterval(statsTimer);
         loopLag.stop();
         feed.close();
@@ -217,6 +260,36 @@ export function advertisedAddresses(
   return addresses;
 }
 
+/** Descriptors kept for everything that is not an HTTP connection (UDP, files, ffmpeg pipes, Redis). */
+const RESERVED_DESCRIPTORS = 128;
+/** What the open-file limit is assumed to be when it cannot be read (no --allow-ffi): a common default. */
+const ASSUMED_OPEN_FILE_LIMIT = 1024;
+
+/**
+ * The HTTP connection caps: MAX_HTTP_CONNECTIONS, or as many as the open-file limit allows with a reserve
+ * (a relayed connection holds up to three descriptors: the client's, and both ends of the loopback hop);
+ * one address never gets more than half of them.
+ */
+export function httpConnectionLimits(
+  config: Pick<Config, "maxHttpConnections" | "maxHttpConnectionsPerAddress">,
+  fileLimit: number | undefined = openFileLimit(),
+): { maxConnections: number; maxPerAddress: number; basis: string } {
+  let maxConnections = config.maxHttpConnections;
+  let basis = "MAX_HTTP_CONNECTIONS";
+  if (maxConnections === 0) {
+    const limit = fileLimit ?? ASSUMED_OPEN_FILE_LIMIT;
+    maxConnections = Math.max(8, Math.floor((limit - RESERVED_DESCRIPTORS) / 3));
+    basis = fileLimit === undefined
+      ? `open-file limit unknown without --allow-ffi, assumed ${ASSUMED_OPEN_FILE_LIMIT}`
+      : `open-file limit ${fileLimit}`;
+  }
+  const maxPerAddress = Math.max(
+    1,
+    Math.min(config.maxHttpConnectionsPerAddress, Math.floor(maxConnections / 2)),
+  );
+  return { maxConnections, maxPerAddress, basis };
+}
+
 async function ensureWritableDir(variable: string, dir: string): Promise<void> {
   try {
     await Deno.mkdir(dir, { recursive: true });
@@ -224,6 +297,17 @@ async function ensureWritableDir(variable: string, dir: string): Promise<void> {
     await Deno.writeTextFile(probe, "");
     await Deno.remove(probe);
   } catch (e) {
-    throw new ConfigError(`${variable}: directory ${dir} is not writable: ${(e as Error).message}`);
+    // Deno's own text for a missing permission ends in "run again with --allow-…", advice for the wrong
+    // problem when the directory itself is the trouble; say which directory and why in one line.
+    const why = e instanceof Deno.errors.NotCapable
+      ? "this process is not permitted to write there"
+      : e instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : firstLine(e);
+    throw new ConfigError(`${variable}: directory ${dir} is not writable (${why})`);
   }
+}
+
+function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0];
 }

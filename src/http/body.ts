@@ -8,6 +8,50 @@ export class HttpError extends Error {
   }
 }
 
+/** The body did not arrive within the body timeout (HTTP_BODY_TIMEOUT). */
+export class BodyTimeoutError extends Error {
+  override name = "BodyTimeoutError";
+}
+
+/**
+ * `req` with a body that fails with {@link BodyTimeoutError} unless it has been read to its end within
+ * `timeoutMs`: a client trickling its body holds a connection and a handler for no more than that. Requests
+ * without a body are returned as they are.
+ */
+export function timeBody(req: Request, timeoutMs: number): Request {
+  if (req.body === null) return req;
+  const reader = req.body.getReader();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const body = new ReadableStream<Uint8Array>({
+    start(controller) {
+      timer = setTimeout(() => {
+        controller.error(new BodyTimeoutError(`request body not received within ${timeoutMs / 1000} s`));
+        reader.cancel().catch(() => {});
+      }, timeoutMs);
+    },
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          clearTimeout(timer);
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (e) {
+        clearTimeout(timer);
+        controller.error(e);
+      }
+    },
+    cancel(reason) {
+      clearTimeout(timer);
+      return reader.cancel(reason);
+    },
+  });
+  return new Request(
+    req.url,
+    { method: req.method, headers: req.headers, body, duplex: "half" } as RequestInit,
+  );
+}
+
 /** Largest SDP offer accepted (RFC 9725 does not set one; real offers are 3-8 KiB). */
 export const MAX_SDP_BYTES = 64 * 1024;
 
@@ -23,7 +67,8 @@ export async function readTextCapped(req: Request, limit = MAX_SDP_BYTES): Promi
     let chunk: ReadableStreamReadResult<Uint8Array>;
     try {
       chunk = await reader.read();
-    } catch {
+    } catch (e) {
+      if (e instanceof BodyTimeoutError) throw new HttpError(408, e.message, { Connection: "close" });
       // The client went away or broke the framing mid-body: its problem, not a server error to log.
       throw new HttpError(400, "request body could not be read");
     }

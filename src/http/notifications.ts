@@ -51,8 +51,11 @@ export class RoomFeed {
     return this.#clients.size;
   }
 
-  /** Opens an event stream for one client; it ends when `signal` aborts. */
-  connect(signal: AbortSignal): Response {
+  /**
+   * Opens an event stream for one client; it ends when the client goes away (the body is cancelled), when
+   * `signal` aborts, or on {@link close}.
+   */
+  connect(signal?: AbortSignal): Response {
     if (this.#clients.size >= this.#maxClients) {
       throw new HttpError(503, "too many notification clients", { "Retry-After": "10" });
     }
@@ -75,7 +78,7 @@ export class RoomFeed {
         if (client) this.#clients.delete(client);
       },
     }, { highWaterMark: 4 });
-    signal.addEventListener("abort", () => this.#drop(client), { once: true });
+    signal?.addEventListener("abort", () => this.#drop(client), { once: true });
     return new Response(body, {
       headers: {
         "Content-Type": "text/event-stream",

@@ -15,7 +15,9 @@ import type { IceServer } from "../config.ts";
 import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
 import type { RoomDirectory } from "../rooms/directory.ts";
 import type { RoomFeed } from "./notifications.ts";
-import { clientKey, type RateLimiter, requestAddress } from "./rate_limit.ts";
+import type { RateLimiter } from "./rate_limit.ts";
+import { addressKey, clientAddress } from "./client_address.ts";
+import { requireBearer } from "./auth.ts";
 
 /** What the router needs. */
 export interface RouterDeps {
@@ -30,12 +32,14 @@ export interface RouterDeps {
   extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
   /** Budget of WHIP/WHEP POSTs per client address; absent means unlimited. */
   rateLimiter?: RateLimiter;
-  /** Reverse proxies whose `X-Forwarded-For` is believed (see {@link requestAddress}). */
+  /** Reverse proxies (normalised addresses) whose `X-Forwarded-For` is believed (see {@link clientAddress}). */
   trustedProxies?: ReadonlySet<string>;
   /** STUN/TURN servers for `Link: rel="ice-server"` headers on WHIP/WHEP POST and OPTIONS. */
   iceServers?: IceServer[];
   /** Cluster mode: remote rooms relayed on WHEP, cross-node checks on WHIP. */
   cluster?: ClusterHooks;
+  /** Bearer token `/metrics` and `/rooms/<id>/stats` require (METRICS_TOKEN); absent leaves them open. */
+  metricsToken?: string;
 }
 
 /** The part of `Deno.ServeHandlerInfo` the router uses: who is asking. */
@@ -58,6 +62,8 @@ export function createRouter(deps: RouterDeps): (req: Request, info?: ClientInfo
     for (const [name, value] of Object.entries(cors)) {
       if (!response.headers.has(name)) response.headers.set(name, value);
     }
+    // No browser may guess a type for what we send, error text included (it can echo client input).
+    response.headers.set("X-Content-Type-Options", "nosniff");
     return response;
   };
 }
@@ -70,12 +76,17 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     addOptionsLinks(response.headers, req, path, deps);
     return response;
   }
+  const segments = path.split("/").filter((s) => s !== "");
+  const [first, second] = segments;
+  if (
+    deps.metricsToken !== undefined && (path === "/metrics" || (first === "rooms" && segments[2] === "stats"))
+  ) {
+    requireBearer(req, deps.metricsToken);
+  }
   for (const handler of deps.extra ?? []) {
     const response = await handler(req, url);
     if (response) return response;
   }
-  const segments = path.split("/").filter((s) => s !== "");
-  const [first, second] = segments;
   if ((first === "whip" || first === "whep") && segments.length <= 2) {
     const kind = first;
     if (second === undefined) {
@@ -117,7 +128,9 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   }
   if (path === "/notifications") {
     allow(req, ["GET", "OPTIONS"]);
-    return deps.feed.connect(req.signal);
+    // The stream ends when the client leaves (its body is cancelled), so `req.signal` is not needed: on
+    // Deno 2 it also aborts when a response completes and printed a plain-text warning into JSON logs.
+    return deps.feed.connect();
   }
   if (path === "/healthz") {
     allow(req, ["GET", "HEAD"]);
@@ -147,12 +160,12 @@ const NO_PROXIES: ReadonlySet<string> = new Set();
 /** Spends one of the client's session POSTs; 429 with `Retry-After` when its budget is used up. */
 function rateLimit(deps: RouterDeps, info: ClientInfo | undefined, req: Request): void {
   if (!deps.rateLimiter || !info || deps.cluster?.isNodeRequest(req)) return;
-  const address = requestAddress(
+  const address = clientAddress(
     info.remoteAddr.hostname,
     req.headers.get("x-forwarded-for"),
     deps.trustedProxies ?? NO_PROXIES,
   );
-  const decision = deps.rateLimiter.take(clientKey(address), performance.now());
+  const decision = deps.rateLimiter.take(addressKey(address), performance.now());
   if (!decision.allowed) {
     throw new HttpError(
       429,
@@ -175,7 +188,7 @@ function preflight(path: string): Response {
     : "PATCH, DELETE, OPTIONS";
   const headers: Record<string, string> = {
     "Access-Control-Allow-Methods": methods,
-    "Access-Control-Allow-Headers": "Authorization, Content-Type, If-Match",
+    "Access-Control-Allow-Headers": "Authorization, Content-Type, ETag, If-Match",
     "Access-Control-Max-Age": "600",
     Allow: methods,
   };
@@ -194,11 +207,17 @@ function corsHeaders(frontendUrl: string): Record<string, string> {
 
 function errorResponse(e: unknown, deps: RouterDeps): Response {
   if (e instanceof HttpError || e instanceof SessionError) {
-    const headers = new Headers({ "Content-Type": "text/plain; charset=utf-8" });
+    const headers = new Headers({
+      "Content-Type": "text/plain; charset=utf-8",
+      "X-Content-Type-Options": "nosniff",
+    });
     if (e instanceof HttpError) { for (const [k, v] of Object.entries(e.headers)) headers.set(k, v); }
     if (e.status === 503 && !headers.has("Retry-After")) headers.set("Retry-After", "10");
     return new Response(e.message + "\n", { status: e.status, headers });
   }
   deps.log("error", `request failed: ${(e as Error)?.stack ?? e}`);
-  return new Response("internal error\n", { status: 500, headers: { "Content-Type": "text/plain" } });
+  return new Response("internal error\n", {
+    status: 500,
+    headers: { "Content-Type": "text/plain", "X-Content-Type-Options": "nosniff" },
+  });
 }
