@@ -2,7 +2,13 @@
  * WHIP and WHEP sessions: turns an SDP offer into a peer plus an answer, ties publishers to rooms and
  * viewers to publishers, and frees everything when a peer ends.
  */
-import { chooseH264, chooseOpus, chooseRtx, h264Profile, PUBLISHER_VIDEO_FEEDBACK } from "../sdp/codecs.ts";
+import {
+  chooseH264,
+  chooseOpus,
+  chooseRtx,
+  chooseViewerVideo,
+  PUBLISHER_VIDEO_FEEDBACK,
+} from "../sdp/codecs.ts";
 import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
 import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
@@ -222,7 +228,9 @@ export class SessionManager {
     for (const m of offer.media) {
       const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
       if (m.kind === "video" && wantsMedia && !viewer.video) {
-        const codec = chooseH264(m, h264Profile(room.video));
+        const choice = chooseViewerVideo(m, room.video);
+        if (choice?.note) this.#options.log("info", `viewer of room ${room.id} ${choice.note}`);
+        const codec = choice?.codec;
         if (codec) {
           if (this.#options.media?.retransmissions !== false && codec.feedback.includes("nack")) {
             codec.rtxPayloadType = chooseRtx(m, codec.payloadType);

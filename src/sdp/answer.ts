@@ -60,13 +60,15 @@ export function buildAnswer(p: AnswerParams): string {
     if (!section.accepted) {
       lines.push(`m=${m.kind} 0 ${m.protocol} ${m.formats.join(" ")}`, "c=IN IP4 0.0.0.0");
       if (m.mid !== "") lines.push(`a=mid:${m.mid}`);
-      // Not needed by JSEP for a rejected line, but some clients (aiortc 1.4) refuse an answer without them.
+      // Not needed by JSEP for a rejected line, but some clients refuse an answer without them: aiortc 1.4
+      // checks every m-line for credentials and for rtcp-mux ("RTCP mux is not enabled").
       lines.push(
         `a=ice-ufrag:${p.iceUfrag}`,
         `a=ice-pwd:${p.icePwd}`,
         `a=fingerprint:sha-256 ${p.fingerprint}`,
         "a=setup:passive",
         "a=inactive",
+        "a=rtcp-mux",
       );
       continue;
     }

@@ -20,7 +20,7 @@ Deno.test("H.264 choice: the publisher's first packetization-mode=1 entry, a vie
   assert.match(forViewer.fmtp, /profile-level-id=42e01f/);
   assert.match(forViewer.fmtp, /packetization-mode=1/);
   const fallback = chooseH264(watchOffer.media[0], "6400")!;
-  assert.match(fallback.fmtp, /packetization-mode=1/, "falls back to any packetization-mode=1 H.264");
+  assert.match(fallback.fmtp, /packetization-mode=1/, "falls back to a packetization-mode=1 H.264");
   assert.equal(chooseOpus(publishOffer.media[1])?.payloadType, 111);
   assert.equal(chooseOpus(publishOffer.media[0]), undefined);
 });
@@ -65,6 +65,8 @@ Deno.test("answer: ice-lite, passive DTLS, fingerprint, rtcp-mux, BUNDLE, candid
   const reparsed = parseOffer(sdp.replace("a=setup:passive", "a=setup:active"));
   assert.equal(reparsed.media.length, 2);
   assert.equal(reparsed.media[1].port, 0);
+  // aiortc 1.4 refuses an answer whose rejected m-line lacks rtcp-mux ("RTCP mux is not enabled").
+  assert.equal(reparsed.media[1].rtcpMux, true, "the rejected audio line carries a=rtcp-mux");
 });
 
 Deno.test("viewer answers announce the server's SSRC and msid", () => {
