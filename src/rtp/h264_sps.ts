@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { BitReader, Truncated, unescapeRbsp } from "./bit_reader.ts";
 
 /** Width and height of the decoded (cropped) picture in luma samples. */
 export interface SpsDimensions {
@@ -18,65 +19,6 @@ const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 13
 
 // Level 6.2 tops out at 8192x4320 (Table A-1 MaxFS 139264 macroblocks); anything far above is garbage.
 const MAX_DIMENSION = 16384;
-
-/** Thrown internally when the bit reader runs past the end; never escapes this module. */
-class Truncated extends Error {}
-
-/** MSB-first bit reader with exp-Golomb decoding over an RBSP (escapes already removed). */
-class BitReader {
-  #bytes: Uint8Array;
-  #pos = 0; // in bits
-
-  constructor(bytes: Uint8Array) {
-    this.#bytes = bytes;
-  }
-
-  bit(): number {
-    const byte = this.#pos >>> 3;
-    if (byte >= this.#bytes.length) throw new Truncated();
-    const value = (this.#bytes[byte] >>> (7 - (this.#pos & 7))) & 1;
-    this.#pos++;
-    return value;
-  }
-
-  bits(n: number): number {
-    let value = 0;
-    for (let i = 0; i < n; i++) value = value * 2 + this.bit();
-    return value;
-  }
-
-  /** ue(v), 9.1. More than 31 leading zeros cannot encode a legal SPS value. */
-  ue(): number {
-    let zeros = 0;
-    while (this.bit() === 0) {
-      if (++zeros > 31) throw new Truncated();
-    }
-    return zeros === 0 ? 0 : 2 ** zeros - 1 + this.bits(zeros);
-  }
-
-  /** se(v), 9.1.1. */
-  se(): number {
-    const k = this.ue();
-    return k & 1 ? (k + 1) / 2 : -(k / 2);
-  }
-}
-
-/** Drops the 0x03 of each 00 00 03 sequence (7.4.1 emulation_prevention_three_byte). */
-function unescapeRbsp(nal: Uint8Array, start: number): Uint8Array {
-  const out = new Uint8Array(nal.length - start);
-  let n = 0;
-  let zeros = 0;
-  for (let i = start; i < nal.length; i++) {
-    const b = nal[i];
-    if (zeros >= 2 && b === 3) {
-      zeros = 0;
-      continue;
-    }
-    zeros = b === 0 ? zeros + 1 : 0;
-    out[n++] = b;
-  }
-  return out.subarray(0, n);
-}
 
 function skipScalingList(r: BitReader, size: number): void {
   // 7.3.2.1.1.1: only the deltas are in the bitstream; stop once next_scale hits 0.

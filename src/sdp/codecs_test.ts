@@ -106,7 +106,11 @@ Deno.test("viewer video: same codec and profile; otherwise nothing, with a reaso
   const av1 = choosePublisherVideo(videoLine(["AV1"]))!;
   assert.equal(chooseViewerVideo(watchOffer.media[0], av1)?.codec.name, "AV1");
   assert.equal(describeVideo(av1), "AV1 (profile=0)");
-  assert.equal(chooseViewerVideo(videoLine(["AV1 profile=1"]), av1), undefined, "AV1 High does not match Main");
+  assert.equal(
+    chooseViewerVideo(videoLine(["AV1 profile=1"]), av1),
+    undefined,
+    "AV1 High does not match Main",
+  );
 });
 
 Deno.test("VIDEO_CODECS parsing: known names in order, aliases, no duplicates, clear errors", () => {
