@@ -3,6 +3,7 @@
  * configuration at all; a bad value throws a {@link ConfigError} naming the variable.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
+import { DEFAULT_VIDEO_CODEC_ORDER, parseVideoCodecOrder, type VideoCodecName } from "./sdp/codecs.ts";
 
 /** A configuration value that cannot be used; the message is one line naming the variable. */
 export class ConfigError extends Error {
@@ -31,6 +32,8 @@ export interface Config {
   retransmissions: boolean;
   /** Transport-wide congestion-control feedback to publishers (else REMB). */
   transportCc: boolean;
+  /** Video codecs accepted from publishers, most preferred first. */
+  videoCodecs: VideoCodecName[];
   /** REMB ceiling for publishers without transport-wide CC, bit/s. */
   maxPublisherBitrate: number;
   /** WHIP + WHEP sessions in total, connecting or connected. */
@@ -139,6 +142,11 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "RETRANSMISSIONS",
     defaultValue: "on",
     description: "answer viewers' NACKs from history and NACK the publisher's losses",
+  },
+  {
+    name: "VIDEO_CODECS",
+    defaultValue: DEFAULT_VIDEO_CODEC_ORDER.join(","),
+    description: "video codecs taken from publishers, most preferred first (h264, av1, vp9, vp8, h265)",
   },
   {
     name: "TRANSPORT_CC",
@@ -281,6 +289,7 @@ export function loadConfig(env: Env = denoEnv): Config {
     keyframeCache: parseSwitch("KEYFRAME_CACHE", get("KEYFRAME_CACHE") ?? "on"),
     retransmissions: parseSwitch("RETRANSMISSIONS", get("RETRANSMISSIONS") ?? "on"),
     transportCc: parseSwitch("TRANSPORT_CC", get("TRANSPORT_CC") ?? "on"),
+    videoCodecs: parseCodecs(get("VIDEO_CODECS")),
     maxPublisherBitrate: parseCount("MAX_PUBLISHER_BITRATE", get("MAX_PUBLISHER_BITRATE") ?? "8000", 100) *
       1000,
     maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1),
@@ -494,4 +503,13 @@ export function randomToken(bytes = 18): string {
   let binary = "";
   for (const b of raw) binary += String.fromCharCode(b);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
+}
+
+function parseCodecs(value: string | undefined): VideoCodecName[] {
+  if (value === undefined) return [...DEFAULT_VIDEO_CODEC_ORDER];
+  try {
+    return parseVideoCodecOrder(value);
+  } catch (e) {
+    throw new ConfigError(`VIDEO_CODECS ${(e as Error).message}`);
+  }
 }

@@ -129,6 +129,7 @@ export async function startServer(
       maxPublisherBitrate: config.maxPublisherBitrate,
     },
     transportCc: config.transportCc,
+    videoCodecs: config.videoCodecs,
     maxSessions: config.maxSessions,
     maxViewersPerRoom: config.maxViewersPerRoom,
     transport: mediaTotals.wrap(socket),

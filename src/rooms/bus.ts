@@ -8,7 +8,7 @@
  * | `room-opened`       | sessions   | a publisher's WHIP session is established (DTLS up)      | `room`: {@link RoomInfo}|
  * | `room-changed`      | sessions   | viewer count, picture size, frame rate or bitrate changed| `room`: {@link RoomInfo}|
  * | `room-closed`       | sessions   | the publisher left (DELETE, DTLS close, consent timeout) | `roomId`                |
- * | `keyframe`          | sessions   | a complete H.264 keyframe arrived (at most 1 per second) | `roomId`, `data` (Annex-B) |
+ * | `keyframe`          | sessions   | a complete video keyframe arrived (at most 1 per second) | `roomId`, `format` (ffmpeg `-f`: h264/hevc Annex B, ivf for VP8/VP9/AV1), `data` |
  * | `thumbnail-updated` | thumbnails | a new JPEG for the room is in STORAGE_DIR                | `roomId`, `updatedAt`, `width`, `height` |
  *
  * A BroadcastChannel does not deliver to the object that posted, so each party opens its own channel.
@@ -39,12 +39,15 @@ export interface RoomOrigin {
   url: string;
 }
 
+/** How a keyframe on the bus is packaged, as ffmpeg names the input format. */
+export type KeyframeFormat = "h264" | "hevc" | "ivf";
+
 /** A message on the room bus. */
 export type RoomEvent =
   | { type: "room-opened"; room: RoomInfo }
   | { type: "room-changed"; room: RoomInfo }
   | { type: "room-closed"; roomId: string }
-  | { type: "keyframe"; roomId: string; data: Uint8Array }
+  | { type: "keyframe"; roomId: string; format: KeyframeFormat; data: Uint8Array }
   | { type: "thumbnail-updated"; roomId: string; updatedAt: string; width: number; height: number };
 
 /** Name of the BroadcastChannel the room bus runs on; `suffix` separates servers in one process (tests). */

@@ -6,7 +6,7 @@
 import { Buffer } from "node:buffer";
 import { RtpHeader } from "werift";
 import type { ChosenCodec } from "../sdp/codecs.ts";
-import { h264Profile } from "../sdp/codecs.ts";
+import { videoCodecOf, videoProfile } from "../sdp/codecs.ts";
 import type { Peer } from "../peer/peer.ts";
 import {
   buildBye,
@@ -21,8 +21,8 @@ import {
   type ReportBlock,
   type SenderReport,
 } from "../rtp/rtcp.ts";
-import { type AccessUnit, H264Depacketizer } from "../rtp/h264_depacketizer.ts";
-import { startsKeyframe } from "../rtp/keyframe.ts";
+import type { VideoFrame } from "../rtp/frame_buffer.ts";
+import { type VideoCodecSupport, videoCodecSupport } from "../rtp/video_codec.ts";
 import { KeyframeCache, squeezeTimestamps } from "../rtp/keyframe_cache.ts";
 import { PacketCache } from "../rtp/packet_cache.ts";
 import { ReceiveStream } from "../rtp/receive_stream.ts";
@@ -198,7 +198,7 @@ export class Room<Source extends RoomSource = Peer> {
     sourceChanges: 0,
   };
   /** Called with each complete keyframe access unit (the data is only valid during the call). */
-  onKeyframe: ((unit: AccessUnit) => void) | undefined;
+  onKeyframe: ((frame: VideoFrame) => void) | undefined;
   /** Publisher media bytes received, for the bitrate estimate. */
   bytesIn = 0;
   /** Complete video access units received, for the frame-rate estimate. */
@@ -212,8 +212,10 @@ export class Room<Source extends RoomSource = Peer> {
   #options: MediaOptions;
   #videoSource: SourceStream | undefined;
   #audioSource: SourceStream | undefined;
-  #depacketizer = new H264Depacketizer();
-  #keyframes = new KeyframeCache();
+  /** Everything codec-specific of the video path (keyframes, depacketizing): chosen once per room. */
+  readonly videoCodec: VideoCodecSupport;
+  #depacketizer;
+  #keyframes;
   #history = new PacketCache(1024);
   #twcc = new TwccRecorder();
   #rateSample = { at: 0, bytes: 0, units: 0 };
@@ -241,6 +243,10 @@ export class Room<Source extends RoomSource = Peer> {
     this.audio = options.audio;
     this.createdAt = options.now;
     this.#options = { ...DEFAULT_MEDIA_OPTIONS, ...options.media };
+    // The room keeps its codec for life: a publisher taking it over must send the same one (see sessions).
+    this.videoCodec = videoCodecSupport(videoCodecOf(options.video.name) ?? "h264");
+    this.#depacketizer = this.videoCodec.newDepacketizer();
+    this.#keyframes = new KeyframeCache(this.videoCodec.startsKeyframe);
   }
 
   /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
@@ -259,7 +265,7 @@ export class Room<Source extends RoomSource = Peer> {
 
     let keyframeStart = false;
     if (isVideo) {
-      keyframeStart = startsKeyframe(payload);
+      keyframeStart = this.videoCodec.startsKeyframe(payload);
       if (this.#options.retransmissions) this.#history.store(header.sequenceNumber, packet);
       if (this.#options.keyframeCache) {
         this.#keyframes.push(packet, header.payloadOffset, header.sequenceNumber, header.timestamp);
@@ -439,8 +445,8 @@ export class Room<Source extends RoomSource = Peer> {
       createdAt: this.createdAt.toISOString(),
       viewerCount: this.#audienceSize(),
       video: {
-        codec: "H264",
-        profile: h264Profile(this.video),
+        codec: videoCodecOf(this.video.name)?.toUpperCase() ?? this.video.name,
+        profile: videoProfile(this.video) ?? "",
         width: this.width,
         height: this.height,
         fps: this.fps || undefined,
@@ -550,7 +556,7 @@ export class Room<Source extends RoomSource = Peer> {
     track.replay = undefined;
   }
 
-  #onAccessUnit(unit: AccessUnit): void {
+  #onAccessUnit(unit: VideoFrame): void {
     this.accessUnits++;
     if (unit.width && unit.height) {
       this.width = unit.width;

@@ -3,11 +3,18 @@
  * viewers to publishers, and frees everything when a peer ends.
  */
 import {
-  chooseH264,
   chooseOpus,
+  choosePublisherVideo,
   chooseRtx,
   chooseViewerVideo,
+  type ChosenCodec,
+  codecLabel,
+  DEFAULT_VIDEO_CODEC_ORDER,
+  describeVideo,
+  offeredVideoNames,
   PUBLISHER_VIDEO_FEEDBACK,
+  type VideoCodecName,
+  videoCodecOf,
 } from "../sdp/codecs.ts";
 import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
@@ -52,6 +59,8 @@ export interface SessionOptions {
   media?: Partial<MediaOptions>;
   /** Negotiate transport-wide congestion control with publishers (default true). */
   transportCc?: boolean;
+  /** Video codecs taken from publishers, most preferred first (default: all, H.264 first). */
+  videoCodecs?: readonly VideoCodecName[];
   /** Sessions (WHIP + WHEP, connecting or connected) beyond which offers get 503; default 500. */
   maxSessions?: number;
   /** WHEP sessions per room beyond which offers get 503; default 200. */
@@ -122,17 +131,23 @@ export class SessionManager {
     if (this.attachedRooms.has(id)) throw new SessionError(409, `room "${id}" is relayed from another node`);
     this.#checkCapacity(undefined);
 
+    const order = this.#options.videoCodecs ?? DEFAULT_VIDEO_CODEC_ORDER;
+    // A publisher taking over a room keeps its codec when it can, so the viewers' sessions stay valid.
+    let existing = this.rooms.get(id);
+    const roomCodec = existing && videoCodecOf(existing.video.name);
+    const preferred = roomCodec ? [roomCodec, ...order.filter((c) => c !== roomCodec)] : order;
     const sections: AnswerSection[] = [];
-    let video: ReturnType<typeof chooseH264>;
+    let video: ChosenCodec | undefined;
     let audio: ReturnType<typeof chooseOpus>;
+    let audioOffered: string[] | undefined;
     let twccExtensionId: number | undefined;
     for (const m of offer.media) {
       const codec = !usable(m) || (m.direction !== "sendonly" && m.direction !== "sendrecv")
         ? undefined
         : m.kind === "video" && !video
-        ? (video = chooseH264(
+        ? (video = choosePublisherVideo(
           m,
-          undefined,
+          preferred,
           PUBLISHER_VIDEO_FEEDBACK.filter((fb) =>
             fb !== "transport-cc" || this.#options.transportCc !== false
           ),
@@ -140,6 +155,7 @@ export class SessionManager {
         : m.kind === "audio" && !audio
         ? (audio = chooseOpus(m, this.#options.transportCc === false ? [] : ["transport-cc"]))
         : undefined;
+      if (m.kind === "audio" && usable(m) && !audio) audioOffered ??= offeredVideoNames(m);
       // Transport-wide sequence numbers let the server give the publisher congestion feedback.
       const twcc = this.#options.transportCc === false
         ? undefined
@@ -157,17 +173,39 @@ export class SessionManager {
           : { offer: m, accepted: false },
       );
     }
+    const accepted = order.map((c) => codecLabel(c)).join(", ");
     if (!video) {
-      const hasVideo = offer.media.some((m) => m.kind === "video" && usable(m));
+      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredVideoNames);
       throw new SessionError(
         406,
-        hasVideo
-          ? "the offer's video has no H.264 with packetization-mode=1; enable H.264 in the encoder"
-          : "the offer has no video; this server needs H.264 video (audio-only is not supported)",
+        offered.length > 0
+          ? `the offer's video (${[...new Set(offered)].join(", ")}) has none of the codecs this server ` +
+            `takes (${accepted}; H.264 with packetization-mode=1)`
+          : `the offer has no video; this server needs video (${accepted}); audio-only is not supported`,
+      );
+    }
+    if (audioOffered) {
+      this.#options.log(
+        "info",
+        `room ${id}: the publisher's audio (${audioOffered.join(", ") || "no codec"}) is not Opus, ` +
+          "the only audio codec the server forwards: the room is video-only",
       );
     }
     const peer = this.#newPeer(offer);
-    const existing = this.rooms.get(id);
+    if (existing && videoCodecOf(existing.video.name) !== videoCodecOf(video.name)) {
+      // The new publisher cannot send the room's codec: the viewers cannot follow, so the room ends and
+      // starts again with the new codec.
+      this.#options.log(
+        "info",
+        `whip session ${short(peer.id)} takes over room ${id} with ${video.name} instead of ` +
+          `${existing.video.name}: its viewers are ended`,
+      );
+      this.rooms.delete(id);
+      const previous = existing.publisher;
+      this.#endRoom(existing);
+      previous.close("replaced");
+      existing = undefined;
+    }
     if (existing) {
       // Publishing to a room that already has a publisher replaces it: the same token proves the same trust,
       // and a reconnecting encoder (OBS after a network drop) keeps the room and its viewers instead of
@@ -195,12 +233,18 @@ export class SessionManager {
       media: { ...this.#options.media, twccExtensionId },
     });
     let lastKeyframePost = -Infinity;
-    room.onKeyframe = (unit) => {
+    room.onKeyframe = (frame) => {
       const now = this.#clock();
       if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
       lastKeyframePost = now;
-      // The unit's bytes are a view into the depacketizer's reused buffer: post a copy of just them.
-      this.#options.bus.publish({ type: "keyframe", roomId: room.id, data: unit.data.slice() });
+      // The frame's bytes are a view into the depacketizer's reused buffer: the decoder input is a copy.
+      const input = room.videoCodec.decoderInput(frame);
+      this.#options.bus.publish({
+        type: "keyframe",
+        roomId: room.id,
+        format: input.format,
+        data: input.data,
+      });
     };
     this.rooms.set(id, room);
     this.#addSession({ kind: "whip", id: peer.id, peer, room });
@@ -269,7 +313,12 @@ export class SessionManager {
       sections.push({ offer: m, accepted: false });
     }
     if (!viewer.video) {
-      throw new SessionError(406, "the offer cannot receive H.264 video (packetization-mode=1)");
+      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredVideoNames);
+      throw new SessionError(
+        406,
+        `room "${room.id}" sends ${describeVideo(room.video)} video; the offer can receive ` +
+          (offered.length > 0 ? [...new Set(offered)].join(", ") : "no video"),
+      );
     }
     const peer = this.#newPeer(offer);
     viewer.peer = peer;

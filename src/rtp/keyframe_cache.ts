@@ -2,7 +2,7 @@
  * The latest keyframe and every video packet after it, so a viewer joining mid-GOP starts decoding at once
  * instead of waiting for the publisher's next keyframe (which may never come early: OBS ignores PLI).
  */
-import { startsKeyframe } from "./keyframe.ts";
+import { startsKeyframe as h264StartsKeyframe } from "./keyframe.ts";
 
 /** One cached packet: a private copy of the publisher's packet and where its payload starts. */
 export interface CachedPacket {
@@ -22,11 +22,17 @@ export class KeyframeCache {
   #bytes = 0;
   #valid = false;
   #keyframeTimestamp = -1;
+  #startsKeyframe: (payload: Uint8Array) => boolean;
+
+  /** `startsKeyframe` is the stream's codec's packet-level keyframe test (H.264 by default). */
+  constructor(startsKeyframe: (payload: Uint8Array) => boolean = h264StartsKeyframe) {
+    this.#startsKeyframe = startsKeyframe;
+  }
 
   /** Feeds one publisher video packet (in arrival order). */
   push(packet: Uint8Array, payloadOffset: number, sequenceNumber: number, timestamp: number): void {
     const payload = packet.subarray(payloadOffset);
-    if (startsKeyframe(payload) && timestamp !== this.#keyframeTimestamp) {
+    if (this.#startsKeyframe(payload) && timestamp !== this.#keyframeTimestamp) {
       this.#packets = [];
       this.#bytes = 0;
       this.#valid = true;

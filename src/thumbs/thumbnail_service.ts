@@ -33,7 +33,7 @@ export class ThumbnailService {
     });
     this.#bus.subscribe((event) => {
       if (event.type === "keyframe") {
-        this.#thumbnailer.offerKeyframe(event.roomId, event.data, performance.now());
+        this.#thumbnailer.offerKeyframe(event.roomId, event.data, performance.now(), event.format);
       } else if (event.type === "room-closed") void this.#thumbnailer.remove(event.roomId);
     });
   }

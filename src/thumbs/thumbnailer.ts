@@ -1,5 +1,5 @@
 /**
- * Room thumbnails: an H.264 keyframe is decoded by an ffmpeg subprocess to raw RGB (PPM), then sharp scales
+ * Room thumbnails: a keyframe (H.264 or H.265 Annex B, or VP8/VP9/AV1 in IVF) is decoded by an ffmpeg subprocess to raw RGB (PPM), then sharp scales
  * it and encodes a JPEG, which is written atomically to `STORAGE_DIR/<roomId>.jpg`.
  *
  * @module
@@ -7,6 +7,7 @@
 
 import type sharpModule from "sharp";
 import { join } from "node:path";
+import type { KeyframeFormat } from "../rooms/bus.ts";
 
 /** What went wrong in {@link keyframeToJpeg} or {@link resizeJpeg}. */
 export type ThumbnailErrorCode =
@@ -40,6 +41,8 @@ export interface KeyframeToJpegOptions {
   ffmpegPath?: string;
   /** Kills ffmpeg early, e.g. on shutdown. */
   signal?: AbortSignal;
+  /** How the keyframe is packaged, as ffmpeg's `-f` names it (default "h264": Annex B). */
+  format?: KeyframeFormat;
 }
 
 /** A JPEG and its pixel size. */
@@ -134,12 +137,15 @@ interface RgbImage {
   height: number;
 }
 
-const FFMPEG_ARGS = [
-  ...["-hide_banner", "-loglevel", "error", "-threads", "1"],
-  ...["-f", "h264", "-i", "pipe:0", "-frames:v", "1", "-an"],
-  // PPM carries its own size, so no second guess at the cropped dimensions is needed.
-  ...["-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"],
-];
+/** The codec dispatch of thumbnails: ffmpeg finds the decoder from the input format (IVF names its codec). */
+function ffmpegArgs(format: KeyframeFormat): string[] {
+  return [
+    ...["-hide_banner", "-loglevel", "error", "-threads", "1"],
+    ...["-f", format, "-i", "pipe:0", "-frames:v", "1", "-an"],
+    // PPM carries its own size, so no second guess at the cropped dimensions is needed.
+    ...["-f", "image2pipe", "-c:v", "ppm", "-pix_fmt", "rgb24", "pipe:1"],
+  ];
+}
 
 async function decodeWithFfmpeg(annexB: Uint8Array, options: KeyframeToJpegOptions): Promise<RgbImage> {
   const ffmpegPath = options.ffmpegPath ?? "ffmpeg";
@@ -150,7 +156,7 @@ async function decodeWithFfmpeg(annexB: Uint8Array, options: KeyframeToJpegOptio
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(ffmpegPath, {
-      args: FFMPEG_ARGS,
+      args: ffmpegArgs(options.format ?? "h264"),
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
@@ -374,10 +380,10 @@ export class Thumbnailer {
   }
 
   /**
-   * Offers a room's keyframe (Annex-B with SPS/PPS). Cheap when declined; the bytes are copied only when
+   * Offers a room's keyframe (`format` as on the bus: Annex B with parameter sets, or IVF). Cheap when declined; the bytes are copied only when
    * a thumbnail is started, so a view into a reused buffer is fine. `now` is in milliseconds, any origin.
    */
-  offerKeyframe(roomId: string, annexB: Uint8Array, now: number): void {
+  offerKeyframe(roomId: string, annexB: Uint8Array, now: number, format: KeyframeFormat = "h264"): void {
     if (this.#closed || this.#disabled) return;
     let st = this.#rooms.get(roomId);
     if (st === undefined) {
@@ -395,7 +401,7 @@ export class Thumbnailer {
     st.nextAt = now + this.#intervalMs;
     this.#running++;
     const state = st;
-    const job = this.#make(roomId, state, annexB.slice(), now).finally(() => {
+    const job = this.#make(roomId, state, annexB.slice(), now, format).finally(() => {
       this.#running--;
       state.job = undefined;
       this.#jobs.delete(job);
@@ -462,7 +468,13 @@ export class Thumbnailer {
     return removed;
   }
 
-  async #make(roomId: string, st: RoomState, annexB: Uint8Array, now: number): Promise<void> {
+  async #make(
+    roomId: string,
+    st: RoomState,
+    annexB: Uint8Array,
+    now: number,
+    format: KeyframeFormat,
+  ): Promise<void> {
     let info: ThumbnailInfo;
     this.counters.runs++;
     try {
@@ -471,6 +483,7 @@ export class Thumbnailer {
         timeoutMs: this.#timeoutMs,
         ffmpegPath: this.#ffmpegPath,
         signal: this.#abort.signal,
+        format,
       });
       if (this.#closed || this.#rooms.get(roomId) !== st) return;
       const path = await this.#write(roomId, image.jpeg);
