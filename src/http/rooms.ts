@@ -12,7 +12,13 @@ export interface RoomJson {
   id: string;
   viewer_count: number;
   created_at: string;
-  video: { codec: string; profile: string; width: number | null; height: number | null; fps: number | null };
+  video: {
+    codec: string;
+    profile: string | null;
+    width: number | null;
+    height: number | null;
+    fps: number | null;
+  };
   audio: { codec: string } | null;
   bitrate_kbps: number;
   thumbnail_url: string | null;
@@ -26,7 +32,8 @@ export function roomJson(room: ListedRoom): RoomJson {
     created_at: room.createdAt,
     video: {
       codec: room.video.codec,
-      profile: room.video.profile,
+      // VP8 has no profiles.
+      profile: room.video.profile || null,
       width: room.video.width ?? null,
       height: room.video.height ?? null,
       fps: room.video.fps ?? null,

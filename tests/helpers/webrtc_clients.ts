@@ -5,7 +5,10 @@
  */
 import type { Page } from "playwright-core";
 
-/** Publishes the fake camera + microphone over WHIP with H.264 preferred; returns the session URL. */
+/**
+ * Publishes the fake camera + microphone over WHIP with H.264 preferred (or only `codec`, a mimeType such as
+ * "video/VP8", set with setCodecPreferences); returns the session URL.
+ */
 export function publishFromPage(
   page: Page,
   options: {
@@ -16,9 +19,10 @@ export function publishFromPage(
     height?: number;
     /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
     degradation?: string;
+    codec?: string;
   },
 ): Promise<{ location: string; roomId: string }> {
-  return page.evaluate(async ({ token, room, videoOnly, width, height, degradation }) => {
+  return page.evaluate(async ({ token, room, videoOnly, width, height, degradation, codec }) => {
     const stream = await navigator.mediaDevices.getUserMedia({
       video: { width, height, frameRate: 30 },
       audio: !videoOnly,
@@ -26,10 +30,12 @@ export function publishFromPage(
     const pc = new RTCPeerConnection();
     const video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", streams: [stream] });
     const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
-    video.setCodecPreferences([
-      ...codecs.filter((c) => c.mimeType === "video/H264"),
-      ...codecs.filter((c) => c.mimeType !== "video/H264"),
-    ]);
+    video.setCodecPreferences(
+      codec ? codecs.filter((c) => c.mimeType === codec || c.mimeType === "video/rtx") : [
+        ...codecs.filter((c) => c.mimeType === "video/H264"),
+        ...codecs.filter((c) => c.mimeType !== "video/H264"),
+      ],
+    );
     for (const track of stream.getAudioTracks()) {
       pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }
@@ -62,7 +68,14 @@ export function publishFromPage(
       check();
     });
     return { location: res.headers.get("Location")!, roomId: res.headers.get("X-Room-Id")! };
-  }, { width: 640, height: 480, degradation: "", ...options, videoOnly: options.videoOnly ?? false });
+  }, {
+    width: 640,
+    height: 480,
+    degradation: "",
+    codec: "",
+    ...options,
+    videoOnly: options.videoOnly ?? false,
+  });
 }
 
 /** Watches a room over WHEP into a muted `<video>`; returns the session URL. */

@@ -112,7 +112,27 @@ export function viewers(count) {
   return `${count} ${count === 1 ? "viewer" : "viewers"}`;
 }
 
-/** Puts H.264 first in a video transceiver's codec list (the server only carries H.264). */
+/** Video codecs the server forwards, as browsers name them, in the server's default order. */
+export const VIDEO_CODECS = ["video/H264", "video/AV1", "video/VP9", "video/VP8", "video/H265"];
+
+/** The codecs of {@link VIDEO_CODECS} this browser can encode. */
+export function encodableCodecs() {
+  const caps = globalThis.RTCRtpSender?.getCapabilities?.("video");
+  if (!caps) return [];
+  const have = new Set(caps.codecs.map((c) => c.mimeType.toLowerCase()));
+  return VIDEO_CODECS.filter((mime) => have.has(mime.toLowerCase()));
+}
+
+/** Makes a sending transceiver offer only `mimeType` (with its retransmission stream). */
+export function sendOnlyCodec(transceiver, mimeType) {
+  const caps = RTCRtpSender.getCapabilities?.("video");
+  if (!caps || !transceiver.setCodecPreferences) return;
+  const wanted = mimeType.toLowerCase();
+  const codecs = caps.codecs.filter((c) => [wanted, "video/rtx"].includes(c.mimeType.toLowerCase()));
+  if (codecs.length > 1) transceiver.setCodecPreferences(codecs);
+}
+
+/** Puts H.264 first in a video transceiver's codec list (the server's default first choice). */
 export function preferH264(transceiver, direction = "receiver") {
   const caps = (direction === "sender" ? RTCRtpSender : RTCRtpReceiver).getCapabilities?.("video");
   if (!caps || !transceiver.setCodecPreferences) return;

@@ -5,10 +5,12 @@ import {
   apiUrl,
   bitrateMeter,
   connected,
+  encodableCodecs,
   linkPages,
   pageHref,
   preferH264,
   reason,
+  sendOnlyCodec,
 } from "./api.js";
 
 const form = document.getElementById("form");
@@ -19,6 +21,11 @@ const stopButton = document.getElementById("stop");
 const preview = document.getElementById("preview");
 const previewEmpty = document.getElementById("preview-empty");
 const status = document.getElementById("status");
+const codecSelect = document.getElementById("codec");
+for (const mime of encodableCodecs()) {
+  const name = mime.replace("video/", "");
+  codecSelect.append(new Option(name === "H264" ? "H.264" : name === "H265" ? "H.265" : name, mime));
+}
 
 // The token is stored per API base, so a link with a different ?api= never receives it unasked.
 const TOKEN_KEY = `whip-token:${apiBase}`;
@@ -84,7 +91,8 @@ async function start() {
     // Screen content favours sharp text over motion when the bandwidth is short.
     if (source === "screen") videoTrack.contentHint = "detail";
     const video = pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [stream] });
-    preferH264(video, "sender");
+    if (codecSelect.value) sendOnlyCodec(video, codecSelect.value);
+    else preferH264(video, "sender");
     for (const track of stream.getAudioTracks()) {
       pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
     }

@@ -1,0 +1,139 @@
+/**
+ * VP8, VP9 and AV1 end to end with Chromium: a page publishes its fake camera with only that codec
+ * (setCodecPreferences), another page watches and decodes the same codec, the rooms API names it with the
+ * bitstream's picture size, and the thumbnail is a JPEG of the same picture. A viewer that cannot receive
+ * the room's codec gets a 406 naming both sides.
+ */
+import assert from "node:assert/strict";
+import sharp from "sharp";
+import type { Page } from "playwright-core";
+import { launchChromium } from "./helpers/browser.ts";
+import { startServerProcess } from "./helpers/server_process.ts";
+import { offerFromPage, publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import { waitFor } from "./helpers/wait.ts";
+
+/** Mean red, green and blue of what the page's `<video>` shows now. */
+function videoMeanColor(page: Page): Promise<number[]> {
+  return page.evaluate(() => {
+    const video = document.querySelector("video")!;
+    const canvas = document.createElement("canvas");
+    canvas.width = 64;
+    canvas.height = 48;
+    const ctx = canvas.getContext("2d")!;
+    ctx.drawImage(video, 0, 0, 64, 48);
+    const { data } = ctx.getImageData(0, 0, 64, 48);
+    const sum = [0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) for (let c = 0; c < 3; c++) sum[c] += data[i + c];
+    return sum.map((s) => s / (data.length / 4));
+  });
+}
+
+for (const codec of ["VP8", "VP9", "AV1"]) {
+  Deno.test({
+    name: `${codec}: Chromium publishes it, a Chromium viewer decodes it, the room gets a thumbnail`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+  }, async () => {
+    const server = await startServerProcess({ THUMBNAIL_INTERVAL: "1", RATE_LIMIT_PER_MINUTE: "0" });
+    const browser = await launchChromium();
+    try {
+      const publisher = await browser.newPage();
+      const viewer = await browser.newPage();
+      await publisher.goto(`${server.baseUrl}/healthz`);
+      await viewer.goto(`${server.baseUrl}/healthz`);
+      const room = codec.toLowerCase();
+      await publishFromPage(publisher, {
+        token: server.token,
+        room,
+        codec: `video/${codec}`,
+        degradation: "maintain-resolution",
+      });
+      await watchFromPage(viewer, room);
+      const stats = await waitFor(
+        `${codec} frames to be decoded`,
+        () => receiveStats(viewer),
+        (s) => s.framesDecoded > 30,
+        30_000,
+      );
+      assert.equal(stats.videoCodec, `video/${codec}`);
+
+      const info = await waitFor(
+        "the picture size and the thumbnail",
+        async () => await (await fetch(`${server.baseUrl}/rooms/${room}`)).json(),
+        (r) => r.thumbnail_url !== null && r.video.width !== null && r.video.fps !== null,
+        30_000,
+      );
+      assert.equal(info.video.codec, codec);
+      // Chromium may scale its encoder down on a loaded machine; the camera's 4:3 shape stays.
+      assert.equal(info.video.width * 3, info.video.height * 4, `${info.video.width}x${info.video.height}`);
+      assert.equal(info.video.width, stats.frameWidth, "the size read from the bitstream is what is decoded");
+
+      const jpeg = new Uint8Array(
+        await (await fetch(`${server.baseUrl}${info.thumbnail_url}`)).arrayBuffer(),
+      );
+      assert.deepEqual([...jpeg.subarray(0, 2)], [0xff, 0xd8]);
+      const image = sharp(jpeg);
+      const meta = await image.metadata();
+      assert.equal(meta.width! * 3, meta.height! * 4, `thumbnail ${meta.width}x${meta.height}`);
+      // The thumbnail shows the camera's picture: its colour balance matches what the viewer shows (as
+      // shares of the total: ffmpeg and the browser's canvas may map the video's colour range differently).
+      const thumbMean = (await image.stats()).channels.slice(0, 3).map((c) => c.mean);
+      const shown = await videoMeanColor(viewer);
+      const share = (v: number[]) => v.map((x) => x / (v[0] + v[1] + v[2]));
+      for (let c = 0; c < 3; c++) {
+        assert.ok(
+          Math.abs(share(thumbMean)[c] - share(shown)[c]) < 0.1,
+          `channel ${c}: thumbnail ${thumbMean}, video ${shown}`,
+        );
+      }
+      assert.ok((await image.stats()).channels[1].stdev > 5, "not a blank picture");
+
+      // A viewer that offers only H.264 cannot watch this room: 406 naming the room's codec and its offer.
+      const h264Only = (await offerFromPage(viewer, ["video"], true)).replace(/a=sendonly/g, "a=recvonly")
+        .replace(/a=rtpmap:(\d+) (VP8|VP9|AV1)\/90000\r\n/g, "");
+      const refused = await fetch(`${server.baseUrl}/whep?target_id=${room}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp" },
+        body: h264Only,
+      });
+      const reason = await refused.text();
+      assert.equal(refused.status, 406, reason);
+      assert.match(reason, new RegExp(`sends ${codec}`));
+      assert.match(reason, /can receive .*H264/);
+    } catch (e) {
+      console.error(`--- server ---\n${server.logs()}`);
+      throw e;
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+}
+
+Deno.test({
+  name: "the publish page lists the codecs Chromium encodes and publishes the one chosen",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/publish`);
+    const options = await page.locator("#codec option").allInnerTexts();
+    for (const name of ["H.264", "AV1", "VP9", "VP8"]) assert.ok(options.includes(name), `${options}`);
+    await page.getByLabel("Token").fill(server.token);
+    await page.getByLabel("Room name").fill("chosen");
+    await page.getByLabel("Video codec").selectOption({ label: "VP9" });
+    await page.getByRole("button", { name: "Start streaming" }).click();
+    await page.locator('#status[data-state="live"]').waitFor({ timeout: 20000 });
+    const info = await (await fetch(`${server.baseUrl}/rooms/chosen`)).json();
+    assert.equal(info.video.codec, "VP9");
+  } catch (e) {
+    console.error(`--- server ---\n${server.logs()}`);
+    throw e;
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
