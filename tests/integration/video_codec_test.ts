@@ -4,14 +4,14 @@
  * with ffmpeg at the source's size, a lost packet drops only its frame, sequence numbers may wrap.
  */
 import assert from "node:assert/strict";
-import { videoCodecSupport } from "./video_codec.ts";
+import { videoCodecSupport } from "../../src/rtp/video_codec.ts";
 import {
   decodeSize,
   type FixtureCodec,
   type FixturePacket,
   framesOf,
   rtpFixture,
-} from "../../tests/fixtures/rtp_fixture.ts";
+} from "../fixtures/rtp_fixture.ts";
 
 const CODECS: FixtureCodec[] = ["vp8", "vp9", "h265", "av1"];
 const fixtures = new Map<FixtureCodec, FixturePacket[]>();
