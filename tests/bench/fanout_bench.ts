@@ -1,20 +1,28 @@
 /**
  * Fan-out benchmark (`deno task bench`): one publisher sends a 720p H.264 + Opus clip at ~2.5 Mbit/s, N
  * lightweight viewers (full ICE, DTLS, SRTP decrypt, no decode) watch it, and the server process's CPU time
- * is divided by the packets the viewers received. The same run measures a baseline built from werift's
- * `RTCPeerConnection` (one per client) and prints both with their ratios.
+ * is divided by the packets the viewers received. The same run measures the Pion anchor (Pion WebRTC v3
+ * forwarding the Broadcast Box way, `pion_sfu/`) with the same clients and prints the ratios.
  *
  * Options (flags or environment): --viewers N (BENCH_VIEWERS, default 100), --seconds S (BENCH_SECONDS,
- * measured window, default 20), --server-root DIR (BENCH_SERVER_ROOT: a checkout whose main.ts to run,
- * default this one), --baseline-viewers M (BENCH_BASELINE_VIEWERS, default N: werift saturates one core
- * near 30 k packets/s, so a lower M shows its steady-state cost), --only ours|werift.
+ * measured window, default 20), --servers LIST (BENCH_SERVERS, default `ours,pion`; `werift` adds the
+ * werift baseline, one `RTCPeerConnection` per client), --server-root DIR (BENCH_SERVER_ROOT: a checkout
+ * whose main.ts to run, default this one), --baseline-viewers M (BENCH_BASELINE_VIEWERS, viewers for the
+ * werift baseline, default N: werift saturates one core near 30 k packets/s, so a lower M shows its
+ * steady-state cost).
  */
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
-import { freePort } from "../helpers/server_process.ts";
 import { srtpBackendName } from "../../src/srtp/context.ts";
 import { cpuModel, processCpu, processRssBytes } from "./proc_stats.ts";
+import {
+  parseServerNames,
+  scrapeMetrics,
+  type ServerName,
+  type ServerUnderTest,
+  startServer,
+} from "./servers.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -23,7 +31,7 @@ interface Settings {
   baselineViewers: number;
   seconds: number;
   serverRoot: string;
-  only: "ours" | "werift" | undefined;
+  servers: ServerName[];
 }
 
 function settings(): Settings {
@@ -31,176 +39,20 @@ function settings(): Settings {
     const i = Deno.args.indexOf(`--${name}`);
     return i >= 0 ? Deno.args[i + 1] : undefined;
   };
-  const only = flag("only");
-  if (only !== undefined && only !== "ours" && only !== "werift") {
-    throw new Error("--only takes ours or werift");
-  }
   const viewers = Number(flag("viewers") ?? Deno.env.get("BENCH_VIEWERS") ?? 100);
   return {
     viewers,
     baselineViewers: Number(flag("baseline-viewers") ?? Deno.env.get("BENCH_BASELINE_VIEWERS") ?? viewers),
     seconds: Number(flag("seconds") ?? Deno.env.get("BENCH_SECONDS") ?? 20),
     serverRoot: flag("server-root") ?? Deno.env.get("BENCH_SERVER_ROOT") ?? ROOT,
-    only,
+    servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
   };
-}
-
-/** A server under test running as its own process, so its CPU time can be read from /proc. */
-interface ServerUnderTest {
-  label: string;
-  baseUrl: string;
-  pid: number;
-  token: string;
-  logs(): string;
-  stop(): Promise<void>;
-}
-
-function collect(
-  stream: ReadableStream<Uint8Array>,
-  into: { text: string },
-  onLine?: (line: string) => void,
-) {
-  const decoder = new TextDecoder();
-  return (async () => {
-    for await (const chunk of stream) {
-      const text = decoder.decode(chunk, { stream: true });
-      into.text = (into.text + text).slice(-20_000);
-      if (onLine) { for (const line of text.split("\n")) onLine(line); }
-    }
-  })();
-}
-
-async function startOurs(serverRoot: string, viewers: number): Promise<ServerUnderTest> {
-  const dir = await Deno.makeTempDir({ prefix: "fanout-bench-" });
-  const httpPort = freePort("tcp");
-  const token = `bench-${crypto.randomUUID()}`;
-  const child = new Deno.Command(Deno.execPath(), {
-    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. --v8-flags=--prof to profile it.
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-all",
-      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
-      join(serverRoot, "main.ts"),
-    ],
-    cwd: serverRoot,
-    env: {
-      TCP_ADDRESS: "127.0.0.1",
-      TCP_PORT: String(httpPort),
-      UDP_ADDRESS: "127.0.0.1",
-      UDP_PORT: String(freePort("udp")),
-      WHIP_TOKEN: token,
-      STORAGE_DIR: join(dir, "storage"),
-      CERTS_DIR: join(dir, "certs"),
-      // Thumbnails run ffmpeg every few seconds; keep them out of the fan-out figures.
-      THUMBNAIL_INTERVAL: "3600",
-      // Admission limits would turn the viewers away; settings a version does not know are ignored.
-      RATE_LIMIT_PER_MINUTE: "0",
-      MAX_SESSIONS: String(viewers + 10),
-      MAX_VIEWERS_PER_ROOM: String(viewers + 10),
-      LOG_LEVEL: "warn",
-    },
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
-  const log = { text: "" };
-  const drained = collect(child.stderr, log);
-  const baseUrl = `http://127.0.0.1:${httpPort}`;
-  await waitHealthy(baseUrl, child, log);
-  return {
-    label: "this server",
-    baseUrl,
-    pid: child.pid,
-    token,
-    logs: () => log.text,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await drained;
-      await Deno.remove(dir, { recursive: true }).catch(() => {});
-    },
-  };
-}
-
-async function startWerift(): Promise<ServerUnderTest> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", join(ROOT, "tests/bench/werift_sfu.ts")],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const log = { text: "" };
-  let resolvePort: (port: number) => void = () => {};
-  const port = new Promise<number>((resolve) => resolvePort = resolve);
-  const drained = Promise.all([
-    collect(child.stdout, log, (line) => {
-      const m = /^LISTENING (\d+)/.exec(line);
-      if (m) resolvePort(Number(m[1]));
-    }),
-    collect(child.stderr, log),
-  ]);
-  const timeout = setTimeout(() => resolvePort(-1), 20_000);
-  const listening = await port;
-  clearTimeout(timeout);
-  if (listening < 0) {
-    child.kill("SIGKILL");
-    throw new Error(`werift SFU did not start:\n${log.text}`);
-  }
-  return {
-    label: "werift RTCPeerConnection per client",
-    baseUrl: `http://127.0.0.1:${listening}`,
-    pid: child.pid,
-    token: "",
-    logs: () => log.text,
-    async stop() {
-      try {
-        child.kill("SIGTERM");
-      } catch { /* gone */ }
-      await child.status;
-      await drained;
-    },
-  };
-}
-
-async function waitHealthy(baseUrl: string, child: Deno.ChildProcess, log: { text: string }): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${baseUrl}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) return;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new Error(`server did not start:\n${log.text}`);
-    }
-    await sleep(100);
-  }
 }
 
 /** utime + stime of a process (all threads), in microseconds. */
 function cpuMicros(pid: number): number {
   const { user, system } = processCpu(pid);
   return user + system;
-}
-
-/** Counters from the server's Prometheus endpoint, when it has one (the werift baseline does not). */
-async function scrapeMetrics(baseUrl: string): Promise<Map<string, number>> {
-  const values = new Map<string, number>();
-  try {
-    const res = await fetch(`${baseUrl}/metrics`);
-    if (!res.ok) {
-      await res.body?.cancel();
-      return values;
-    }
-    for (const line of (await res.text()).split("\n")) {
-      const m = /^(sfu_[a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
-      if (m) values.set(m[1], (values.get(m[1]) ?? 0) + Number(m[2]));
-    }
-  } catch { /* no metrics */ }
-  return values;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -366,21 +218,22 @@ function format(results: Result[], clip: Clip, s: Settings): string {
     `${r.firstPacketMedianMs.toFixed(0)} ms (${r.firstPacketP95Ms.toFixed(0)} ms)`,
     kb(r.rssPerViewer),
   ]);
-  if (results.length === 2) {
-    const [a, b] = results;
-    const ratio = (x: number, y: number) => `${(x / y).toFixed(2)}×`;
+  const ours = results.find((r) => r.label === "this server");
+  const ratio = (x: number, y: number) => `${(x / y).toFixed(2)}×`;
+  for (const other of results) {
+    if (!ours || other === ours) continue;
     rows.push([
-      `${b.label} ÷ ${a.label}`,
+      `${ours.label} ÷ ${other.label}`,
       "",
-      ratio(b.forwardedPerSecond, a.forwardedPerSecond),
-      `${ratio(b.cpuMicrosPerPacket, a.cpuMicrosPerPacket)} (${
-        ratio(b.systemMicrosPerPacket, a.systemMicrosPerPacket)
+      ratio(ours.forwardedPerSecond, other.forwardedPerSecond),
+      `${ratio(ours.cpuMicrosPerPacket, other.cpuMicrosPerPacket)} (${
+        ratio(ours.systemMicrosPerPacket, other.systemMicrosPerPacket)
       })`,
-      ratio(b.cpuPercent, a.cpuPercent),
-      ratio(b.deliveryMin, a.deliveryMin),
-      ratio(b.deliveryMedian, a.deliveryMedian),
-      ratio(b.firstPacketMedianMs, a.firstPacketMedianMs),
-      ratio(b.rssPerViewer, a.rssPerViewer),
+      ratio(ours.cpuPercent, other.cpuPercent),
+      ratio(ours.deliveryMin, other.deliveryMin),
+      ratio(ours.deliveryMedian, other.deliveryMedian),
+      ratio(ours.firstPacketMedianMs, other.firstPacketMedianMs),
+      ratio(ours.rssPerViewer, other.rssPerViewer),
     ]);
   }
   const lines = [
@@ -415,13 +268,9 @@ if (import.meta.main) {
   const s = settings();
   const clip = await loadClip(join(ROOT, "storage/bench-cache"));
   const results: Result[] = [];
-  const targets: [string, number, () => Promise<ServerUnderTest>][] = [
-    ["ours", s.viewers, () => startOurs(s.serverRoot, s.viewers)],
-    ["werift", s.baselineViewers, startWerift],
-  ];
-  for (const [name, viewers, start] of targets) {
-    if (s.only && s.only !== name) continue;
-    const server = await start();
+  for (const name of s.servers) {
+    const viewers = name === "werift" ? s.baselineViewers : s.viewers;
+    const server = await startServer(name, { sessions: viewers, serverRoot: s.serverRoot });
     console.error(`measuring ${server.label} (pid ${server.pid}) with ${viewers} viewers...`);
     try {
       results.push(await measure(server, clip, { viewers, seconds: s.seconds }));

@@ -1,0 +1,220 @@
+/**
+ * The servers the benchmarks compare, each started as its own process so its CPU time can be read from
+ * /proc: this server (`main.ts` of a checkout), the Pion anchor (`pion_sfu/`, forwarding the Broadcast Box
+ * way) and the werift baseline (`werift_sfu.ts`, one `RTCPeerConnection` per client).
+ */
+import { join } from "node:path";
+import { freePort } from "../helpers/server_process.ts";
+import { waitFor } from "../helpers/wait.ts";
+import { buildPionSfu } from "./pion_sfu.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+
+/** A server under test running as its own process. */
+export interface ServerUnderTest {
+  label: string;
+  baseUrl: string;
+  pid: number;
+  /** WHIP bearer token (empty when the server takes any). */
+  token: string;
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** The servers a benchmark can measure, by the name its `--servers` flag takes. */
+export type ServerName = "ours" | "pion" | "werift";
+
+/** Parses a comma-separated `--servers` value. */
+export function parseServerNames(list: string): ServerName[] {
+  const names = list.split(",").map((n) => n.trim()).filter((n) => n !== "");
+  for (const name of names) {
+    if (name !== "ours" && name !== "pion" && name !== "werift") {
+      throw new Error(`unknown server "${name}" (ours, pion, werift)`);
+    }
+  }
+  return names as ServerName[];
+}
+
+/** Starts a server by name; `sessions` sizes this server's admission limits. */
+export function startServer(
+  name: ServerName,
+  o: { sessions: number; serverRoot?: string; cacheDir?: string },
+): Promise<ServerUnderTest> {
+  const cacheDir = o.cacheDir ?? join(ROOT, "storage/bench-cache");
+  switch (name) {
+    case "ours":
+      return startOurs(o.serverRoot ?? ROOT, o.sessions);
+    case "pion":
+      return startPion(cacheDir);
+    case "werift":
+      return startWerift();
+  }
+}
+
+function collect(
+  stream: ReadableStream<Uint8Array>,
+  into: { text: string },
+  onLine?: (line: string) => void,
+) {
+  const decoder = new TextDecoder();
+  return (async () => {
+    for await (const chunk of stream) {
+      const text = decoder.decode(chunk, { stream: true });
+      into.text = (into.text + text).slice(-20_000);
+      if (onLine) { for (const line of text.split("\n")) onLine(line); }
+    }
+  })();
+}
+
+async function startOurs(serverRoot: string, sessions: number): Promise<ServerUnderTest> {
+  const dir = await Deno.makeTempDir({ prefix: "bench-server-" });
+  const httpPort = freePort("tcp");
+  const token = `bench-${crypto.randomUUID()}`;
+  const child = new Deno.Command(Deno.execPath(), {
+    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. --cpu-prof to profile it.
+    args: [
+      "run",
+      "--unstable-net",
+      "--allow-all",
+      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
+      join(serverRoot, "main.ts"),
+    ],
+    cwd: Deno.env.get("BENCH_SERVER_CWD") ?? serverRoot,
+    env: {
+      TCP_ADDRESS: "127.0.0.1",
+      TCP_PORT: String(httpPort),
+      UDP_ADDRESS: "127.0.0.1",
+      UDP_PORT: String(freePort("udp")),
+      WHIP_TOKEN: token,
+      STORAGE_DIR: join(dir, "storage"),
+      CERTS_DIR: join(dir, "certs"),
+      // Thumbnails run ffmpeg every few seconds; keep them out of the figures.
+      THUMBNAIL_INTERVAL: "3600",
+      // Admission limits would turn the clients away; settings a version does not know are ignored.
+      RATE_LIMIT_PER_MINUTE: "0",
+      MAX_SESSIONS: String(sessions + 10),
+      MAX_VIEWERS_PER_ROOM: String(sessions + 10),
+      LOG_LEVEL: "warn",
+    },
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const log = { text: "" };
+  const drained = collect(child.stderr, log);
+  const baseUrl = `http://127.0.0.1:${httpPort}`;
+  await waitHealthy(baseUrl, child, log);
+  return {
+    label: "this server",
+    baseUrl,
+    pid: child.pid,
+    token,
+    logs: () => log.text,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await drained;
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Starts a child that prints `LISTENING <port>` on stdout when its HTTP side is up. */
+async function startListening(label: string, command: Deno.Command): Promise<ServerUnderTest> {
+  const child = command.spawn();
+  const log = { text: "" };
+  let resolvePort: (port: number) => void = () => {};
+  const port = new Promise<number>((resolve) => resolvePort = resolve);
+  const drained = Promise.all([
+    collect(child.stdout, log, (line) => {
+      const m = /^LISTENING (\d+)/.exec(line);
+      if (m) resolvePort(Number(m[1]));
+    }),
+    collect(child.stderr, log),
+  ]);
+  const timeout = setTimeout(() => resolvePort(-1), 20_000);
+  child.status.then(() => resolvePort(-1));
+  const listening = await port;
+  clearTimeout(timeout);
+  if (listening < 0) {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await drained;
+    throw new Error(`${label} did not start:\n${log.text}`);
+  }
+  return {
+    label,
+    baseUrl: `http://127.0.0.1:${listening}`,
+    pid: child.pid,
+    token: "",
+    logs: () => log.text,
+    async stop() {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* gone */ }
+      await child.status;
+      await drained;
+    },
+  };
+}
+
+async function startPion(cacheDir: string): Promise<ServerUnderTest> {
+  const binary = await buildPionSfu(cacheDir);
+  return startListening(
+    "Pion v3 (Broadcast Box way)",
+    new Deno.Command(binary, {
+      args: ["-http", "127.0.0.1:0", "-udp", `127.0.0.1:${freePort("udp")}`],
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+}
+
+function startWerift(): Promise<ServerUnderTest> {
+  return startListening(
+    "werift RTCPeerConnection per client",
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", join(ROOT, "tests/bench/werift_sfu.ts")],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }),
+  );
+}
+
+async function waitHealthy(baseUrl: string, child: Deno.ChildProcess, log: { text: string }): Promise<void> {
+  const healthy = async () => {
+    try {
+      const res = await fetch(`${baseUrl}/healthz`);
+      await res.body?.cancel();
+      return res.ok;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    await waitFor("the server's /healthz", healthy, (ok) => ok, 30_000);
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw new Error(`${(e as Error).message}; server log:\n${log.text}`);
+  }
+}
+
+/** Counters from the server's Prometheus endpoint, summed over labels (empty for the baselines). */
+export async function scrapeMetrics(baseUrl: string): Promise<Map<string, number>> {
+  const values = new Map<string, number>();
+  try {
+    const res = await fetch(`${baseUrl}/metrics`);
+    if (!res.ok) {
+      await res.body?.cancel();
+      return values;
+    }
+    for (const line of (await res.text()).split("\n")) {
+      const m = /^(sfu_[a-z_]+)(?:\{[^}]*\})? ([0-9.e+-]+)$/.exec(line);
+      if (m) values.set(m[1], (values.get(m[1]) ?? 0) + Number(m[2]));
+    }
+  } catch { /* no metrics */ }
+  return values;
+}
