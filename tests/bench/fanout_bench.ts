@@ -118,7 +118,7 @@ async function measure(
           await LightClient.connect({ baseUrl: server.baseUrl, role: "viewer", room: "bench", certificate }),
         );
       } catch (e) {
-        if (errors.length < 5) errors.push((e as Error).message);
+        if (errors.length < 5) errors.push((e as Error).message || String(e));
       }
     }
   };

@@ -8,7 +8,10 @@
  *
  * Options (flags or environment): --publishers LIST (BENCH_PUBLISHERS, default `1,4`), --seconds S
  * (BENCH_SECONDS, measured window, default 10), --repeat R (BENCH_REPEAT, default 1), --servers LIST
- * (BENCH_SERVERS, default `ours,pion`), --server-root DIR (BENCH_SERVER_ROOT).
+ * (BENCH_SERVERS, default `ours,pion`), --server-root DIR (BENCH_SERVER_ROOT), --profile (BENCH_PROFILE=1:
+ * take a V8 CPU profile of this server over each window through its inspector, print where the µs per
+ * received packet go and save the `.cpuprofile` under storage/bench-cache/; the profiler costs a few
+ * percent, so compare profiled runs with each other).
  */
 import { join } from "node:path";
 import { type ClientCertificate, createClientCertificate, LightClient } from "./light_client.ts";
@@ -22,6 +25,8 @@ import {
   startServer,
 } from "./servers.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { freePort } from "../helpers/server_process.ts";
+import { startCpuProfile, summarizeCpuProfile } from "./cpu_profile.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 /** Seconds of an idle server (started, no sessions) measured before the publishers connect. */
@@ -35,6 +40,7 @@ interface Settings {
   repeat: number;
   servers: ServerName[];
   serverRoot: string;
+  profile: boolean;
 }
 
 function settings(): Settings {
@@ -50,6 +56,7 @@ function settings(): Settings {
     repeat: Number(flag("repeat") ?? Deno.env.get("BENCH_REPEAT") ?? 1),
     servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
     serverRoot: flag("server-root") ?? Deno.env.get("BENCH_SERVER_ROOT") ?? ROOT,
+    profile: Deno.args.includes("--profile") || Deno.env.get("BENCH_PROFILE") === "1",
   };
 }
 
@@ -65,6 +72,8 @@ interface IngestResult {
   idleCpuPercent: number;
   /** RTP packets the server counted in, per second (/metrics; this server only). */
   serverRtpInPerSecond: number | undefined;
+  /** Where this server's CPU went (with --profile). */
+  profileSummary?: string;
 }
 
 function sleep(ms: number): Promise<void> {
@@ -82,6 +91,7 @@ async function measure(
   certificate: ClientCertificate,
   publishers: number,
   seconds: number,
+  inspectPort: number | undefined,
 ): Promise<IngestResult> {
   const idleStart = cpuSample(server.pid);
   await sleep(IDLE_SECONDS * 1000);
@@ -107,13 +117,22 @@ async function measure(
     );
     await sleep(WARM_UP_SECONDS * 1000);
     const metricsBefore = await scrapeMetrics(server.baseUrl);
+    const profiler = inspectPort === undefined ? undefined : await startCpuProfile(inspectPort);
     const before = { ...cpuSample(server.pid), sent: sent() };
     await sleep(seconds * 1000);
     const after = { ...cpuSample(server.pid), sent: sent() };
+    const profile = await profiler?.stop();
     const metricsAfter = await scrapeMetrics(server.baseUrl);
     const window = (after.at - before.at) / 1000;
     const packets = after.sent - before.sent;
     const rtpIn = "sfu_rtp_packets_in_total";
+    let profileSummary: string | undefined;
+    if (profile) {
+      const path = join(ROOT, `storage/bench-cache/ingest-${publishers}-${server.pid}.cpuprofile`);
+      await Deno.writeTextFile(path, JSON.stringify(profile));
+      profileSummary = `${server.label}, ${publishers} publisher(s), µs per received packet (${path}):\n` +
+        summarizeCpuProfile(profile, packets);
+    }
     return {
       label: server.label,
       publishers,
@@ -125,6 +144,7 @@ async function measure(
       serverRtpInPerSecond: metricsAfter.has(rtpIn)
         ? (metricsAfter.get(rtpIn)! - (metricsBefore.get(rtpIn) ?? 0)) / window
         : undefined,
+      profileSummary,
     };
   } finally {
     for (const s of senders) s.stop();
@@ -187,12 +207,17 @@ if (import.meta.main) {
     for (const publishers of s.publishers) {
       const results: IngestResult[] = [];
       for (const name of order) {
-        const server = await startServer(name, { sessions: publishers, serverRoot: s.serverRoot });
+        const inspectPort = s.profile && name.startsWith("ours") ? freePort("tcp") : undefined;
+        const server = await startServer(name, {
+          sessions: publishers,
+          serverRoot: s.serverRoot,
+          inspectPort,
+        });
         console.error(
           `run ${repeat + 1}: ${server.label} (pid ${server.pid}), ${publishers} publisher(s)...`,
         );
         try {
-          results.push(await measure(server, clip, certificate, publishers, s.seconds));
+          results.push(await measure(server, clip, certificate, publishers, s.seconds, inspectPort));
         } catch (e) {
           console.error(`${server.label} failed: ${(e as Error).stack}\n${server.logs()}`);
         } finally {
@@ -205,6 +230,7 @@ if (import.meta.main) {
         `Run ${repeat + 1}, ${publishers} publisher(s), load avg ${Deno.loadavg()[0].toFixed(2)}:`,
       );
       out.push(...table(results));
+      for (const r of results) if (r.profileSummary) out.push("", r.profileSummary);
     }
   }
   if (s.repeat > 1) {

@@ -21,32 +21,42 @@ export interface ServerUnderTest {
   stop(): Promise<void>;
 }
 
-/** The servers a benchmark can measure, by the name its `--servers` flag takes. */
-export type ServerName = "ours" | "pion" | "werift";
+/**
+ * The servers a benchmark can measure, by the name its `--servers` flag takes: `ours:DIR` is this server
+ * from another checkout (e.g. a copy with one change, to measure that change in the same run).
+ */
+export type ServerName = "ours" | "pion" | "werift" | `ours:${string}`;
 
 /** Parses a comma-separated `--servers` value. */
 export function parseServerNames(list: string): ServerName[] {
   const names = list.split(",").map((n) => n.trim()).filter((n) => n !== "");
   for (const name of names) {
-    if (name !== "ours" && name !== "pion" && name !== "werift") {
-      throw new Error(`unknown server "${name}" (ours, pion, werift)`);
+    if (name !== "ours" && name !== "pion" && name !== "werift" && !/^ours:./.test(name)) {
+      throw new Error(`unknown server "${name}" (ours, ours:DIR, pion, werift)`);
     }
   }
   return names as ServerName[];
 }
 
-/** Starts a server by name; `sessions` sizes this server's admission limits. */
+/**
+ * Starts a server by name; `sessions` sizes this server's admission limits, `inspectPort` opens its V8
+ * inspector (for a CPU profile).
+ */
 export function startServer(
   name: ServerName,
-  o: { sessions: number; serverRoot?: string; cacheDir?: string },
+  o: { sessions: number; serverRoot?: string; cacheDir?: string; inspectPort?: number },
 ): Promise<ServerUnderTest> {
   const cacheDir = o.cacheDir ?? join(ROOT, "storage/bench-cache");
+  if (name.startsWith("ours:")) {
+    const root = name.slice("ours:".length);
+    return startOurs(root, o.sessions, o.inspectPort, `this server (${root})`);
+  }
   switch (name) {
     case "ours":
-      return startOurs(o.serverRoot ?? ROOT, o.sessions);
+      return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort);
     case "pion":
       return startPion(cacheDir);
-    case "werift":
+    default:
       return startWerift();
   }
 }
@@ -66,7 +76,12 @@ function collect(
   })();
 }
 
-async function startOurs(serverRoot: string, sessions: number): Promise<ServerUnderTest> {
+async function startOurs(
+  serverRoot: string,
+  sessions: number,
+  inspectPort?: number,
+  label = "this server",
+): Promise<ServerUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "bench-server-" });
   const httpPort = freePort("tcp");
   const token = `bench-${crypto.randomUUID()}`;
@@ -77,6 +92,7 @@ async function startOurs(serverRoot: string, sessions: number): Promise<ServerUn
       "--unstable-net",
       "--allow-all",
       ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
+      ...(inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectPort}`]),
       join(serverRoot, "main.ts"),
     ],
     cwd: Deno.env.get("BENCH_SERVER_CWD") ?? serverRoot,
@@ -104,7 +120,7 @@ async function startOurs(serverRoot: string, sessions: number): Promise<ServerUn
   const baseUrl = `http://127.0.0.1:${httpPort}`;
   await waitHealthy(baseUrl, child, log);
   return {
-    label: "this server",
+    label,
     baseUrl,
     pid: child.pid,
     token,
