@@ -14,6 +14,7 @@ import { Buffer } from "node:buffer";
 import { classes, DtlsClient, Message, methods, parseMessage } from "werift";
 import type { ServerCertificate } from "../peer/certificate.ts";
 import { certificateFingerprint } from "../peer/peer.ts";
+import { answerCheck } from "../peer/ice_lite.ts";
 import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import { buildPullOffer, parsePullAnswer } from "./pull_sdp.ts";
@@ -321,12 +322,21 @@ export class WhepPull {
   }
 
   #handleStun(data: Uint8Array, from: Deno.NetAddr): void {
+    if (data[0] === 0x00 && data[1] === 0x01) {
+      // The other node proves this address and refreshes consent with its own requests (RFC 7675).
+      const answer = answerCheck(
+        data,
+        { localUfrag: this.#localUfrag, localPwd: this.#localPwd, remoteUfrag: this.#remoteUfrag },
+        from,
+      );
+      if (answer) this.#send(answer.response, from);
+      return;
+    }
     // Undefined unless MESSAGE-INTEGRITY holds under the other node's password.
     const message = parseMessage(
       Buffer.from(data.buffer, data.byteOffset, data.length),
       Buffer.from(this.#remotePwd, "utf8"),
     );
-    // Only answers to this node's checks matter: the other node is ICE-lite and sends no checks of its own.
     if (!message || message.messageMethod !== methods.BINDING) return;
     if (message.messageClass !== classes.RESPONSE) return;
     const sentTo = this.#pendingChecks.get(message.transactionIdHex);

@@ -112,7 +112,7 @@ export async function patchSession(
   if (fragment.icePwd === undefined) {
     throw new HttpError(422, "a=ice-ufrag does not match the session; an ICE restart needs a=ice-pwd too");
   }
-  const restarted = deps.sessions.restartIce(kind, sessionId, ufrag);
+  const restarted = deps.sessions.restartIce(kind, sessionId, ufrag, fragment.icePwd);
   return new Response(restarted.fragment, {
     status: 200,
     headers: { "Content-Type": SDPFRAG, ETag: restarted.etag },

@@ -5,7 +5,7 @@
 import { classifyDatagram } from "./demux.ts";
 import { datagrams } from "./datagrams.ts";
 import { SendTo } from "./udp_sendto.ts";
-import { stunLocalUfrag } from "../peer/ice_lite.ts";
+import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
 import type { PeerTransport } from "../rooms/sessions.ts";
 
@@ -44,7 +44,8 @@ export class MediaSocket implements PeerTransport {
   /** Datagrams go into the sendmmsg batch instead of out one by one. */
   #batching = false;
 
-  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 1000) {
+  /** Timers (consent requests, probe retransmissions, timeouts) run this often. */
+  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250) {
     this.#conn = conn;
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
@@ -89,8 +90,14 @@ export class MediaSocket implements PeerTransport {
     try {
       switch (classifyDatagram(data)) {
         case "stun": {
-          const ufrag = stunLocalUfrag(data);
-          const peer = ufrag === undefined ? undefined : this.#byUfrag.get(ufrag);
+          // Checks name the peer in USERNAME; answers to the server's own requests carry none and are
+          // matched by the address they come from.
+          let peer: Peer | undefined;
+          if (isBindingSuccess(data)) peer = this.#byAddress.get(addressKey(from));
+          else {
+            const ufrag = stunLocalUfrag(data);
+            peer = ufrag === undefined ? undefined : this.#byUfrag.get(ufrag);
+          }
           if (peer) peer.handleStun(data, from, now);
           else this.counters.unknownPeer++;
           return;
@@ -157,8 +164,15 @@ export class MediaSocket implements PeerTransport {
     this.#byUfrag.set(peer.localUfrag, peer);
   }
 
+  /**
+   * Routes datagrams from `address` to `peer`. An address stays with the live peer that had it first: a
+   * check forged with another client's address must not divert that client's media, DTLS or consent answers.
+   */
   routeAddress(peer: Peer, address: PeerAddress): void {
-    this.#byAddress.set(addressKey(address), peer);
+    const key = addressKey(address);
+    const owner = this.#byAddress.get(key);
+    if (owner && owner !== peer && owner.state !== "closed") return;
+    this.#byAddress.set(key, peer);
   }
 
   removePeer(peer: Peer): void {

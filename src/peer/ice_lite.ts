@@ -1,30 +1,29 @@
 /**
  * ICE-lite STUN handling (RFC 8445 §2.5, RFC 5389): answer connectivity checks whose USERNAME and
- * MESSAGE-INTEGRITY match a session's credentials. Pure: bytes in, bytes out.
+ * MESSAGE-INTEGRITY match a session's credentials, and build the binding requests the server sends itself
+ * to prove an address and refresh consent (RFC 7675). Pure: bytes in, bytes out.
  */
 import { Buffer } from "node:buffer";
-import { classes, Message, methods, parseMessage } from "werift";
+import { classes, Message, methods } from "werift";
+import { BINDING_REQUEST, BINDING_SUCCESS, integrityValid, readStun } from "./stun.ts";
 
 /** The local ufrag a binding request is addressed to (`USERNAME` = "local:remote"), if any. */
 export function stunLocalUfrag(data: Uint8Array): string | undefined {
-  try {
-    const message = parseMessage(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-    if (!message || message.messageMethod !== methods.BINDING || message.messageClass !== classes.REQUEST) {
-      return undefined;
-    }
-    const username = message.getAttributeValue("USERNAME");
-    if (typeof username !== "string") return undefined;
-    const colon = username.indexOf(":");
-    return colon > 0 ? username.slice(0, colon) : undefined;
-  } catch {
-    return undefined;
-  }
+  const message = readStun(data);
+  if (!message || message.type !== BINDING_REQUEST || message.username === undefined) return undefined;
+  const colon = message.username.indexOf(":");
+  return colon > 0 ? message.username.slice(0, colon) : undefined;
+}
+
+/** Whether a datagram is a STUN binding success response (routed by address, not by ufrag). */
+export function isBindingSuccess(data: Uint8Array): boolean {
+  return data.length >= 20 && data[0] === 0x01 && data[1] === 0x01;
 }
 
 /** A verified connectivity check and the response to send back to its source. */
 export interface CheckAnswer {
   response: Uint8Array;
-  /** The controlling agent nominated this address (USE-CANDIDATE). */
+  /** The controlling agent nominated this address (USE-CANDIDATE before MESSAGE-INTEGRITY). */
   nominated: boolean;
 }
 
@@ -38,27 +37,58 @@ export function answerCheck(
   credentials: { localUfrag: string; localPwd: string; remoteUfrag: string },
   from: { hostname: string; port: number },
 ): CheckAnswer | undefined {
-  let message: Message | undefined;
-  try {
-    message = parseMessage(
-      Buffer.from(data.buffer, data.byteOffset, data.byteLength),
-      Buffer.from(credentials.localPwd, "utf8"),
-    );
-  } catch {
-    return undefined;
-  }
-  if (!message || message.messageMethod !== methods.BINDING || message.messageClass !== classes.REQUEST) {
-    return undefined;
-  }
-  if (message.getAttributeValue("USERNAME") !== `${credentials.localUfrag}:${credentials.remoteUfrag}`) {
-    return undefined;
-  }
-  const response = new Message(methods.BINDING, classes.RESPONSE, message.transactionId);
+  const message = readStun(data);
+  if (!message || message.type !== BINDING_REQUEST) return undefined;
+  if (message.username !== `${credentials.localUfrag}:${credentials.remoteUfrag}`) return undefined;
+  if (!integrityValid(data, message, Buffer.from(credentials.localPwd, "utf8"))) return undefined;
+  const response = new Message(
+    methods.BINDING,
+    classes.RESPONSE,
+    Buffer.from(message.transactionId.buffer, message.transactionId.byteOffset, 12),
+  );
   response.setAttribute("XOR-MAPPED-ADDRESS", [from.hostname, from.port]);
   response.addMessageIntegrity(Buffer.from(credentials.localPwd, "utf8"));
   response.addFingerprint();
-  return {
-    response: new Uint8Array(response.bytes),
-    nominated: message.getAttributeValue("USE-CANDIDATE") !== undefined,
-  };
+  return { response: new Uint8Array(response.bytes), nominated: message.useCandidate };
+}
+
+/** Credentials the server signs its own binding requests with: the client's (RFC 8445 §7.2.2). */
+export interface RemoteCredentials {
+  localUfrag: string;
+  remoteUfrag: string;
+  remotePwd: string;
+}
+
+/**
+ * PRIORITY of the server's own requests: what a host candidate of component 1 has (RFC 8445 §5.1.2.1).
+ * A lite agent's requests must carry one, though the client learns no candidate from it that it lacks.
+ */
+const REQUEST_PRIORITY = (126 << 24) + (65535 << 8) + 255;
+
+/**
+ * A binding request from the server (the controlled agent) to the client: USERNAME "remote:local", PRIORITY,
+ * ICE-CONTROLLED, MESSAGE-INTEGRITY under the client's ice-pwd, FINGERPRINT (RFC 8445 §7.2.2, RFC 7675 §5.1).
+ */
+export function bindingRequest(
+  credentials: RemoteCredentials,
+  transactionId: Uint8Array,
+  tieBreaker: bigint,
+): Uint8Array {
+  const request = new Message(methods.BINDING, classes.REQUEST, Buffer.from(transactionId));
+  request.setAttribute("USERNAME", `${credentials.remoteUfrag}:${credentials.localUfrag}`);
+  request.setAttribute("PRIORITY", REQUEST_PRIORITY);
+  request.setAttribute("ICE-CONTROLLED", tieBreaker);
+  request.addMessageIntegrity(Buffer.from(credentials.remotePwd, "utf8"));
+  request.addFingerprint();
+  return new Uint8Array(request.bytes);
+}
+
+/**
+ * The transaction id of `data` when it is a binding success response authenticated with the client's
+ * ice-pwd (RFC 8445 §7.2.5.2: the responder signs with its own password); undefined otherwise.
+ */
+export function authenticatedResponse(data: Uint8Array, remotePwd: string): Uint8Array | undefined {
+  const message = readStun(data);
+  if (!message || message.type !== BINDING_SUCCESS) return undefined;
+  return integrityValid(data, message, Buffer.from(remotePwd, "utf8")) ? message.transactionId : undefined;
 }

@@ -6,16 +6,15 @@
 import { Buffer } from "node:buffer";
 import { createHash, X509Certificate } from "node:crypto";
 import { DtlsServer, keyLength, saltLength } from "werift";
-import { answerCheck } from "./ice_lite.ts";
+import { answerCheck, isBindingSuccess } from "./ice_lite.ts";
+import { IcePaths } from "./ice_paths.ts";
 import type { ServerCertificate } from "./certificate.ts";
 import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
 
 /** A UDP address; the shape of `Deno.NetAddr` without the transport field. */
-export interface PeerAddress {
-  hostname: string;
-  port: number;
-}
+export type { PathAddress as PeerAddress } from "./ice_paths.ts";
+import type { PathAddress as PeerAddress } from "./ice_paths.ts";
 
 /** Lifecycle of a peer. */
 export type PeerState = "new" | "checking" | "connected" | "closed";
@@ -59,6 +58,8 @@ export interface PeerOptions {
   localUfrag: string;
   localPwd: string;
   remoteUfrag: string;
+  /** The client's ice-pwd: the server signs its own binding requests (consent, RFC 7675) with it. */
+  remotePwd: string;
   /** The DTLS fingerprint from the client's SDP offer. */
   remoteFingerprint: { algorithm: string; value: string };
   certificate: ServerCertificate;
@@ -86,63 +87,79 @@ export class Peer {
   localUfrag: string;
   localPwd: string;
   remoteUfrag: string;
+  remotePwd: string;
   state: PeerState = "new";
-  /** Where media goes: the nominated address, or the last validated one until nomination. */
-  selected: PeerAddress | undefined;
   readonly counters: PeerCounters = { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtcpIn: 0 };
   srtpProfile = 0;
 
   #options: PeerOptions;
-  #validated = new Set<string>();
-  #nominated = false;
-  #lastSeen: number;
+  #paths: IcePaths;
+  /** Before the handshake: the address DTLS started from (werift's cookie is not tied to an address). */
+  #dtlsFrom: string | undefined;
   #createdAt: number;
   #dtls: DtlsServer | undefined;
   #dtlsTransport: DtlsTransport | undefined;
   #srtp: SrtpContext | undefined;
+  /** When the last DTLS record was handed to werift (its callbacks carry no time). */
+  #handshakeNow = 0;
 
   constructor(options: PeerOptions) {
     this.id = options.id;
     this.localUfrag = options.localUfrag;
     this.localPwd = options.localPwd;
     this.remoteUfrag = options.remoteUfrag;
+    this.remotePwd = options.remotePwd;
     this.#options = options;
-    this.#lastSeen = options.now;
     this.#createdAt = options.now;
+    this.#paths = new IcePaths(options.consentTimeoutMs);
   }
 
-  /** Handles a STUN datagram addressed to this peer's ufrag. */
+  /** Where media goes: an address proven to want it (see {@link IcePaths}), undefined before the handshake. */
+  get selected(): PeerAddress | undefined {
+    return this.#paths.selected;
+  }
+
+  /** Points media somewhere else without proof; only fault-injection tests do this. */
+  set selected(address: PeerAddress | undefined) {
+    this.#paths.selected = address;
+  }
+
+  /**
+   * Handles a STUN datagram: a check addressed to this peer's ufrag, or a response from one of its addresses
+   * to the server's own request. A check from an address not yet proven is answered only before the
+   * handshake; afterwards the server sends that address its own request and waits for the answer.
+   */
   handleStun(data: Uint8Array, from: PeerAddress, now: number): void {
     if (this.state === "closed") return;
+    if (isBindingSuccess(data)) {
+      if (this.#paths.isChecked(from)) this.#paths.response(data, from, now, this);
+      return;
+    }
     const answer = answerCheck(data, this, from);
     if (!answer) return;
+    const known = this.#paths.isChecked(from);
+    const answered = this.#paths.check(from, answer.nominated, now, this, this.#options.transmit);
+    if (!known && this.#paths.isChecked(from)) this.#options.events.onAddressValidated(this, from);
+    if (!answered) return;
     this.#options.transmit(answer.response, from);
-    this.#lastSeen = now;
-    const key = addressKey(from);
-    if (!this.#validated.has(key)) {
-      this.#validated.add(key);
-      this.#options.events.onAddressValidated(this, from);
-    }
     if (this.state === "new") this.state = "checking";
-    if (answer.nominated || !this.#nominated) {
-      this.#nominated ||= answer.nominated;
-      this.selected = from;
-    }
   }
 
   /**
    * ICE restart (RFC 8445 §9, RFC 9725 §4.3.2): new credentials on both sides. DTLS, SRTP and the addresses
-   * validated so far stay, so media keeps flowing on the old path until the client nominates a new one.
+   * proven so far stay, so media keeps flowing on the old path until the client nominates a new one.
    */
-  restartIce(localUfrag: string, localPwd: string, remoteUfrag: string): void {
+  restartIce(localUfrag: string, localPwd: string, remoteUfrag: string, remotePwd: string): void {
     this.localUfrag = localUfrag;
     this.localPwd = localPwd;
     this.remoteUfrag = remoteUfrag;
+    this.remotePwd = remotePwd;
+    this.#paths.restart();
   }
 
-  /** Whether ICE validated this address for this peer. */
+  /** Whether a valid check came from this address (DTLS and SRTP are accepted from it). */
   isValidated(from: PeerAddress): boolean {
-    return this.#validated.has(addressKey(from));
+    return this.#paths.isChecked(from);
   }
 
   /** Handles a DTLS record from a validated address. */
@@ -156,7 +173,17 @@ export class Peer {
     // alert or a record it cannot parse; such records are dropped so a spoofer cannot fail the handshake.
     // (A client that really gives up is then ended by the connect timeout instead.)
     if (this.state !== "connected" && !plausibleHandshakeRecords(data)) return;
-    this.#lastSeen = now;
+    if (this.state === "connected") {
+      // werift may answer (a retransmitted flight): only to an address proven to want it.
+      if (!this.#paths.isProven(from)) return;
+    } else {
+      // werift's cookie exchange is not tied to an address: a ClientHello with the cookie sent from a forged
+      // source would make it send its certificate flight there. The handshake stays with the first address.
+      const key = `${from.hostname}|${from.port}`;
+      if (this.#dtlsFrom !== undefined && this.#dtlsFrom !== key) return;
+      this.#dtlsFrom = key;
+    }
+    this.#handshakeNow = now;
     if (!this.#dtls) this.#startDtls();
     const transport = this.#dtlsTransport!;
     transport.remote = from;
@@ -168,7 +195,7 @@ export class Peer {
   }
 
   /** Handles an SRTP or SRTCP datagram from a validated address. */
-  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, now: number): void {
+  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, _now: number): void {
     if (this.state !== "connected" || !this.isValidated(from)) return;
     // werift parses the RTP header before authenticating and would spin on a lying extension length.
     if (!isRtcp && !rtpHeaderFits(data)) {
@@ -183,7 +210,6 @@ export class Peer {
       this.counters.decryptFailures++;
       return;
     }
-    this.#lastSeen = now;
     if (isRtcp) {
       this.counters.rtcpIn++;
       this.#options.events.onRtcp(this, plain);
@@ -199,11 +225,12 @@ export class Peer {
    * goes into a shared buffer because transmit copies or sends it before returning.
    */
   sendRtpPacket(packet: Uint8Array, headerLength: number): void {
-    if (this.state !== "connected" || !this.selected) return;
+    const to = this.#paths.selected;
+    if (this.state !== "connected" || !to) return;
     this.counters.rtpOut++;
     const srtp = this.#srtp!;
     const out = packet.length + srtp.rtpOverhead <= SEND_BUFFER.length ? SEND_BUFFER : undefined;
-    this.#options.transmit(srtp.protectRtp(packet, headerLength, out), this.selected);
+    this.#options.transmit(srtp.protectRtp(packet, headerLength, out), to);
   }
 
   /** Encrypts and sends one (compound) RTCP packet. */
@@ -212,7 +239,10 @@ export class Peer {
     this.#options.transmit(this.#srtp!.protectRtcp(packet), this.selected);
   }
 
-  /** Drops the peer when the client went silent or never connected. Returns true when it closed. */
+  /**
+   * Timers: sends consent requests and probe retransmissions that are due, and drops the peer when consent
+   * lapsed or it never connected. Returns true when it closed.
+   */
   checkTimeout(now: number): boolean {
     if (this.state === "closed") return false;
     const connectTimeout = this.#options.connectTimeoutMs ?? 30_000;
@@ -220,7 +250,7 @@ export class Peer {
       this.close("ice-timeout");
       return true;
     }
-    if (now - this.#lastSeen > this.#options.consentTimeoutMs) {
+    if (this.#paths.poll(now, this, this.#options.transmit)) {
       this.close("consent-timeout");
       return true;
     }
@@ -236,7 +266,7 @@ export class Peer {
       try {
         // werift's close() only drops its transport and sends nothing; without an encrypted close_notify
         // (RFC 5246 §7.2.1) the client notices only when its ICE consent expires, ~30 s later.
-        const to = this.#dtlsTransport?.remote ?? this.selected;
+        const to = this.selected;
         if (wasConnected && to) this.#options.transmit(closeNotify(this.#dtls), to);
         if (wasConnected) this.#dtls.close();
       } catch { /* the client may already be gone */ }
@@ -293,6 +323,8 @@ export class Peer {
     });
     this.srtpProfile = profile;
     this.state = "connected";
+    // The handshake ran with this address: it is proven (RFC 7675 §5.1 counts it as consent).
+    this.#paths.handshakeDone(this.#dtlsTransport!.remote!, this.#handshakeNow, this, this.#options.transmit);
     this.#options.events.onConnected(this);
   }
 }
@@ -306,10 +338,6 @@ export function certificateFingerprint(der: Uint8Array, algorithm: string): stri
 /** Reads the DER bytes of a PEM certificate. */
 export function pemToDer(pem: string): Uint8Array {
   return new Uint8Array(new X509Certificate(pem).raw);
-}
-
-function addressKey(a: PeerAddress): string {
-  return `${a.hostname}|${a.port}`;
 }
 
 const DTLS_ALERT = 21;

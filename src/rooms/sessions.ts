@@ -366,6 +366,7 @@ export class SessionManager {
     kind: "whip" | "whep",
     sessionId: string,
     remoteUfrag: string,
+    remotePwd: string,
   ): { fragment: string; etag: string } {
     const session = this.#sessions.get(sessionId);
     if (!session || session.kind !== kind) {
@@ -379,7 +380,7 @@ export class SessionManager {
     const oldUfrag = peer.localUfrag;
     let ufrag = randomIceString(8);
     while (this.#peerUfrags.has(ufrag)) ufrag = randomIceString(8);
-    peer.restartIce(ufrag, randomIceString(32), remoteUfrag);
+    peer.restartIce(ufrag, randomIceString(32), remoteUfrag, remotePwd);
     this.#peerUfrags.delete(oldUfrag);
     this.#peerUfrags.add(ufrag);
     this.#options.transport.renamePeer(peer, oldUfrag);
@@ -448,6 +449,7 @@ export class SessionManager {
       localUfrag: ufrag,
       localPwd: randomIceString(32),
       remoteUfrag: offer.iceUfrag,
+      remotePwd: offer.icePwd,
       remoteFingerprint: offer.fingerprint,
       certificate: this.#options.certificate,
       transmit: this.#options.transport.transmit,

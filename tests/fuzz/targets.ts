@@ -337,6 +337,7 @@ function dtlsTarget(ctx: FuzzContext): FuzzTarget {
       localUfrag: "fuzzsrv1",
       localPwd: "fuzzserverpasswordfuzzserver",
       remoteUfrag: "fuzzcli1",
+      remotePwd: "fuzzclientpasswordfuzzclient",
       remoteFingerprint: { algorithm: "sha-256", value: w.clientCertificate.fingerprint },
       certificate: w.certificate,
       transmit: (data) => {
