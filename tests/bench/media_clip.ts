@@ -34,12 +34,28 @@ const MAX_PAYLOAD = 1188;
 /** libwebrtc's pacer sends at 2.5× the target rate. */
 const PACING_BITS_PER_MS = 2.5 * 2500;
 
+/** How the clip is encoded; the defaults are the benchmarks' (2.4 Mbit/s, a keyframe every 2 s, 10 s). */
+export interface ClipShape {
+  videoKbps: number;
+  gopSeconds: number;
+  seconds: number;
+}
+
+const DEFAULT_SHAPE: ClipShape = { videoKbps: 2400, gopSeconds: 2, seconds: SECONDS };
+
 /** Encodes the clip into `dir` unless it is there already; returns the two file paths. */
-export async function ensureClip(dir: string): Promise<{ video: string; audio: string }> {
-  const video = join(dir, "clip-720p30.h264");
-  const audio = join(dir, "clip-opus.ogg");
+export async function ensureClip(
+  dir: string,
+  shape: ClipShape = DEFAULT_SHAPE,
+): Promise<{ video: string; audio: string }> {
+  const isDefault = shape.videoKbps === DEFAULT_SHAPE.videoKbps &&
+    shape.gopSeconds === DEFAULT_SHAPE.gopSeconds && shape.seconds === DEFAULT_SHAPE.seconds;
+  const suffix = isDefault ? "" : `-${shape.videoKbps}k-gop${shape.gopSeconds}-${shape.seconds}s`;
+  const video = join(dir, `clip-720p30${suffix}.h264`);
+  const audio = join(dir, `clip-opus${suffix}.ogg`);
   if (await exists(video) && await exists(audio)) return { video, audio };
   await Deno.mkdir(dir, { recursive: true });
+  const gop = String(shape.gopSeconds * FPS);
   const args = [
     "-hide_banner",
     "-loglevel",
@@ -54,11 +70,12 @@ export async function ensureClip(dir: string): Promise<{ video: string; audio: s
     "-i",
     "sine=frequency=440:sample_rate=48000",
     // Noise keeps the encoder at its target rate; a clean test pattern would undershoot it.
-    ...["-map", "0:v", "-t", String(SECONDS), "-vf", "noise=alls=16:allf=t", "-c:v", "libx264"],
-    ...["-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-b:v", "2400k"],
-    ...["-maxrate", "2400k", "-bufsize", "1200k", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0"],
+    ...["-map", "0:v", "-t", String(shape.seconds), "-vf", "noise=alls=16:allf=t", "-c:v", "libx264"],
+    ...["-preset", "veryfast", "-profile:v", "baseline", "-pix_fmt", "yuv420p", "-b:v", `${shape.videoKbps}k`],
+    ...["-maxrate", `${shape.videoKbps}k`, "-bufsize", `${shape.videoKbps / 2}k`, "-g", gop, "-keyint_min", gop],
+    ...["-sc_threshold", "0"],
     ...["-bsf:v", "h264_metadata=aud=insert", "-f", "h264", video + ".part"],
-    ...["-map", "1:a", "-t", String(SECONDS), "-c:a", "libopus", "-b:a", "64k", "-ac", "2"],
+    ...["-map", "1:a", "-t", String(shape.seconds), "-c:a", "libopus", "-b:a", "64k", "-ac", "2"],
     ...["-f", "ogg", audio + ".part"],
   ];
   const { code, stderr } = await new Deno.Command("ffmpeg", { args, stdout: "null", stderr: "piped" })
@@ -70,11 +87,11 @@ export async function ensureClip(dir: string): Promise<{ video: string; audio: s
 }
 
 /** Reads the cached clip into a send schedule. */
-export async function loadClip(dir: string): Promise<Clip> {
-  const files = await ensureClip(dir);
+export async function loadClip(dir: string, shape: ClipShape = DEFAULT_SHAPE): Promise<Clip> {
+  const files = await ensureClip(dir, shape);
   const h264 = await Deno.readFile(files.video);
   const ogg = await Deno.readFile(files.audio);
-  const durationMs = SECONDS * 1000;
+  const durationMs = shape.seconds * 1000;
   const packets: ScheduledPacket[] = [];
 
   let pacerFree = 0;
@@ -104,7 +121,7 @@ export async function loadClip(dir: string): Promise<Clip> {
     audioPackets++;
   });
   packets.sort((a, b) => a.at - b.at);
-  return { durationMs, packets, videoBitrate: (h264.length * 8) / SECONDS, videoPackets, audioPackets };
+  return { durationMs, packets, videoBitrate: (h264.length * 8) / shape.seconds, videoPackets, audioPackets };
 }
 
 /** Splits Annex-B H.264 into access units at access unit delimiters; the delimiters are dropped. */

@@ -1,0 +1,1 @@
+module pion_whep
