@@ -106,6 +106,11 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     counter("sfu_packets_resent_total", "Packets resent to viewers from history.", media.rooms.packetsResent),
     counter(
+      "sfu_resends_refused_total",
+      "Resends viewers asked for beyond their budget (a share of the stream's rate, once per round trip).",
+      media.rooms.resendsRefused,
+    ),
+    counter(
       "sfu_keyframe_requests_total",
       "Keyframe requests (PLI) sent to publishers, at most two a second per room.",
       media.rooms.keyframeRequests,

@@ -23,14 +23,17 @@ import {
 } from "../rtp/rtcp.ts";
 import type { VideoFrame } from "../rtp/frame_buffer.ts";
 import { type VideoCodecSupport, videoCodecSupport } from "../rtp/video_codec.ts";
-import { KeyframeCache, squeezeTimestamps } from "../rtp/keyframe_cache.ts";
+import { GopIndex } from "../rtp/gop_index.ts";
 import { PacketCache } from "../rtp/packet_cache.ts";
+import { RateMeter } from "../rtp/rate_meter.ts";
 import { ReceiveStream } from "../rtp/receive_stream.ts";
-import { seqAdd, seqNewer } from "../rtp/sequence.ts";
+import { seqAdd, seqDiff, seqNewer } from "../rtp/sequence.ts";
 import { TwccRecorder } from "../rtp/twcc.ts";
 import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
 import { RtpRewriter } from "../srtp/rtp_rewrite.ts";
 import type { RoomInfo } from "./bus.ts";
+import { CAUGHT_UP, JoinReplay, LOST, NOT_DUE } from "./join_replay.ts";
+import { ResendBudget } from "./resend_budget.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
 export interface ViewerTrack {
@@ -52,11 +55,13 @@ export interface ViewerTrack {
   /** The RTX stream (RFC 4588) resends go out on, when the viewer negotiated one. */
   rtx?: RtxStream;
   /**
-   * The join burst's publisher timestamp -> squeezed timestamp (see squeezeTimestamps), so a resend of a
-   * replayed packet carries the timestamp its frame was sent with. Used until `until` (ms; by then the
-   * burst has left the packet history) and dropped when the numbering is remapped.
+   * The join replay: while `active`, video reaches the viewer only through it (in sequence order, paced);
+   * afterwards its timestamps still serve resends of replayed packets until `until` (ms; by then they have
+   * left the packet history). Dropped when the numbering is remapped.
    */
-  replay?: { timestamps: Map<number, number>; until: number };
+  replay?: { cursor: JoinReplay; active: boolean; until: number };
+  /** What this viewer may still make the server resend. */
+  resends?: ResendBudget;
 }
 
 /** A viewer's retransmission stream: its own payload type, SSRC and sequence numbers. */
@@ -123,6 +128,8 @@ export interface RoomCounters {
   nacksSent: number;
   nacksReceived: number;
   packetsResent: number;
+  /** Resends refused by a viewer's resend budget. */
+  resendsRefused: number;
   sourceChanges: number;
 }
 
@@ -162,10 +169,16 @@ const KEYFRAME_REQUEST_INTERVAL_MS = 500;
 const RECEIVER_REPORT_INTERVAL_MS = 1000;
 /** Transport-wide congestion-control feedback to the publisher. */
 const TWCC_INTERVAL_MS = 50;
-/** Most packets resent for one viewer NACK packet. */
+/** Most packets resent for one viewer RTCP packet (all its NACK items together). */
 const MAX_RESENDS_PER_NACK = 64;
-/** How long after a join a resend may still be of a replayed packet (the history holds ~3 s of video). */
+/** How long after a join replay a resend may still be of a replayed packet. */
 const REPLAY_RESEND_WINDOW_MS = 10_000;
+/** The packet history starts this large and doubles (up to the maximum) when a GOP does not fit. */
+const HISTORY_PACKETS = 1024;
+/** A GOP longer than this many packets is not replayed (viewers then wait for the next keyframe). */
+export const MAX_HISTORY_PACKETS = 4096;
+/** The replay timer never wakes more often than this (each wake-up sends what became due). */
+const MIN_REPLAY_WAKE_MS = 4;
 /** Retry spacing of NACKs to the publisher when its RTT is unknown. */
 const NACK_RETRY_MS = 40;
 
@@ -195,6 +208,7 @@ export class Room<Source extends RoomSource = Peer> {
     nacksSent: 0,
     nacksReceived: 0,
     packetsResent: 0,
+    resendsRefused: 0,
     sourceChanges: 0,
   };
   /** Called with each complete keyframe access unit (the data is only valid during the call). */
@@ -215,8 +229,12 @@ export class Room<Source extends RoomSource = Peer> {
   /** Everything codec-specific of the video path (keyframes, depacketizing): chosen once per room. */
   readonly videoCodec: VideoCodecSupport;
   #depacketizer;
-  #keyframes;
-  #history = new PacketCache(1024);
+  /** Recent video packets: NACKs are answered and joining viewers replayed from here. */
+  #history = new PacketCache(HISTORY_PACKETS);
+  #gop = new GopIndex();
+  #videoRate = new RateMeter();
+  /** Viewers whose join replay runs. */
+  #replaying = new Set<Viewer>();
   #twcc = new TwccRecorder();
   #rateSample = { at: 0, bytes: 0, units: 0 };
   #lastKeyframeRequest = -Infinity;
@@ -246,7 +264,6 @@ export class Room<Source extends RoomSource = Peer> {
     // The room keeps its codec for life: a publisher taking it over must send the same one (see sessions).
     this.videoCodec = videoCodecSupport(videoCodecOf(options.video.name) ?? "h264");
     this.#depacketizer = this.videoCodec.newDepacketizer();
-    this.#keyframes = new KeyframeCache(this.videoCodec.startsKeyframe);
   }
 
   /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
@@ -264,24 +281,34 @@ export class Room<Source extends RoomSource = Peer> {
     source.receive.onPacket(header.sequenceNumber, header.timestamp, now);
 
     let keyframeStart = false;
+    const sequenceNumber = header.sequenceNumber;
     if (isVideo) {
       keyframeStart = this.videoCodec.startsKeyframe(payload);
-      if (this.#options.retransmissions) this.#history.store(header.sequenceNumber, packet);
-      if (this.#options.keyframeCache) {
-        this.#keyframes.push(packet, header.payloadOffset, header.sequenceNumber, header.timestamp);
+      this.#videoRate.add(packet.length, now);
+      if (this.#options.retransmissions || this.#options.keyframeCache) {
+        this.#history.store(sequenceNumber, packet);
+        this.#gop.push(sequenceNumber, header.timestamp, keyframeStart);
+        this.#fitGop();
       }
-      const unit = this.#depacketizer.push(payload, header.sequenceNumber, header.timestamp, header.marker);
+      const unit = this.#depacketizer.push(payload, sequenceNumber, header.timestamp, header.marker);
       if (unit) this.#onAccessUnit(unit);
     }
 
     // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
     if (!this.#rewriter.load(packet)) return;
-    const sequenceNumber = header.sequenceNumber;
     const timestamp = header.timestamp;
     let waiting = false;
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
       if (!track) continue;
+      if (track.replay?.active) {
+        // The replay sends this packet in its turn, unless its cursor is already past it (a publisher
+        // retransmission filling a gap the replay skipped): that one goes now, like a resend.
+        if (seqDiff(track.replay.cursor.next, sequenceNumber) > 0) {
+          this.#forward(viewer, track, sequenceNumber, timestamp, now);
+        }
+        continue;
+      }
       if (!track.started) {
         if (!keyframeStart) {
           waiting = true;
@@ -295,6 +322,8 @@ export class Room<Source extends RoomSource = Peer> {
       this.#forward(viewer, track, sequenceNumber, timestamp, now);
     }
 
+    if (isVideo && this.#replaying.size > 0) this.pollReplays(now);
+
     // A viewer still waiting for a keyframe asks again once the throttle allows (a PLI can be lost).
     if (waiting) this.#keyframeWanted = true;
     if (this.#keyframeWanted && now - this.#lastKeyframeRequest >= KEYFRAME_REQUEST_INTERVAL_MS) {
@@ -303,24 +332,99 @@ export class Room<Source extends RoomSource = Peer> {
     this.#sendPublisherFeedback(now);
   }
 
-  /** Starts a connected viewer: replays the cached GOP (keyframe first) and asks for a fresh keyframe. */
-  addViewer(viewer: Viewer, now: number): void {
+  /**
+   * Starts a connected viewer: its video starts with a replay of the history from the latest keyframe
+   * (paced, in order; see {@link JoinReplay}), or waits for the next keyframe, which is asked for either
+   * way. Returns when {@link pollReplays} wants to run next, or undefined.
+   */
+  addViewer(viewer: Viewer, now: number): number | undefined {
     this.viewers.add(viewer);
     const track = viewer.video;
-    if (track && this.#options.keyframeCache) {
-      const cached = this.#keyframes.packets;
-      if (cached.length > 0) {
-        this.counters.keyframeCacheHits++;
-        track.started = true;
-        const timestamps = squeezeTimestamps(cached);
-        track.replay = { timestamps, until: now + REPLAY_RESEND_WINDOW_MS };
-        for (const item of cached) {
-          if (!this.#rewriter.load(item.packet)) continue;
-          this.#forward(viewer, track, item.sequenceNumber, timestamps.get(item.timestamp)!, now);
-        }
-      }
+    const gop = this.#gop;
+    if (
+      track && this.#options.keyframeCache && gop.keyframeSequence >= 0 &&
+      gop.length <= this.#history.capacity && this.#history.lengthOf(gop.keyframeSequence) >= 0
+    ) {
+      this.counters.keyframeCacheHits++;
+      track.started = true;
+      const cursor = new JoinReplay({
+        start: gop.keyframeSequence,
+        streamBytesPerMs: this.#videoRate.bytesPerMs,
+        clockRate: 90000,
+        timestampOffset: track.timestampOffset,
+        now,
+      });
+      track.replay = { cursor, active: true, until: Infinity };
+      this.#replaying.add(viewer);
     }
     this.requestKeyframe(now);
+    return this.pollReplays(now);
+  }
+
+  /**
+   * Sends what the join replays have due and returns when they want to run again (undefined when none
+   * runs). The owner calls it at that time; publisher packets call it too.
+   */
+  pollReplays(now: number): number | undefined {
+    if (this.#replaying.size === 0) return undefined;
+    let wake = Infinity;
+    for (const viewer of this.#replaying) {
+      const track = viewer.video;
+      const replay = track?.replay;
+      if (!track || !replay?.active || !this.viewers.has(viewer)) {
+        this.#replaying.delete(viewer);
+        continue;
+      }
+      const due = this.#advanceReplay(viewer, track, replay.cursor, now);
+      if (due !== undefined && due < wake) wake = due;
+    }
+    return wake === Infinity ? undefined : Math.max(wake, now + MIN_REPLAY_WAKE_MS);
+  }
+
+  /** Sends one viewer's due replay packets; returns when the next one is due, or undefined when it ended. */
+  #advanceReplay(viewer: Viewer, track: ViewerTrack, cursor: JoinReplay, now: number): number | undefined {
+    const history = this.#history;
+    const rewriter = this.#rewriter;
+    for (;;) {
+      const seq = cursor.poll(history, this.#gop.newest, now);
+      if (seq === NOT_DUE) return cursor.dueAt(history, now);
+      if (seq === CAUGHT_UP || seq === LOST) {
+        this.#endReplay(viewer, track, seq === LOST, now);
+        return undefined;
+      }
+      const packet = history.get(seq)!;
+      if (!rewriter.load(packet)) continue;
+      this.#forward(viewer, track, seq, cursor.timestampFor(rewriter.timestamp, now), now);
+    }
+  }
+
+  /**
+   * Live forwarding takes over from the replay (timestamps continue from the last replayed frame), or,
+   * when the history lost the replay's packets, the viewer waits for the next keyframe.
+   */
+  #endReplay(viewer: Viewer, track: ViewerTrack, lost: boolean, now: number): void {
+    this.#replaying.delete(viewer);
+    const replay = track.replay!;
+    replay.active = false;
+    replay.until = now + REPLAY_RESEND_WINDOW_MS;
+    track.timestampOffset = (track.timestampOffset + replay.cursor.timestampShift) >>> 0;
+    if (lost) {
+      // Resume at the next keyframe, numbered right after what was sent.
+      track.started = false;
+      if (track.lastSequence >= 0) track.remap = true;
+      this.requestKeyframe(now);
+    }
+  }
+
+  /** Grows the history while the current GOP outgrows it (up to the bound), so joins can replay it. */
+  #fitGop(): void {
+    const capacity = this.#history.capacity;
+    if (
+      this.#options.keyframeCache && capacity < MAX_HISTORY_PACKETS && this.#gop.keyframeSequence >= 0 &&
+      this.#gop.length > capacity - capacity / 8
+    ) {
+      this.#history.grow(capacity * 2);
+    }
   }
 
   /** Handles RTCP from a viewer: keyframe requests, NACKs (answered from history) and receiver reports. */
@@ -329,16 +433,20 @@ export class Room<Source extends RoomSource = Peer> {
     if (rtcp.keyframeRequested) this.requestKeyframe(now);
     const track = viewer.video;
     if (track && this.#options.retransmissions) {
+      // One RTCP packet can name thousands of packets; answering them all would let a viewer turn a few
+      // bytes into a burst of media. Beyond the cap, and beyond the viewer's budget, it recovers by keyframe.
+      let allowed = MAX_RESENDS_PER_NACK;
       for (const nack of rtcp.nacks) {
         if (nack.mediaSsrc !== track.ssrc) continue;
         this.counters.nacksReceived += nack.sequenceNumbers.length;
         viewer.reception.nacksReceived += nack.sequenceNumbers.length;
-        // One RTCP packet can name thousands of packets; answering them all would let a viewer turn a
-        // few bytes into a burst of media. Beyond the cap the viewer recovers by keyframe instead.
-        const asked = nack.sequenceNumbers.length > MAX_RESENDS_PER_NACK
-          ? nack.sequenceNumbers.slice(0, MAX_RESENDS_PER_NACK)
-          : nack.sequenceNumbers;
-        for (const sent of asked) this.#resend(viewer, track, sent, now);
+        for (const sent of nack.sequenceNumbers) {
+          if (allowed === 0) {
+            this.counters.resendsRefused++;
+            continue;
+          }
+          if (this.#resend(viewer, track, sent, now)) allowed--;
+        }
       }
     }
     for (const block of rtcp.reportBlocks) {
@@ -407,6 +515,11 @@ export class Room<Source extends RoomSource = Peer> {
         buildPli(this.feedbackSsrc, this.#videoSource.ssrc),
       ),
     );
+  }
+
+  /** The video stream's measured rate in bytes per millisecond (0 until measured). */
+  get videoBytesPerMs(): number {
+    return this.#videoRate.bytesPerMs;
   }
 
   /** Sends a BYE for the viewer's streams (before closing it). */
@@ -483,32 +596,39 @@ export class Room<Source extends RoomSource = Peer> {
   }
 
   /**
-   * Resends one packet a viewer NACKed: on its RTX stream when it negotiated one, otherwise as the
-   * original packet again.
+   * Resends one packet a viewer NACKed, within its resend budget: on its RTX stream when it negotiated one,
+   * otherwise as the original packet again. False when nothing was sent (unknown packet, refused).
    */
-  #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): void {
+  #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): boolean {
     const original = seqAdd(sentSequence, -track.sequenceOffset);
     const packet = this.#history.get(original);
+    // Not yet replayed to this viewer: it cannot have lost it.
+    if (!packet || (track.replay?.active && !seqNewer(track.replay.cursor.next, original))) return false;
+    const budget = track.resends ??= new ResendBudget();
+    if (!budget.allow(original, packet.length, this.#videoRate.bytesPerMs, viewer.reception.rttMs, now)) {
+      this.counters.resendsRefused++;
+      return false;
+    }
     const rewriter = this.#rewriter;
-    if (!packet || !rewriter.load(packet)) return;
+    if (!rewriter.load(packet)) return false;
     this.counters.packetsResent++;
     viewer.reception.packetsResent++;
-    const replay = track.replay && now < track.replay.until ? track.replay.timestamps : undefined;
-    const timestamp = replay?.get(rewriter.timestamp) ?? rewriter.timestamp;
+    // A replayed packet goes again with the timestamp it was replayed with.
+    const replay = track.replay && now < track.replay.until ? track.replay.cursor : undefined;
+    const replayed = replay?.timestamps.get(rewriter.timestamp);
+    const outTimestamp = replayed === undefined
+      ? (rewriter.timestamp + track.timestampOffset) >>> 0
+      : (replayed + replay!.timestampOffset) >>> 0;
     const rtx = track.rtx;
     if (!rtx) {
-      this.#forward(viewer, track, original, timestamp, now);
-      return;
+      this.#forward(viewer, track, original, (outTimestamp - track.timestampOffset) >>> 0, now);
+      return true;
     }
-    rewriter.setStream(
-      track.payloadType,
-      track.ssrc,
-      sentSequence,
-      (timestamp + track.timestampOffset) >>> 0,
-    );
+    rewriter.setStream(track.payloadType, track.ssrc, sentSequence, outTimestamp);
     const packetOut = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
     rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
     viewer.peer.sendRtpPacket(packetOut, rewriter.headerLength);
+    return true;
   }
 
   /**
@@ -524,15 +644,25 @@ export class Room<Source extends RoomSource = Peer> {
     if (!previous) return source;
     this.counters.sourceChanges++;
     if (isVideo) {
-      this.#keyframes.clear();
       this.#history.clear();
+      this.#gop.clear();
+      this.#videoRate.reset();
+      // Replays of the old stream end; those viewers start again at the new stream's keyframe.
+      for (const viewer of this.#replaying) {
+        const track = viewer.video;
+        if (track?.replay?.active) this.#endReplay(viewer, track, true, now);
+      }
       this.#depacketizer.reset();
       this.#lastKeyframeRequest = -Infinity;
       this.requestKeyframe(now);
     }
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
-      if (!track || track.lastSequence < 0) continue;
+      if (!track) continue;
+      if (track.lastSequence < 0) {
+        if (isVideo) track.started = false;
+        continue;
+      }
       // Video is held until the new stream's keyframe; the numbering continues from that packet, so the
       // viewer sees no gap for the packets it never got.
       track.remap = true;
@@ -612,7 +742,8 @@ export class Room<Source extends RoomSource = Peer> {
 
   #sendTranslatedReport(viewer: Viewer, isVideo: boolean, report: SenderReport, now: number): void {
     const track = isVideo ? viewer.video : viewer.audio;
-    if (!track || track.packetsSent === 0) return;
+    // Replayed video runs on its own clock until live takes over; a report now would mislead lip sync.
+    if (!track || track.packetsSent === 0 || track.replay?.active) return;
     const sr = buildSenderReport({
       ssrc: track.ssrc,
       ntpSeconds: report.ntpSeconds,

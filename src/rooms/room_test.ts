@@ -93,26 +93,54 @@ Deno.test("each viewer gets its own PT, SSRC and offsets; video waits for a keyf
   assert.equal(videoSent[1].timestamp, (10000 + t.timestampOffset) >>> 0);
 });
 
-Deno.test("a joining viewer gets the cached GOP at once, squeezed, then live continues seamlessly", () => {
+const big = (first: number) => [first, ...new Array(998).fill(7)]; // ~1,000-byte payloads
+
+Deno.test("a joining viewer gets the GOP in order, paced, interleaved with live packets, then live", () => {
   const { room, viewer } = setup();
-  room.handlePublisherRtp(rtp(102, 1, 100, 3000, IDR), 0);
-  room.handlePublisherRtp(rtp(102, 1, 101, 6000, P), 33);
-  room.handlePublisherRtp(rtp(102, 1, 102, 9000, P), 66);
+  // 2 s of a ~4 Mbit/s stream: 500 packets per second, keyframe first.
+  let seq = 100;
+  let now = 0;
+  const publish = () => {
+    room.handlePublisherRtp(
+      rtp(102, 1, seq, 3000 + Math.floor((seq - 100) / 10) * 3000, big(seq === 100 ? 0x65 : 0x41)),
+      now,
+    );
+    seq++;
+    now += 2;
+  };
+  while (seq < 1100) publish();
   const v = viewer();
-  room.addViewer(v, 70);
+  const wake = room.addViewer(v, now);
   assert.equal(room.counters.keyframeCacheHits, 1);
-  room.handlePublisherRtp(rtp(102, 1, 103, 12000, P), 100);
+  const burst = v.peer.sent.length;
+  assert.ok(burst > 0 && burst <= 70, `a first burst of ${burst} packets, not the whole GOP`);
+  assert.equal(v.peer.sent[0].payload[0], 0x65, "the keyframe first");
+  assert.ok(wake !== undefined && wake > now, "the replay wants to be woken later");
+  // Live packets keep coming; the replay runs on them and on its own wake-ups until it has caught up.
+  for (let i = 0; i < 2000 && v.video!.replay!.active; i++) {
+    publish();
+    if (i % 3 === 0) room.pollReplays(now);
+  }
+  assert.ok(!v.video!.replay!.active, "caught up");
+  const caughtUpAt = now;
+  for (let i = 0; i < 20; i++) publish();
   const t = v.video!;
-  const sent = v.peer.sent;
-  assert.deepEqual(sent.map((s) => (s.sequenceNumber - t.sequenceOffset) & 0xffff), [100, 101, 102, 103]);
-  assert.deepEqual(
-    sent.map((s) => (s.timestamp - t.timestampOffset) >>> 0),
-    [8998, 8999, 9000, 12000],
-    "replayed frames sit just before the newest cached frame; live keeps real timing",
-  );
+  const numbers = v.peer.sent.filter((s) => s.ssrc === 5000).map((s) => s.sequenceNumber);
+  for (let i = 1; i < numbers.length; i++) {
+    assert.equal(numbers[i], (numbers[i - 1] + 1) & 0xffff, `packet ${i} follows the one before it`);
+  }
+  assert.equal((numbers[0] - t.sequenceOffset) & 0xffff, 100, "from the keyframe");
+  assert.equal((numbers[numbers.length - 1] - t.sequenceOffset) & 0xffff, seq - 1, "to the live edge");
+  // 1,000 packets of GOP at 3x the stream's rate while it keeps growing at 1x: about a second to catch up.
+  assert.ok(caughtUpAt - 2000 > 600 && caughtUpAt - 2000 < 1500, `caught up after ${caughtUpAt - 2000} ms`);
+  // Timestamps never go back, and live packets keep the publisher's spacing after the replay.
+  const stamps = v.peer.sent.map((s) => s.timestamp);
+  for (let i = 1; i < stamps.length; i++) assert.ok(((stamps[i] - stamps[i - 1]) | 0) >= 0);
+  const last = v.peer.sent.slice(-11);
+  assert.equal((last[10].timestamp - last[0].timestamp) >>> 0, 3000, "10 live packets = one frame of 3000");
 });
 
-Deno.test("a resend of a replayed packet keeps the squeezed timestamp it was first sent with", () => {
+Deno.test("a resend of a replayed packet keeps the timestamp it was replayed with", () => {
   const { room, viewer } = setup();
   room.handlePublisherRtp(rtp(102, 1, 100, 3000, IDR), 0);
   room.handlePublisherRtp(rtp(102, 1, 101, 6000, P), 33);
@@ -122,17 +150,44 @@ Deno.test("a resend of a replayed packet keeps the squeezed timestamp it was fir
   withRtx.video = newViewerTrack(96, 5000, true, 97);
   for (const v of [plain, withRtx]) {
     room.addViewer(v, 70);
-    const first = v.peer.sent[0];
+    const second = v.peer.sent[1];
     v.peer.sent.length = 0;
-    room.handleViewerRtcp(v, buildNack(9, 5000, [first.sequenceNumber]), 80);
+    room.handleViewerRtcp(v, buildNack(9, 5000, [second.sequenceNumber]), 80);
     assert.equal(v.peer.sent.length, 1);
-    assert.equal(v.peer.sent[0].timestamp, first.timestamp, "the keyframe's squeezed timestamp again");
+    assert.equal(v.peer.sent[0].timestamp, second.timestamp, "the replayed timestamp again");
   }
-  // Past the window (normally the burst has left the history by then) the live timestamp is used.
-  const keyframe = (100 + plain.video!.sequenceOffset) & 0xffff;
+  // Past the window (by then the replayed packets have left the history) the live timestamp is used.
+  const frame = (101 + plain.video!.sequenceOffset) & 0xffff;
   plain.peer.sent.length = 0;
-  room.handleViewerRtcp(plain, buildNack(9, 5000, [keyframe]), 70 + 10_001);
-  assert.equal(plain.peer.sent[0].timestamp, (3000 + plain.video!.timestampOffset) >>> 0);
+  room.handleViewerRtcp(plain, buildNack(9, 5000, [frame]), 70 + 10_001);
+  assert.equal(plain.peer.sent[0].timestamp, (6000 + plain.video!.timestampOffset) >>> 0);
+});
+
+Deno.test("a NACK flood gets at most a quarter of the stream's rate in resends", () => {
+  const { room, viewer } = setup();
+  const v = viewer();
+  room.addViewer(v, 0);
+  let streamBytes = 0;
+  let resentBytes = 0;
+  for (let i = 0; i < 1000; i++) {
+    const now = i * 2; // 2 s at 500 packets per second
+    const packet = rtp(102, 1, 1000 + i, 1000 + i * 300, big(i ? 0x41 : 0x65));
+    streamBytes += packet.length;
+    room.handlePublisherRtp(packet, now);
+    // Every 2 ms the viewer asks for the last 100 packets again, 64 per RTCP packet.
+    const sent = v.peer.sent.length;
+    const asked = [];
+    for (let k = 1; k <= 100 && k <= i; k++) asked.push((1000 + i - k + v.video!.sequenceOffset) & 0xffff);
+    room.handleViewerRtcp(v, buildNack(9, 5000, asked), now);
+    for (const resent of v.peer.sent.slice(sent)) resentBytes += resent.payload.length + 12;
+  }
+  const ratio = resentBytes / streamBytes;
+  assert.ok(
+    ratio <= 0.25 + 0.25 / 2,
+    `resends ${(ratio * 100).toFixed(1)} % of the stream (1 s bucket + 2 s refill)`,
+  );
+  assert.ok(room.counters.resendsRefused > 10_000, `refused ${room.counters.resendsRefused}`);
+  assert.ok(room.counters.packetsResent > 0, "some were answered");
 });
 
 Deno.test("NACKs from a viewer are answered from history with the viewer's numbering", () => {

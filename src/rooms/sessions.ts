@@ -504,7 +504,7 @@ export class SessionManager {
         peer.close("publisher-left");
         return;
       }
-      session.room.addViewer(session.viewer, this.#clock());
+      this.#scheduleReplays(session.room, session.room.addViewer(session.viewer, this.#clock()));
       this.#options.log("info", `viewer ${short(peer.id)} joined room ${session.room.id} (${profile})`);
       this.#options.bus.publish({ type: "room-changed", room: session.room.info() });
     }
@@ -539,10 +539,32 @@ export class SessionManager {
     }
   }
 
+  /** Join replays are paced: wakes `room` at `at` (ms on the session clock) to send what became due. */
+  #scheduleReplays(room: Room<RoomSource>, at: number | undefined): void {
+    if (at === undefined) return;
+    const pending = this.#replayTimers.get(room);
+    if (pending && pending.at <= at) return;
+    if (pending) clearTimeout(pending.timer);
+    const timer = setTimeout(() => {
+      this.#replayTimers.delete(room);
+      this.#scheduleReplays(room, room.pollReplays(this.#clock()));
+    }, Math.max(0, at - this.#clock()));
+    this.#replayTimers.set(room, { timer, at });
+  }
+
+  #replayTimers = new Map<Room<RoomSource>, { timer: ReturnType<typeof setTimeout>; at: number }>();
+
+  #cancelReplays(room: Room<RoomSource>): void {
+    const pending = this.#replayTimers.get(room);
+    if (pending) clearTimeout(pending.timer);
+    this.#replayTimers.delete(room);
+  }
+
   /** Marks a room closed, ends its viewers (connected or not) as if the publisher left, tells the bus. */
   #endRoom(room: Room<RoomSource>): void {
     const wasLive = room.live;
     room.live = false;
+    this.#cancelReplays(room);
     for (const viewer of [...room.viewers]) {
       room.sayGoodbye(viewer);
       viewer.peer.close("publisher-left");

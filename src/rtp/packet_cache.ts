@@ -1,7 +1,8 @@
 /**
- * A ring of recent RTP packets of one stream, indexed by sequence number, for answering NACKs. Each slot's
- * buffer is allocated the first time it is used and reused afterwards: storing a packet copies it into its
- * slot, nothing is allocated per packet once the ring has filled, and an idle session costs almost nothing.
+ * A ring of recent RTP packets of one stream, indexed by sequence number: answers NACKs and holds the GOP a
+ * joining viewer is replayed from. Each slot's buffer is allocated the first time it is used and reused
+ * afterwards: storing a packet copies it into its slot, nothing is allocated per packet once the ring has
+ * filled, and an idle session costs almost nothing. The ring can grow (a longer GOP) but never shrinks.
  */
 
 const SLOT_BYTES = 1500;
@@ -15,11 +16,16 @@ export class PacketCache {
 
   /** `size` must be a power of two (slot = seq & (size - 1)). */
   constructor(size = 512) {
-    if ((size & (size - 1)) !== 0) throw new RangeError("PacketCache size must be a power of two");
+    checkSize(size);
     this.#size = size;
     this.#slots = new Array(size);
     this.#lengths = new Int32Array(size);
     this.#seqs = new Int32Array(size).fill(-1);
+  }
+
+  /** How many packets the ring holds. */
+  get capacity(): number {
+    return this.#size;
   }
 
   /** Keeps a copy of `packet` under `seq`; packets larger than a slot are not kept. */
@@ -41,8 +47,40 @@ export class PacketCache {
     return this.#slots[slot]!.subarray(0, this.#lengths[slot]);
   }
 
+  /** Length of the packet stored under `seq`, or -1. */
+  lengthOf(seq: number): number {
+    const slot = seq & (this.#size - 1);
+    return this.#seqs[slot] === seq ? this.#lengths[slot] : -1;
+  }
+
+  /** Makes the ring hold `size` packets (a power of two), keeping what it holds; never shrinks. */
+  grow(size: number): void {
+    checkSize(size);
+    if (size <= this.#size) return;
+    const slots: (Uint8Array | undefined)[] = new Array(size);
+    const lengths = new Int32Array(size);
+    const seqs = new Int32Array(size).fill(-1);
+    for (let i = 0; i < this.#size; i++) {
+      const seq = this.#seqs[i];
+      if (seq < 0) continue;
+      // Distinct in the low bits of the old size, so distinct in the low bits of the new one too.
+      const slot = seq & (size - 1);
+      slots[slot] = this.#slots[i];
+      lengths[slot] = this.#lengths[i];
+      seqs[slot] = seq;
+    }
+    this.#size = size;
+    this.#slots = slots;
+    this.#lengths = lengths;
+    this.#seqs = seqs;
+  }
+
   /** Forgets everything (a new stream). */
   clear(): void {
     this.#seqs.fill(-1);
   }
+}
+
+function checkSize(size: number): void {
+  if (size <= 0 || (size & (size - 1)) !== 0) throw new RangeError("PacketCache size must be a power of two");
 }

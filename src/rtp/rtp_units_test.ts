@@ -3,7 +3,6 @@ import { Buffer } from "node:buffer";
 import { RtcpHeader, TransportWideCC } from "werift";
 import { seqAdd, seqDiff, seqNewer } from "./sequence.ts";
 import { startsKeyframe } from "./keyframe.ts";
-import { KeyframeCache, MAX_CACHED_PACKETS, squeezeTimestamps } from "./keyframe_cache.ts";
 import { PacketCache } from "./packet_cache.ts";
 import { ReceiveStream } from "./receive_stream.ts";
 import { buildNack, buildReceiverReport, buildRemb, buildSenderReport, compound, readRtcp } from "./rtcp.ts";
@@ -28,45 +27,6 @@ Deno.test("keyframe starts: IDR or SPS alone, in STAP-A, first FU-A fragment of 
   assert.ok(!startsKeyframe(new Uint8Array([0x7c, 0x05, 1]))); // middle fragment
   assert.ok(!startsKeyframe(new Uint8Array([0x7c, 0x81, 1]))); // FU-A start of a non-IDR slice
   assert.ok(!startsKeyframe(new Uint8Array([0x65])));
-});
-
-function rtp(seq: number, ts: number, payload: number[]): Uint8Array {
-  const p = new Uint8Array(12 + payload.length);
-  p[0] = 0x80;
-  p[1] = 102;
-  new DataView(p.buffer).setUint16(2, seq);
-  new DataView(p.buffer).setUint32(4, ts);
-  p.set(payload, 12);
-  return p;
-}
-
-Deno.test("keyframe cache keeps the latest GOP, starts over at each keyframe, copies packets", () => {
-  const cache = new KeyframeCache();
-  cache.push(rtp(1, 100, [0x41, 1]), 12, 1, 100);
-  assert.equal(cache.packets.length, 0, "nothing before the first keyframe");
-  const key = rtp(2, 200, [0x65, 1]);
-  cache.push(key, 12, 2, 200);
-  cache.push(rtp(3, 200, [0x65, 2]), 12, 3, 200); // second slice of the same keyframe
-  cache.push(rtp(4, 300, [0x41, 1]), 12, 4, 300);
-  assert.deepEqual(cache.packets.map((p) => p.sequenceNumber), [2, 3, 4]);
-  key[13] = 99;
-  assert.equal(cache.packets[0].packet[13], 1, "the cache holds its own copy");
-  cache.push(rtp(5, 400, [0x67, 1]), 12, 5, 400);
-  assert.deepEqual(cache.packets.map((p) => p.sequenceNumber), [5]);
-  for (let i = 0; i < MAX_CACHED_PACKETS + 1; i++) {
-    cache.push(rtp(6 + i, 500 + i, [0x41, 1]), 12, 6 + i, 500 + i);
-  }
-  assert.equal(cache.packets.length, 0, "a GOP over the bound is dropped until the next keyframe");
-});
-
-Deno.test("replayed frames are squeezed just before the newest frame's timestamp", () => {
-  const cache = new KeyframeCache();
-  cache.push(rtp(1, 1000, [0x65, 1]), 12, 1, 1000);
-  cache.push(rtp(2, 1000, [0x65, 2]), 12, 2, 1000);
-  cache.push(rtp(3, 4000, [0x41, 1]), 12, 3, 4000);
-  cache.push(rtp(4, 7000, [0x41, 1]), 12, 4, 7000);
-  const map = squeezeTimestamps(cache.packets);
-  assert.deepEqual([map.get(1000), map.get(4000), map.get(7000)], [6998, 6999, 7000]);
 });
 
 Deno.test("packet cache: lookup by sequence number, wrap-around, overwritten slots", () => {

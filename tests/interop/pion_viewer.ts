@@ -52,7 +52,9 @@ export async function buildPionViewer(dir: string): Promise<string> {
   // minimal module compatibility against Debian's sources.
   // (A copy, not a symlink: go resolves the working directory and would find itself outside GOPATH.)
   await Deno.mkdir(`${dir}/src/pion_whep`, { recursive: true });
-  for (const file of ["main.go", "go.mod"]) await Deno.copyFile(SOURCE + file, `${dir}/src/pion_whep/${file}`);
+  for (const file of ["main.go", "go.mod"]) {
+    await Deno.copyFile(SOURCE + file, `${dir}/src/pion_whep/${file}`);
+  }
   const binary = `${dir}/pion_whep`;
   const { code, stderr } = await new Deno.Command("go", {
     args: ["build", "-o", binary, "."],
