@@ -533,6 +533,17 @@ export class Room<Source extends RoomSource = Peer> {
     }
   }
 
+  /** Sends the publisher a BYE for the server's receiver SSRC (before closing it): the room is done with it. */
+  sayGoodbyeToPublisher(publisher: RoomSource): void {
+    try {
+      publisher.sendRtcp(
+        compound(buildEmptyReceiverReport(this.feedbackSsrc), buildBye([this.feedbackSsrc])),
+      );
+    } catch {
+      // A send failure must not stop the session closing.
+    }
+  }
+
   /** Recomputes bitrate and frame rate over the time since the last call; true when either moved >10 %. */
   updateRates(now: number): boolean {
     const sample = this.#rateSample;

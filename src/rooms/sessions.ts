@@ -220,7 +220,9 @@ export class SessionManager {
       });
       this.#addSession({ kind: "whip", id: peer.id, peer, room: existing });
       this.#options.log("info", `whip session ${short(peer.id)} takes over room ${id}`);
-      previous.close("replaced");
+      const previousSession = this.#byPeer.get(previous);
+      if (previousSession) this.#endSession(previousSession, "replaced");
+      else previous.close("replaced");
       return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
     }
     const room = new Room({
@@ -334,7 +336,7 @@ export class SessionManager {
     if (!session || session.kind !== kind) {
       throw new SessionError(404, `no ${kind.toUpperCase()} session ${short(sessionId)}`);
     }
-    session.peer.close("deleted");
+    this.#endSession(session, "deleted");
   }
 
   /** Whether a session of this kind exists. */
@@ -416,12 +418,23 @@ export class SessionManager {
 
   #lastSizes = new WeakMap<Room, string>();
 
-  /** Ends every session (shutdown). */
+  /** Ends every session (shutdown): viewers first, each with an RTCP BYE and then close_notify. */
   closeAll(): void {
     for (const session of [...this.#sessions.values()]) {
-      if (session.kind === "whep") session.peer.close("shutdown");
+      if (session.kind === "whep") this.#endSession(session, "shutdown");
     }
-    for (const session of [...this.#sessions.values()]) session.peer.close("shutdown");
+    for (const session of [...this.#sessions.values()]) this.#endSession(session, "shutdown");
+    for (const room of [...this.#replayTimers.keys()]) this.#cancelReplays(room);
+  }
+
+  /**
+   * Ends a session the server decided to end: an RTCP BYE for the streams it carried (so the client's
+   * track ends at once), then the peer's DTLS close_notify. Endings the client caused need neither.
+   */
+  #endSession(session: Session, reason: CloseReason): void {
+    if (session.kind === "whep") session.room.sayGoodbye(session.viewer);
+    else session.room.sayGoodbyeToPublisher(session.peer);
+    session.peer.close(reason);
   }
 
   /** Throws 503 when the server (or, for a viewer, `room`) has no room for one more session. */
@@ -501,7 +514,7 @@ export class SessionManager {
     } else {
       const id = session.room.id;
       if (!session.room.live || (this.rooms.get(id) ?? this.attachedRooms.get(id)) !== session.room) {
-        peer.close("publisher-left");
+        this.#endSession(session, "publisher-left");
         return;
       }
       this.#scheduleReplays(session.room, session.room.addViewer(session.viewer, this.#clock()));
@@ -531,7 +544,6 @@ export class SessionManager {
       this.#endRoom(room);
     } else {
       const wasCounted = room.viewers.delete(session.viewer);
-      if (reason !== "publisher-left" && reason !== "shutdown") room.sayGoodbye(session.viewer);
       this.#options.log("info", `whep session ${short(peer.id)} closed (${reason})`);
       if (wasCounted && room.live) {
         this.#options.bus.publish({ type: "room-changed", room: room.info() });
@@ -565,14 +577,11 @@ export class SessionManager {
     const wasLive = room.live;
     room.live = false;
     this.#cancelReplays(room);
-    for (const viewer of [...room.viewers]) {
-      room.sayGoodbye(viewer);
-      viewer.peer.close("publisher-left");
-    }
-    // Viewers that had not finished connecting also end with the room.
+    // Connected viewers, and those still connecting, end with the room.
     for (const other of [...this.#sessions.values()]) {
-      if (other.kind === "whep" && other.room === room) other.peer.close("publisher-left");
+      if (other.kind === "whep" && other.room === room) this.#endSession(other, "publisher-left");
     }
+    for (const viewer of [...room.viewers]) viewer.peer.close("publisher-left");
     if (wasLive) this.#options.bus.publish({ type: "room-closed", roomId: room.id });
   }
 

@@ -54,6 +54,8 @@ export interface LightClientOptions {
   timeoutMs?: number;
   /** Called with each decrypted RTP packet (valid only during the call). */
   onRtp?: (packet: Uint8Array, now: number) => void;
+  /** Called with each decrypted (compound) RTCP packet (valid only during the call). */
+  onRtcp?: (packet: Uint8Array) => void;
   /**
    * Datagrams sent to the server once ICE succeeded and before the DTLS handshake starts, from the client's
    * own address (tests of what a spoofer could do in that window).
@@ -331,8 +333,11 @@ export class LightClient {
   #handleSrtp(data: Uint8Array): void {
     const srtp = this.#srtp!;
     if (data[1] >= 192 && data[1] <= 223) {
-      if (srtp.unprotectRtcp(data, data)) this.stats.rtcpPackets++;
-      else this.stats.decryptFailures++;
+      const plain = srtp.unprotectRtcp(data, data);
+      if (plain) {
+        this.stats.rtcpPackets++;
+        this.#options.onRtcp?.(plain);
+      } else this.stats.decryptFailures++;
       return;
     }
     const plain = srtp.unprotectRtp(data, data);
