@@ -9,32 +9,9 @@ import { launchChromium } from "./helpers/browser.ts";
 import { freePort, startServerProcess, startupRefusal } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { metric, scrapeMetrics as scrape } from "./helpers/metrics.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-
-/** Scrapes `/metrics` into `name{labels}` -> value, checking that every line is a comment or a sample. */
-async function scrape(
-  url: string,
-  init?: RequestInit & { client?: Deno.HttpClient },
-): Promise<Map<string, number>> {
-  const res = await fetch(url, init);
-  assert.equal(res.status, 200);
-  assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-  const values = new Map<string, number>();
-  for (const line of (await res.text()).split("\n")) {
-    if (line === "" || /^# (HELP|TYPE) \S+ .+$/.test(line)) continue;
-    const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
-    assert.ok(sample, `bad metrics line: ${line}`);
-    values.set(sample[1], Number(sample[2]));
-  }
-  return values;
-}
-
-function metric(values: Map<string, number>, key: string): number {
-  const value = values.get(key);
-  assert.ok(value !== undefined, `metric ${key} present`);
-  return value;
-}
 
 Deno.test({
   name: "metrics count a Chromium publisher and viewer, and keep totals after the room closes",

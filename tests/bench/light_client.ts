@@ -210,6 +210,28 @@ export class LightClient {
     if (!this.#closed) this.#send(datagram);
   }
 
+  /**
+   * Sends a consent check (retransmitted every 200 ms) and resolves once the server answers it. The server
+   * reads one socket in order, so it has then handled everything this client sent before the check.
+   */
+  answeredCheck(timeoutMs = 5000): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    return new Promise<void>((resolve, reject) => {
+      this.#checkAnswered = resolve;
+      const retry = () => {
+        if (!this.#checkAnswered) return;
+        if (performance.now() > deadline) {
+          this.#checkAnswered = undefined;
+          reject(new Error("consent check unanswered"));
+          return;
+        }
+        this.#sendCheck(false, true);
+        setTimeout(retry, 200);
+      };
+      retry();
+    });
+  }
+
   /** Protects and sends one RTP packet (publishers). */
   sendRtp(packet: Uint8Array): void {
     if (this.#closed || !this.#srtp) return;
@@ -372,7 +394,7 @@ export class LightClient {
     }
   }
 
-  #sendCheck(nominate: boolean): void {
+  #sendCheck(nominate: boolean, awaited = nominate): void {
     if (this.#closed) return;
     const request = new Message(methods.BINDING, classes.REQUEST);
     request.setAttribute("USERNAME", `${this.#remoteUfrag}:${this.#localUfrag}`);
@@ -381,7 +403,7 @@ export class LightClient {
     if (nominate) request.setAttribute("USE-CANDIDATE", null);
     request.addMessageIntegrity(Buffer.from(this.#remotePwd, "utf8"));
     request.addFingerprint();
-    if (nominate) this.#pendingCheck = request.transactionIdHex;
+    if (awaited) this.#pendingCheck = request.transactionIdHex;
     this.#send(new Uint8Array(request.bytes));
   }
 
