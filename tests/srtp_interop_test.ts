@@ -11,6 +11,8 @@ import {
   syntheticVideoPacket as videoPacket,
 } from "./bench/light_client.ts";
 import { nativeSrtpAvailable } from "../src/srtp/context.ts";
+import { metric, scrapeMetrics } from "./helpers/metrics.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 Deno.test({
   name: "publisher and viewer interoperate with the server over both SRTP profiles and both client backends",
@@ -41,22 +43,25 @@ Deno.test({
             // Sequence numbers cross the 16-bit wrap so both ends must carry the rollover counter.
             let seq = 65_500;
             publisher.sendRtp(videoPacket(publisher, seq++, true));
-            await new Promise((r) => setTimeout(r, 100));
+            // The keyframe is in the room (and its cache) once the server answered a check sent after it.
+            await publisher.answeredCheck();
             const viewer = await LightClient.connect({ ...common, role: "viewer" });
-            // Let the replayed keyframe from the server's cache arrive before counting.
-            await new Promise((r) => setTimeout(r, 200));
+            // The cached keyframe is replayed to the new viewer before anything else.
+            await waitFor(
+              "the cached keyframe to reach the viewer",
+              () => viewer.stats.rtpPackets,
+              (n) => n >= 1,
+            );
             const received = viewer.stats.rtpPackets;
             for (let i = 0; i < 100; i++) {
               publisher.sendRtp(videoPacket(publisher, seq++, i % 50 === 0));
               if (i % 10 === 9) await new Promise((r) => setTimeout(r, 5));
             }
-            const deadline = Date.now() + 3000;
-            while (viewer.stats.rtpPackets - received < 100 && Date.now() < deadline) {
-              await new Promise((r) => setTimeout(r, 20));
-            }
-            ok(
-              viewer.stats.rtpPackets - received >= 100,
-              `viewer got ${viewer.stats.rtpPackets - received} of 100`,
+            await waitFor(
+              "all 100 packets to reach the viewer",
+              () => viewer.stats.rtpPackets - received,
+              (n) => n >= 100,
+              3000,
             );
             deepEqual([viewer.stats.decryptFailures, publisher.stats.decryptFailures], [0, 0]);
             await viewer.close();
@@ -64,10 +69,13 @@ Deno.test({
           });
         }
       }
-      const metrics = await fetch(`${server.baseUrl}/metrics`);
-      const text = await metrics.text();
-      const failures = /^sfu_srtp_decrypt_failures_total (\d+)/m.exec(text);
-      if (metrics.ok && failures) equal(Number(failures[1]), 0, "server-side SRTP failures");
+      const metrics = await scrapeMetrics(`${server.baseUrl}/metrics`);
+      equal(metric(metrics, "sfu_srtp_decrypt_failures_total"), 0, "server-side SRTP failures");
+      // Every packet of every step was decrypted by the server: 101 per step from each publisher.
+      ok(
+        metric(metrics, "sfu_rtp_packets_in_total") >= 101 * 2 * 2,
+        "the server decrypted the publishers' RTP",
+      );
     } finally {
       await server.stop();
     }
