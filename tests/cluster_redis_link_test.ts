@@ -5,13 +5,14 @@
  * trusted (Deno's DENO_CERT) and refuses an untrusted certificate. Skipped (with a printed reason) without
  * redis-server.
  */
-import assert, { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { RedisDirectory } from "../src/cluster/redis_directory.ts";
-import { join } from "node:path";
 import { redisServerPath, startRedis } from "./helpers/redis.ts";
 import type { ServerProcess } from "./helpers/server_process.ts";
 import { startClusterNode } from "./helpers/cluster_node.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { caAndServerPem } from "./helpers/certificates.ts";
+import { metricOf } from "./helpers/metrics.ts";
 
 const PASSWORD = "correct-horse-battery";
 const ignored = redisServerPath() === undefined;
@@ -63,41 +64,8 @@ Deno.test({
   }
 });
 
-/** A CA and a server certificate for 127.0.0.1 signed by it, made with openssl in `dir`. */
-async function makeCaAndServerCertificate(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const path = (name: string) => join(dir, name);
-  const ecKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  const steps = [
-    [
-      "req",
-      "-x509",
-      ...ecKey,
-      "-keyout",
-      path("ca.key"),
-      "-out",
-      path("ca.pem"),
-      "-days",
-      "2",
-      "-subj",
-      "/CN=test CA",
-    ],
-    ["req", ...ecKey, "-keyout", path("server.key"), "-out", path("server.csr"), "-subj", "/CN=127.0.0.1"],
-    [
-      ...["x509", "-req", "-in", path("server.csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key")],
-      ...["-CAcreateserial", "-out", path("server.pem"), "-days", "2", "-extfile", path("ext.cnf")],
-    ],
-  ];
-  await Deno.writeTextFile(path("ext.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  for (const args of steps) {
-    const out = await new Deno.Command("openssl", { args, stdout: "null", stderr: "piped" }).output();
-    assert(out.success, new TextDecoder().decode(out.stderr));
-  }
-  return { ca: path("ca.pem"), cert: path("server.pem"), key: path("server.key") };
-}
-
-async function redisConnected(node: ServerProcess): Promise<number> {
-  const text = await (await fetch(`${node.baseUrl}/metrics`)).text();
-  return Number(/^sfu_cluster_redis_connected (\d+)$/m.exec(text)?.[1] ?? NaN);
+function redisConnected(node: ServerProcess): Promise<number> {
+  return metricOf(node.baseUrl, "sfu_cluster_redis_connected");
 }
 
 Deno.test({
@@ -107,7 +75,7 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "sfu-redis-tls-" });
-  const { ca, cert, key } = await makeCaAndServerCertificate(dir);
+  const { ca, cert, key } = await caAndServerPem(dir);
   const redis = await startRedis({ tls: { certFile: cert, keyFile: key } });
   let trusting: ServerProcess | undefined;
   let untrusting: ServerProcess | undefined;
@@ -131,10 +99,7 @@ Deno.test({
     ok(/certificate/i.test(untrusting.logs()), "the warning names the certificate problem");
     await waitFor(
       "the trusting node to see itself registered",
-      async () =>
-        Number(
-          /^sfu_cluster_nodes (\d+)$/m.exec(await (await fetch(`${trusting!.baseUrl}/metrics`)).text())?.[1],
-        ),
+      () => metricOf(trusting!.baseUrl, "sfu_cluster_nodes"),
       (n) => n === 1,
       10_000,
     );

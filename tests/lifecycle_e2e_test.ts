@@ -8,6 +8,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess, startupRefusal } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { selfSignedPem } from "./helpers/certificates.ts";
 
 Deno.test({
   name: "RSA certificate, vanished viewer, vanished publisher",
@@ -15,13 +16,7 @@ Deno.test({
   sanitizeResources: false,
 }, async () => {
   const certsDir = await Deno.makeTempDir();
-  const openssl = await new Deno.Command("openssl", {
-    args: ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${certsDir}/key.pem`, "-x509", "-days", "365"]
-      .concat(["-out", `${certsDir}/cert.pem`, "-subj", "/CN=localhost"]),
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(openssl.success);
+  await selfSignedPem(certsDir, { key: "rsa" });
   const server = await startServerProcess({ CERTS_DIR: certsDir, CONSENT_TIMEOUT: "3" });
   const browser = await launchChromium();
   try {

@@ -9,6 +9,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { freePort, startServerProcess, startupRefusal } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { selfSignedPem } from "./helpers/certificates.ts";
 import { metric, scrapeMetrics as scrape } from "./helpers/metrics.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
@@ -68,34 +69,18 @@ Deno.test({
   }
 });
 
-/** A self-signed certificate for localhost and 127.0.0.1 (rustls insists on subjectAltName). */
-async function makeCertificate(dir: string): Promise<{ cert: string; key: string }> {
-  const cert = `${dir}/tls.crt`;
-  const key = `${dir}/tls.key`;
-  const args = [
-    ..."req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1".split(" "),
-    ...["-subj", "/CN=localhost"],
-    ...["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-    // `req -x509` marks the certificate as a CA by default, which rustls refuses as a server certificate.
-    ...["-addext", "basicConstraints=critical,CA:FALSE", "-addext", "extendedKeyUsage=serverAuth"],
-    ...["-keyout", key, "-out", cert],
-  ];
-  const out = await new Deno.Command("openssl", {
-    args,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  return { cert, key };
-}
-
 Deno.test({
   name: "HTTPS from TLS_CERT/TLS_KEY for Deno and Chromium, with JSON logs",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
   const dir = await Deno.makeTempDir({ prefix: "sfu-tls-" });
-  const { cert, key } = await makeCertificate(dir);
+  const { cert, key } = await selfSignedPem(dir, {
+    key: "ec",
+    tlsServer: true,
+    certFile: "tls.crt",
+    keyFile: "tls.key",
+  });
   const httpPort = freePort("tcp");
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "--unstable-net", "--allow-all", MAIN],

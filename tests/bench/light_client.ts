@@ -5,37 +5,13 @@
  * publishers send RTP packets they are given.
  */
 import { Buffer } from "node:buffer";
-import { X509Certificate } from "node:crypto";
-import {
-  classes,
-  createSelfSignedCertificate,
-  DtlsClient,
-  DtlsServer,
-  Message,
-  methods,
-  parseMessage,
-} from "werift";
+import { classes, DtlsClient, DtlsServer, Message, methods, parseMessage } from "werift";
 import { createSrtpContext, type SrtpContext } from "../../src/srtp/context.ts";
 import { datagrams } from "../../src/net/datagrams.ts";
 import { clientDtlsTransport } from "../../src/peer/dtls_transport.ts";
+import type { ClientCertificate } from "../helpers/certificates.ts";
 
-/** A client certificate; one can be shared by every client of a run. */
-export interface ClientCertificate {
-  certPem: string;
-  keyPem: string;
-  /** sha-256, colon-separated upper-case hex. */
-  fingerprint: string;
-}
-
-/** Makes a self-signed ECDSA P-256 certificate for DTLS. */
-export async function createClientCertificate(): Promise<ClientCertificate> {
-  const created = await createSelfSignedCertificate({ hash: 4, signature: 3 } as never, 23 as never);
-  return {
-    certPem: created.certPem,
-    keyPem: created.keyPem,
-    fingerprint: new X509Certificate(created.certPem).fingerprint256.toUpperCase(),
-  };
-}
+export { type ClientCertificate, createClientCertificate } from "../helpers/certificates.ts";
 
 /** How a client connects. */
 export interface LightClientOptions {

@@ -5,10 +5,8 @@
  * so a test can hand datagrams to `MediaSocket.handleDatagram` directly or send them over UDP.
  */
 import { Buffer } from "node:buffer";
-import { createHash, X509Certificate } from "node:crypto";
 import {
   classes,
-  createSelfSignedCertificate,
   DtlsClient,
   keyLength,
   Message,
@@ -21,20 +19,8 @@ import {
 
 const FIXTURES = new URL("../fixtures/", import.meta.url);
 
-/** A client certificate and its SDP fingerprint. */
-export interface ClientCertificate {
-  certPem: string;
-  keyPem: string;
-  fingerprint: string;
-}
-
-/** Makes an ECDSA P-256 client certificate. */
-export async function createClientCertificate(): Promise<ClientCertificate> {
-  const c = await createSelfSignedCertificate({ hash: 4, signature: 3 } as never, 23 as never);
-  const der = new X509Certificate(c.certPem).raw;
-  const fingerprint = createHash("sha256").update(der).digest("hex").toUpperCase().match(/../g)!.join(":");
-  return { certPem: c.certPem, keyPem: c.keyPem, fingerprint };
-}
+export { type ClientCertificate, createClientCertificate } from "../helpers/certificates.ts";
+import type { ClientCertificate } from "../helpers/certificates.ts";
 
 /** The Chromium offer fixtures, read once. */
 export async function loadOfferFixtures(): Promise<{ publish: string; watch: string }> {

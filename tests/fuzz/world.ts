@@ -6,6 +6,7 @@
  */
 import { loadOrCreateCertificate, type ServerCertificate } from "../../src/peer/certificate.ts";
 import { MediaSocket } from "../../src/net/udp.ts";
+import { waitFor } from "../helpers/wait.ts";
 import { SessionManager } from "../../src/rooms/sessions.ts";
 import { RoomBus, roomBusName } from "../../src/rooms/bus.ts";
 import type { Room } from "../../src/rooms/room.ts";
@@ -92,7 +93,7 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
   const published = sessions.publish(publisher.offer(fixtures.publish), roomId);
   await publisher.connect(published.answer);
   const room = sessions.rooms.get(roomId)!;
-  await waitUntil(() => room.live, "room live");
+  await waitFor("room live", () => room.live, Boolean, 5000, 5);
 
   const viewers: TestClient[] = [];
   const viewerAnswers: string[] = [];
@@ -100,7 +101,13 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
     const viewer = new TestClient(clientCertificate, toServer);
     const watched = sessions.watch(roomId, viewer.offer(fixtures.watch));
     await viewer.connect(watched.answer);
-    await waitUntil(() => [...room.viewers].some((v) => v.sessionId === watched.sessionId), "viewer joined");
+    await waitFor(
+      "viewer joined",
+      () => [...room.viewers].some((v) => v.sessionId === watched.sessionId),
+      Boolean,
+      5000,
+      5,
+    );
     viewers.push(viewer);
     viewerAnswers.push(watched.answer);
     return viewer;
@@ -135,13 +142,4 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     },
   };
-}
-
-/** Polls `ok` every 5 ms until it holds, or throws after `ms`. */
-export async function waitUntil(ok: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!ok()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { ConfigError } from "../../src/config.ts";
 import { loadOrCreateCertificate } from "../../src/peer/certificate.ts";
+import { selfSignedPem } from "../helpers/certificates.ts";
 
 Deno.test("generates an ECDSA certificate when CERTS_DIR is empty, then reuses it", async () => {
   const dir = await Deno.makeTempDir();
@@ -24,26 +25,7 @@ Deno.test("generates an ECDSA certificate when CERTS_DIR is empty, then reuses i
 Deno.test("loads an RSA pair made by the seed's openssl command", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const { success } = await new Deno.Command("openssl", {
-      args: [
-        "req",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        `${dir}/key.pem`,
-        "-x509",
-        "-days",
-        "365",
-        "-out",
-        `${dir}/cert.pem`,
-        "-subj",
-        "/CN=test",
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).output();
-    assert.ok(success, "openssl is installed");
+    await selfSignedPem(dir, { key: "rsa", subject: "/CN=test" });
     const loaded = await loadOrCreateCertificate(dir);
     assert.equal(loaded.generated, false);
     assert.deepEqual(loaded.signatureHash, { hash: 4, signature: 1 });

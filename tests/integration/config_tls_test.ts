@@ -1,23 +1,14 @@
 import assert from "node:assert/strict";
 import { ConfigError, loadConfig, SETTINGS } from "../../src/config.ts";
+import { selfSignedPem } from "../helpers/certificates.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
-
-async function selfSigned(dir: string, name: string, keyArgs: string[]): Promise<void> {
-  const out = await new Deno.Command("openssl", {
-    args: ["req", "-x509", "-nodes", "-days", "1", "-subj", "/CN=localhost", ...keyArgs]
-      .concat(["-keyout", `${dir}/${name}.key`, "-out", `${dir}/${name}.crt`]),
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(out.success, "openssl req");
-}
 
 Deno.test("TLS_CERT/TLS_KEY: loaded when they match, one line naming the variable otherwise", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    await selfSigned(dir, "ec", ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]);
-    await selfSigned(dir, "rsa", ["-newkey", "rsa:2048"]);
+    await selfSignedPem(dir, { key: "ec", certFile: "ec.crt", keyFile: "ec.key" });
+    await selfSignedPem(dir, { key: "rsa", certFile: "rsa.crt", keyFile: "rsa.key" });
     assert.equal(loadConfig(env({})).tls, undefined);
     for (const name of ["ec", "rsa"]) {
       const tls = loadConfig(env({ TLS_CERT: `${dir}/${name}.crt`, TLS_KEY: `${dir}/${name}.key` })).tls;
