@@ -266,7 +266,8 @@ export class Peer {
       try {
         // werift's close() only drops its transport and sends nothing; without an encrypted close_notify
         // (RFC 5246 §7.2.1) the client notices only when its ICE consent expires, ~30 s later.
-        const to = this.selected;
+        // Not after consent lapsed: then nothing more may go to that address (RFC 7675 §5.1).
+        const to = reason === "consent-timeout" ? undefined : this.selected;
         if (wasConnected && to) this.#options.transmit(closeNotify(this.#dtls), to);
         if (wasConnected) this.#dtls.close();
       } catch { /* the client may already be gone */ }
