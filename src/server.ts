@@ -164,6 +164,7 @@ export async function startServer(
     loopLag,
     cryptoBackend: srtpBackendName,
     startedAt: Date.now() - performance.now(),
+    http: gate,
     cluster,
   });
 

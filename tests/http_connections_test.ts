@@ -64,6 +64,12 @@ async function healthz(base: string): Promise<boolean> {
   }
 }
 
+/** The value of one sample in a Prometheus text exposition (NaN when absent). */
+function metric(text: string, sample: string): number {
+  const line = text.split("\n").find((l) => l.startsWith(sample + " "));
+  return line === undefined ? NaN : Number(line.slice(sample.length + 1));
+}
+
 /** Opens `count` TCP connections from `localAddress` that send nothing; resolves once each is settled. */
 async function openIdle(port: number, localAddress: string, count: number): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
@@ -98,6 +104,9 @@ Deno.test("a server with 256 descriptors survives 384 idle connections and answe
     await waitFor("/healthz after the flood", () => healthz(server.base), (ok) => ok, 10_000);
     assert(!server.exited());
     assert(/"?HTTP: at most 42 connections/.test(server.logs()), server.logs());
+    const metrics = await (await fetch(`${server.base}/metrics`)).text();
+    assert(metric(metrics, 'sfu_http_connections_refused_total{cap="address"}') > 0, metrics);
+    assert(metric(metrics, 'sfu_http_connections_refused_total{cap="total"}') > 0, metrics);
   } finally {
     for (const socket of sockets) socket.destroy();
     await server.stop();
@@ -189,6 +198,12 @@ Deno.test("header, body and idle timeouts close slow connections; event streams 
       ]);
       assert(outcome !== "closed", "the event stream was closed by the idle timeout");
       await reader.cancel();
+    });
+
+    await t.step("/metrics counts the timeouts", async () => {
+      const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+      assert(metric(metrics, 'sfu_http_connections_timed_out_total{timeout="header"}') >= 2, metrics);
+      assert(metric(metrics, 'sfu_http_connections_timed_out_total{timeout="idle"}') >= 1, metrics);
     });
   } finally {
     await server.stop();

@@ -42,6 +42,18 @@ export interface MetricsSources {
   cryptoBackend: () => string;
   /** When the process started, ms since the epoch. */
   startedAt: number;
+  /** The public HTTP port's gate (connection counts, refusals, timeouts); absent in unit tests. */
+  http?: {
+    readonly openConnections: number;
+    readonly counters: {
+      accepted: number;
+      refusedTotal: number;
+      refusedAddress: number;
+      closedHeaderTimeout: number;
+      closedIdleTimeout: number;
+      acceptErrors: number;
+    };
+  };
   /** Present in cluster mode only: without it no `sfu_cluster_*` family is emitted. */
   cluster?: { metrics(): ClusterFigures };
 }
@@ -159,8 +171,41 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     gauge("process_resident_memory_bytes", "Resident memory size of the process.", Deno.memoryUsage().rss),
   ];
+  if (sources.http) families.push(...httpFamilies(sources.http));
   if (sources.cluster) families.push(...clusterFamilies(sources.cluster.metrics()));
   return families;
+}
+
+/** The `sfu_http_*` families: what the gate in front of the HTTP handler did. */
+function httpFamilies(http: NonNullable<MetricsSources["http"]>): MetricFamily[] {
+  const c = http.counters;
+  return [
+    gauge("sfu_http_connections", "Open HTTP connections on the public port.", http.openConnections),
+    counter("sfu_http_connections_accepted_total", "HTTP connections accepted and served.", c.accepted),
+    {
+      name: "sfu_http_connections_refused_total",
+      help: "HTTP connections closed at once (503 on plain HTTP) because a cap was reached.",
+      type: "counter",
+      samples: [
+        { labels: { cap: "total" }, value: c.refusedTotal },
+        { labels: { cap: "address" }, value: c.refusedAddress },
+      ],
+    },
+    {
+      name: "sfu_http_connections_timed_out_total",
+      help: "HTTP connections closed by the header or idle timeout.",
+      type: "counter",
+      samples: [
+        { labels: { timeout: "header" }, value: c.closedHeaderTimeout },
+        { labels: { timeout: "idle" }, value: c.closedIdleTimeout },
+      ],
+    },
+    counter(
+      "sfu_http_accept_errors_total",
+      "Failed accepts on the public HTTP port (EMFILE, ENFILE: out of descriptors).",
+      c.acceptErrors,
+    ),
+  ];
 }
 
 /** The `sfu_cluster_*` families (cluster mode only). */
