@@ -47,8 +47,18 @@ Deno.test("a room is listed in the manifest when its first keyframe arrives", as
   const bus = new RoomBus(busName);
   const service = new ThumbnailService({ busName, storageDir: dir, intervalMs: 60_000, log: () => {} });
   try {
-    bus.publish({ type: "keyframe", roomId: "stage", data: new Uint8Array([0, 0, 0, 1, 0x65, 0x88]) });
-    bus.publish({ type: "keyframe", roomId: "stage", data: new Uint8Array([0, 0, 0, 1, 0x65, 0x88]) });
+    bus.publish({
+      type: "keyframe",
+      roomId: "stage",
+      format: "h264",
+      data: new Uint8Array([0, 0, 0, 1, 0x65, 0x88]),
+    });
+    bus.publish({
+      type: "keyframe",
+      roomId: "stage",
+      format: "h264",
+      data: new Uint8Array([0, 0, 0, 1, 0x65, 0x88]),
+    });
     const text = await waitFor(
       "the manifest to list the room",
       () => Deno.readTextFile(join(dir, MANIFEST)).catch(() => ""),
