@@ -7,7 +7,7 @@ import { raiseReceiveBuffer } from "./net/socket_buffer.ts";
 import { SessionManager } from "./rooms/sessions.ts";
 import { RoomBus, roomBusName } from "./rooms/bus.ts";
 import { createRouter } from "./http/routes.ts";
-import { serveUi } from "./http/ui.ts";
+import { serveNotFoundPage, serveUi } from "./http/ui.ts";
 import { RateLimiter } from "./http/rate_limit.ts";
 import { RoomDirectory } from "./rooms/directory.ts";
 import { RoomFeed } from "./http/notifications.ts";
@@ -178,6 +178,7 @@ export async function startServer(
     frontendUrl: config.frontendUrl,
     log,
     extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
+    notFoundPage: serveNotFoundPage,
     rateLimiter: new RateLimiter(config.rateLimitPerMinute),
     trustedProxies,
     iceServers: config.iceServers,

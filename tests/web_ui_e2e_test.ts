@@ -3,11 +3,16 @@
  * End to end for the built-in pages: headless Chromium goes live from `/publish` with its fake camera, the
  * room appears as a card in the lobby, the card opens `/watch/<id>` which plays, the watch page notices the
  * end and the return of the stream, and screenshots of the three pages go to `test-artifacts/`.
+ *
+ * The second test times how fast the watch and publish pages show an ending (a stop, a takeover, a server
+ * restart; each within 1 s), checks the layout at 1366×768 and 390×844 (header and status in view, no red
+ * field on load, the 404 page) and saves a screenshot of both pages at both sizes in each state to
+ * `test-artifacts/states/`.
  */
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
-import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
+import { freePort, type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 const ARTIFACTS = new URL("../test-artifacts/", import.meta.url);
@@ -267,6 +272,231 @@ Deno.test({
   } finally {
     await browser?.close();
     await statics.shutdown();
+    await server.stop();
+  }
+});
+
+const STATES = new URL("../test-artifacts/states/", import.meta.url);
+const DESKTOP = { width: 1366, height: 768 };
+const PHONE = { width: 390, height: 844 };
+
+/**
+ * Records in the page when the watch page's message or the publish page's status changes state (wall-clock
+ * ms, comparable with the test's Date.now()), and when a WHIP POST leaves, so the test can time an ending
+ * from its cause to what the page shows without the latency of polling the page.
+ */
+const RECORD_STATES = `
+  window.__states = [];
+  window.__whipPosts = [];
+  window.__whipDeletes = [];
+  const realFetch = window.fetch;
+  window.fetch = function (input, init) {
+    if (String(input).includes("/whip/") && init?.method === "DELETE") window.__whipDeletes.push(Date.now());
+    else if (String(input).includes("/whip") && init?.method === "POST") window.__whipPosts.push(Date.now());
+    return realFetch.apply(this, arguments);
+  };
+  addEventListener("DOMContentLoaded", () => {
+    const watched = document.querySelector("#message, #status");
+    if (!watched) return;
+    new MutationObserver(() => window.__states.push({ state: watched.dataset.state, at: Date.now() }))
+      .observe(watched, { attributes: true, attributeFilter: ["data-state"] });
+  });
+`;
+
+/** When `page` first showed `state` at or after `since` (waits up to `ms` for it). */
+async function shownAt(page: Page, state: string, since: number, ms = 15000): Promise<number> {
+  const handle = await page.waitForFunction(
+    ([state, since]) =>
+      (window as unknown as { __states: { state: string; at: number }[] }).__states
+        .find((s) => s.state === state && s.at >= since)?.at,
+    [state, since] as const,
+    { timeout: ms },
+  );
+  return (await handle.jsonValue()) as number;
+}
+
+/** The top and bottom of the element in CSS pixels of the viewport. */
+function box(page: Page, selector: string): Promise<{ top: number; bottom: number }> {
+  return page.locator(selector).evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return { top: r.top, bottom: r.bottom };
+  });
+}
+
+async function assertInView(page: Page, selectors: string[], what: string): Promise<void> {
+  const height = page.viewportSize()!.height;
+  for (const selector of selectors) {
+    const { top, bottom } = await box(page, selector);
+    assert.ok(
+      top >= 0 && bottom <= height,
+      `${what}: ${selector} is in view (${top}–${bottom} of ${height})`,
+    );
+  }
+}
+
+/** Saves what the screen shows (not the whole page: what is below the fold matters) at both sizes. */
+async function shootBothSizes(page: Page, name: string): Promise<void> {
+  await Deno.mkdir(STATES, { recursive: true });
+  await page.screenshot({ path: new URL(`${name}-1366x768.png`, STATES).pathname });
+  await page.setViewportSize(PHONE);
+  await page.screenshot({ path: new URL(`${name}-390x844.png`, STATES).pathname });
+  await page.setViewportSize(DESKTOP);
+}
+
+Deno.test({
+  name:
+    "web UI: stop, takeover and server restart show on both pages within 1 s; layout at 1366×768 and 390×844",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async (t) => {
+  const room = "endings";
+  const env = { TCP_PORT: String(freePort("tcp")), WHIP_TOKEN: "ui-endings-" + crypto.randomUUID() };
+  let server = await startServerProcess(env);
+  const base = server.baseUrl;
+  let browser: Browser | undefined;
+  const timings: string[] = [];
+  const within1s = (what: string, from: number, at: number) => {
+    timings.push(`${what}: ${at - from} ms`);
+    assert.ok(at - from <= 1000, `${what} within 1 s (took ${at - from} ms)`);
+  };
+  try {
+    browser = await launchChromium();
+    const context = await browser.newContext({ viewport: DESKTOP });
+    await context.addInitScript(RECORD_STATES);
+    const errors: string[] = [];
+    context.on("weberror", (e) => errors.push(e.error().message));
+    const first = await context.newPage();
+    const second = await context.newPage();
+    const watcher = await context.newPage();
+    const goLive = async (page: Page) => {
+      if (!page.url().endsWith("/publish")) await page.goto(`${base}/publish`);
+      await page.getByLabel("Token").fill(server.token);
+      await page.getByLabel("Room name").fill(room);
+      await page.getByRole("button", { name: "Start streaming" }).click();
+      await page.locator('#status[data-state="live"]').waitFor({ timeout: 20000 });
+    };
+
+    await t.step("layout: no red token field on load, the 404 page, header and status in view", async () => {
+      const fresh = await browser!.newContext({ viewport: DESKTOP });
+      const page = await fresh.newPage();
+      await page.goto(`${base}/publish`);
+      const border = (id: string) => page.locator(id).evaluate((el) => getComputedStyle(el).borderTopColor);
+      assert.equal(await page.locator("#token").inputValue(), "");
+      assert.equal(
+        await border("#token"),
+        await border("#room"),
+        "the empty token field looks like the others",
+      );
+      await page.getByRole("button", { name: "Start streaming" }).click();
+      assert.notEqual(await border("#token"), await border("#room"), "after a try it is marked");
+      assert.match(await page.locator("#status").innerText(), /Enter the token/);
+
+      const notFound = await page.goto(`${base}/no/such/page`);
+      assert.equal(notFound?.status(), 404);
+      assert.equal(await page.locator("h1").innerText(), "Page not found");
+      assert.notEqual(
+        await page.locator("body").evaluate((el) => getComputedStyle(el).backgroundColor),
+        "rgba(0, 0, 0, 0)",
+        "the site's stylesheet applies",
+      );
+      assert.equal(await page.locator('a[href="/"]').first().isVisible(), true);
+      await Deno.mkdir(STATES, { recursive: true });
+      await page.screenshot({ path: new URL("not-found-1366x768.png", STATES).pathname });
+      const api = await fetch(`${base}/no/such/page`);
+      assert.equal(api.status, 404);
+      assert.equal(
+        await api.text(),
+        "no such endpoint: /no/such/page\n",
+        "API clients keep one line of text",
+      );
+      await fresh.close();
+    });
+
+    await t.step(
+      "playing: header, LIVE badge and viewers in view; 'You are live' in view on a phone",
+      async () => {
+        await goLive(first);
+        await watcher.goto(`${base}/watch/${room}`);
+        await waitForPlayback(watcher);
+        await watcher.locator("#viewer-count", { hasText: "1 viewer" }).waitFor({ timeout: 10000 });
+        const header = ["#room-title", "#live-badge", "#viewer-count", "#unmute"];
+        await assertInView(watcher, header, "watch page at 1366×768");
+        await watcher.setViewportSize(PHONE);
+        await assertInView(watcher, header, "watch page at 390×844");
+        await watcher.setViewportSize(DESKTOP);
+        await first.setViewportSize(PHONE);
+        await assertInView(first, ["#status", "#stop"], "publish page at 390×844");
+        await first.setViewportSize(DESKTOP);
+        await assertInView(first, ["#status", "#stop"], "publish page at 1366×768");
+        await shootBothSizes(watcher, "watch-playing");
+        await shootBothSizes(first, "publish-live");
+      },
+    );
+
+    await t.step("takeover: the first publisher says so at once, the viewer keeps playing", async () => {
+      const since = Date.now();
+      await goLive(second);
+      const posted = await second.evaluate(() =>
+        (window as unknown as { __whipPosts: number[] }).__whipPosts.at(-1)!
+      );
+      within1s("publish page shows the takeover", posted, await shownAt(first, "ended", since));
+      assert.match(await first.locator("#status").innerText(), /Another encoder took over this room/);
+      await watcher.locator("#notice", { hasText: "Another encoder took over this room" }).waitFor({
+        timeout: 5000,
+      });
+      assert.equal(await watcher.locator("#message").isVisible(), false, "the viewer is still playing");
+      await waitForPlayback(watcher);
+      await shootBothSizes(first, "publish-taken-over");
+      await shootBothSizes(watcher, "watch-taken-over");
+    });
+
+    await t.step("stop: the watch page says the stream ended", async () => {
+      const since = Date.now();
+      await second.getByRole("button", { name: "Stop" }).click();
+      const deleted = await second.evaluate(() =>
+        (window as unknown as { __whipDeletes: number[] }).__whipDeletes.at(-1)!
+      );
+      within1s("watch page shows the end", deleted, await shownAt(watcher, "ended", since));
+      assert.match(await watcher.locator("#message").innerText(), /The stream ended/);
+      assert.equal(
+        await watcher.evaluate(() => document.querySelector("video")!.srcObject),
+        null,
+        "no frozen frame",
+      );
+      assert.match(await second.locator("#status").innerText(), /Stopped/);
+      await shootBothSizes(watcher, "watch-ended");
+      await shootBothSizes(second, "publish-stopped");
+    });
+
+    await t.step("server restart: both pages say so at once and recover by themselves", async () => {
+      await goLive(first);
+      await waitForPlayback(watcher, 20000);
+      const since = Date.now();
+      await server.stop();
+      within1s("watch page shows the restart", since, await shownAt(watcher, "reconnecting", since));
+      within1s("publish page shows the restart", since, await shownAt(first, "reconnecting", since));
+      assert.match(await watcher.locator("#message").innerText(), /The server restarted — reconnecting/);
+      assert.equal(
+        await watcher.locator("#live-badge").isVisible(),
+        false,
+        "no LIVE badge while the server is away",
+      );
+      assert.match(await first.locator("#status").innerText(), /The server restarted — reconnecting/);
+      await shootBothSizes(watcher, "watch-server-restarted");
+      await shootBothSizes(first, "publish-server-restarted");
+      server = await startServerProcess(env);
+      await first.locator('#status[data-state="live"]').waitFor({ timeout: 30000 });
+      await watcher.locator("#message").waitFor({ state: "hidden", timeout: 30000 });
+      await waitForPlayback(watcher);
+    });
+
+    assert.deepEqual(errors, [], "no uncaught errors in the pages");
+    console.log(`endings: ${timings.join("; ")}; screenshots in ${STATES.pathname}`);
+  } catch (e) {
+    console.error(server.logs());
+    throw e;
+  } finally {
+    await browser?.close();
     await server.stop();
   }
 });

@@ -22,6 +22,7 @@ export interface RoomJson {
   audio: { codec: string } | null;
   bitrate_kbps: number;
   thumbnail_url: string | null;
+  takeovers: number;
 }
 
 /** A listed room in API form. */
@@ -43,6 +44,7 @@ export function roomJson(room: ListedRoom): RoomJson {
     thumbnail_url: room.thumbnail
       ? `/rooms/${encodeURIComponent(room.id)}/thumbnail.jpg?v=${Date.parse(room.thumbnail.updatedAt)}`
       : null,
+    takeovers: room.takeovers ?? 0,
   };
 }
 

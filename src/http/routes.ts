@@ -30,6 +30,8 @@ export interface RouterDeps {
   log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
   /** Extra handlers tried before the API routes (web UI, SSE, thumbnails); undefined means "not mine". */
   extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
+  /** The page a browser gets for an unknown path (undefined: the one-line text, as for API clients). */
+  notFoundPage?: (req: Request) => Response | Promise<Response> | undefined;
   /** Budget of WHIP/WHEP POSTs per client address; absent means unlimited. */
   rateLimiter?: RateLimiter;
   /** Reverse proxies (normalised addresses) whose `X-Forwarded-For` is believed (see {@link clientAddress}). */
@@ -136,6 +138,8 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     allow(req, ["GET", "HEAD"]);
     return new Response("ok\n", { headers: { "Content-Type": "text/plain" } });
   }
+  const page = await deps.notFoundPage?.(req);
+  if (page) return page;
   throw new HttpError(404, `no such endpoint: ${path}`);
 }
 

@@ -11,6 +11,9 @@
  * absolute (`/watch/<id>` is one level down) and adds `<meta name="ui-routes" content="server">`, which tells
  * the scripts to link to `/watch/<id>` rather than `watch.html?room=<id>`.
  *
+ * Unknown paths: {@link serveNotFoundPage} gives a browser (a GET that accepts `text/html`) `web/404.html` with
+ * status 404, in the site's style; API clients keep the router's one-line text.
+ *
  * Files are read lazily through a URL relative to this module, which also works inside a binary built with
  * `deno compile --include web/`, and kept in memory with a strong ETag; every response says `no-cache` so a
  * browser revalidates and gets a 304 while the file is unchanged.
@@ -90,7 +93,17 @@ export function serveUi(req: Request, url: URL): Response | Promise<Response> | 
   return respond(req, file);
 }
 
-async function respond(req: Request, file: string): Promise<Response> {
+/**
+ * The "page not found" page (status 404) for a browser navigating to an unknown path, or undefined for an API
+ * client (no `text/html` in `Accept`, or not GET/HEAD), which gets the router's one-line text instead.
+ */
+export function serveNotFoundPage(req: Request): Promise<Response> | undefined {
+  if (req.method !== "GET" && req.method !== "HEAD") return undefined;
+  if (!/\btext\/html\b/i.test(req.headers.get("Accept") ?? "")) return undefined;
+  return respond(req, "404.html", 404);
+}
+
+async function respond(req: Request, file: string, status = 200): Promise<Response> {
   const cached = await load(file);
   if (!cached) return notFound();
   const headers = new Headers({
@@ -102,6 +115,12 @@ async function respond(req: Request, file: string): Promise<Response> {
   if (file.endsWith(".html")) {
     headers.set("Content-Security-Policy", CSP);
     headers.set("Referrer-Policy", "strict-origin-when-cross-origin");
+  }
+  if (status !== 200) {
+    // An error page is not a resource to revalidate: no ETag, no 304.
+    headers.delete("ETag");
+    headers.set("Content-Length", String(cached.body.byteLength));
+    return new Response(req.method === "HEAD" ? null : cached.body, { status, headers });
   }
   if (etagMatches(req.headers.get("If-None-Match"), cached.etag)) {
     return new Response(null, { status: 304, headers });

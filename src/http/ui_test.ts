@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { serveUi } from "./ui.ts";
+import { serveNotFoundPage, serveUi } from "./ui.ts";
 
 function get(path: string, init: RequestInit = {}): Promise<Response> | Response | undefined {
   const url = new URL(path, "http://ui.test");
@@ -115,4 +115,32 @@ Deno.test("serveUi: names that could leave web/assets are refused", async () => 
   const url = new URL("http://ui.test/assets/../deno.json");
   assert.equal(url.pathname, "/deno.json");
   assert.equal(serveUi(new Request(url), url), undefined);
+});
+
+Deno.test("serveNotFoundPage: a browser gets the site's 404 page, an API client nothing (the router's text)", async () => {
+  const browser = new Request("http://ui.test/nope", {
+    headers: { Accept: "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8" },
+  });
+  const page = await serveNotFoundPage(browser);
+  assert.ok(page);
+  assert.equal(page.status, 404);
+  assert.match(page.headers.get("content-type") ?? "", /^text\/html/);
+  assert.equal(page.headers.get("etag"), null);
+  assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'self'/);
+  const html = await page.text();
+  assert.match(html, /<h1>Page not found<\/h1>/);
+  assert.match(html, /href="\/assets\/style\.css"/);
+  assert.match(html, /href="\/"/);
+
+  assert.equal(serveNotFoundPage(new Request("http://ui.test/nope")), undefined, "no Accept");
+  assert.equal(
+    serveNotFoundPage(new Request("http://ui.test/nope", { headers: { Accept: "application/json" } })),
+    undefined,
+  );
+  assert.equal(
+    serveNotFoundPage(
+      new Request("http://ui.test/nope", { method: "POST", headers: { Accept: "text/html" } }),
+    ),
+    undefined,
+  );
 });

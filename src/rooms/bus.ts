@@ -6,7 +6,7 @@
  * | type                | posted by  | when                                                     | fields                  |
  * |---------------------|------------|----------------------------------------------------------|-------------------------|
  * | `room-opened`       | sessions   | a publisher's WHIP session is established (DTLS up)      | `room`: {@link RoomInfo}|
- * | `room-changed`      | sessions   | viewer count, picture size, frame rate or bitrate changed| `room`: {@link RoomInfo}|
+ * | `room-changed`      | sessions   | viewers, picture size, frame rate, bitrate; a takeover   | `room`: {@link RoomInfo}|
  * | `room-closed`       | sessions   | the publisher left (DELETE, DTLS close, consent timeout) | `roomId`                |
  * | `keyframe`          | sessions   | a complete video keyframe arrived (at most 1 per second) | `roomId`, `format` (ffmpeg `-f`: h264/hevc Annex B, ivf for VP8/VP9/AV1), `data` |
  * | `thumbnail-updated` | thumbnails | a new JPEG for the room is in STORAGE_DIR                | `roomId`, `updatedAt`, `width`, `height` |
@@ -29,6 +29,8 @@ export interface RoomInfo {
   video: { codec: string; profile: string; width?: number; height?: number; fps?: number };
   audio: { codec: string } | null;
   bitrateKbps: number;
+  /** How many times another publisher session took the room over; absent for rooms relayed in a cluster. */
+  takeovers?: number;
   /** Cluster mode: the node the publisher is on, when that is not this node (not shown in the JSON). */
   origin?: RoomOrigin;
 }

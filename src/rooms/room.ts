@@ -199,6 +199,8 @@ export class Room<Source extends RoomSource = Peer> {
   audio: ChosenCodec | undefined;
   readonly viewers = new Set<Viewer>();
   createdAt: Date;
+  /** How many times a new publisher session took the room over (shown to viewers as a takeover). */
+  takeovers = 0;
   live = false;
   /** SSRC the server uses as sender of its RTCP towards the publisher. */
   readonly feedbackSsrc = randomSsrc();
@@ -485,6 +487,7 @@ export class Room<Source extends RoomSource = Peer> {
   }): void {
     this.publisher = options.publisher;
     this.publisherSessionId = options.publisherSessionId;
+    this.takeovers++;
     this.video = options.video;
     this.audio = options.audio;
     this.#options = { ...this.#options, twccExtensionId: options.twccExtensionId };
@@ -577,6 +580,7 @@ export class Room<Source extends RoomSource = Peer> {
       },
       audio: this.audio ? { codec: "opus" } : null,
       bitrateKbps: this.bitrateKbps,
+      takeovers: this.takeovers,
     };
   }
 

@@ -223,6 +223,8 @@ export class SessionManager {
       const previousSession = this.#byPeer.get(previous);
       if (previousSession) this.#endSession(previousSession, "replaced");
       else previous.close("replaced");
+      // Viewers stay; the feed's takeover count tells the pages (the watch page says so over the video).
+      if (existing.live) this.#options.bus.publish({ type: "room-changed", room: existing.info() });
       return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
     }
     const room = new Room({

@@ -162,10 +162,135 @@ export function connected(pc, ms = 15000) {
   });
 }
 
+/**
+ * Calls `onEnd("closed" | "failed")` once when the media session ends from the far side. The server ends a
+ * session (DELETE, takeover, the publisher leaving, shutdown) with an RTCP BYE and a DTLS close_notify; the
+ * browser then closes the DTLS transport at once, while `connectionState` stays "connected" until ICE
+ * consent expires 10–30 s later. So the transport's state is watched, plus tracks ending (BYE) and the
+ * connection failing (the network is gone). Call after setRemoteDescription; returns a function that stops
+ * watching (call it before closing the connection yourself).
+ */
+export function onSessionEnd(pc, onEnd) {
+  const transports = new Set();
+  const tracks = [];
+  for (const transceiver of pc.getTransceivers()) {
+    if (transceiver.sender.transport) transports.add(transceiver.sender.transport);
+    if (transceiver.receiver.transport) transports.add(transceiver.receiver.transport);
+    if (transceiver.direction === "recvonly") tracks.push(transceiver.receiver.track);
+  }
+  const onTransport = (event) => {
+    const state = event.target.state;
+    if (state === "closed" || state === "failed") end(state);
+  };
+  const onTrackEnded = () => end("closed");
+  const onConnection = () => {
+    if (pc.connectionState === "failed") end("failed");
+  };
+  const detach = () => {
+    for (const transport of transports) transport.removeEventListener("statechange", onTransport);
+    for (const track of tracks) track.removeEventListener("ended", onTrackEnded);
+    pc.removeEventListener("connectionstatechange", onConnection);
+  };
+  const end = (why) => {
+    detach();
+    onEnd(why);
+  };
+  for (const transport of transports) transport.addEventListener("statechange", onTransport);
+  for (const track of tracks) track.addEventListener("ended", onTrackEnded);
+  pc.addEventListener("connectionstatechange", onConnection);
+  return detach;
+}
+
+/**
+ * What the server says about a room right now: "live", "absent" (the server answers and does not list it)
+ * or "unreachable" (no answer within 3 s, or a proxy's 502/503/504: the server is down or restarting).
+ * After a session ended this tells "the stream ended" from "taken over" from "the server went away".
+ */
+export async function roomState(roomId) {
+  try {
+    const response = await fetch(apiUrl(`/rooms/${encodeURIComponent(roomId)}`), {
+      cache: "no-store",
+      signal: AbortSignal.timeout(3000),
+    });
+    await response.body?.cancel();
+    if (response.ok) return "live";
+    return response.status >= 500 ? "unreachable" : "absent";
+  } catch {
+    return "unreachable";
+  }
+}
+
+/** True for a failed request that says the server is away (no answer, or a gateway's 502/503/504). */
+export function serverAway(errorOrResponse) {
+  if (errorOrResponse instanceof Response) return [502, 503, 504].includes(errorOrResponse.status);
+  // fetch rejects with a TypeError ("Failed to fetch", "NetworkError…") when nothing answers.
+  return errorOrResponse instanceof TypeError || errorOrResponse?.name === "TimeoutError";
+}
+
+/** The message of an error in words for people: fetch's "Failed to fetch" is not one. */
+export function describeError(error) {
+  return serverAway(error) ? "the server cannot be reached" : String(error?.message ?? error);
+}
+
 /** The server's one-line reason for a failed request, or its status. */
 export async function reason(response) {
   const text = (await response.text().catch(() => "")).trim().split("\n")[0];
   return text || `HTTP ${response.status}`;
+}
+
+// --- video codecs: what this browser has, in words ----------------------------------------------------------
+
+const CODEC_NAMES = { h264: "H.264", h265: "H.265", vp8: "VP8", vp9: "VP9", av1: "AV1" };
+
+// Which browsers play or send each codec over WebRTC (2025), for the message when this one cannot.
+const CODEC_BROWSERS = {
+  h264: "Chrome, Edge and Safari {verb} H.264; Firefox does once its OpenH264 plugin is enabled " +
+    "(about:addons → Plugins).",
+  vp8: "Every current browser can {verb} VP8.",
+  vp9: "Chrome, Edge and Firefox {verb} VP9.",
+  av1: "Chrome and Edge {verb} AV1.",
+  h265: "Safari {verb}s H.265.",
+};
+
+/** "h264" for "H264", "H.264", "video/H264", "avc1"-less names the rooms API or a reason uses. */
+function codecKey(name) {
+  return String(name).toLowerCase().replace(/^video\//, "").replace(".", "");
+}
+
+/** "H.264" for "H264" (the rooms API's name), the name itself when unknown. */
+export function codecName(codec) {
+  return CODEC_NAMES[codecKey(codec)] ?? String(codec);
+}
+
+/** The video codecs this browser can receive ("receiver") or send ("sender"), in words, e.g. ["VP8", "VP9"]. */
+export function browserCodecs(direction) {
+  const caps = (direction === "sender" ? globalThis.RTCRtpSender : globalThis.RTCRtpReceiver)
+    ?.getCapabilities?.("video");
+  if (!caps) return undefined;
+  const names = caps.codecs.map((c) => codecKey(c.mimeType)).filter((key) => key in CODEC_NAMES);
+  return [...new Set(names)].map((key) => CODEC_NAMES[key]);
+}
+
+/** Whether this browser can receive/send `codec` (a rooms API name); undefined when it cannot tell. */
+export function browserHas(codec, direction) {
+  const codecs = browserCodecs(direction);
+  return codecs === undefined ? undefined : codecs.includes(codecName(codec));
+}
+
+/** One sentence naming the browsers that can play ("play") or send ("send") `codec`, or "" when unknown. */
+export function codecAdvice(codec, verb) {
+  return CODEC_BROWSERS[codecKey(codec)]?.replace("{verb}", verb) ?? "";
+}
+
+/** The codec names a server's reason mentions ("… no H.264 with …" → ["H.264"]). */
+export function codecsIn(text) {
+  const found = String(text).match(/\b(H\.?264|H\.?265|VP8|VP9|AV1)\b/gi) ?? [];
+  return [...new Set(found.map(codecName))];
+}
+
+/** "H.264, VP8 and VP9". */
+export function listWords(words) {
+  return words.length < 2 ? words.join("") : `${words.slice(0, -1).join(", ")} and ${words.at(-1)}`;
 }
 
 /**

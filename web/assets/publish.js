@@ -1,25 +1,41 @@
 // Go live from the browser: camera or screen, WHIP POST to start, DELETE to stop.
+//
+// Endings are shown within a second: the server ends a publisher's session with BYE and DTLS close_notify
+// (see onSessionEnd), and the page asks the server what happened. The room still live means another encoder
+// took it over; no answer means the server is restarting, and the page publishes the same camera to the same
+// room again as soon as it is back.
 import {
   apiBase,
   apiIsElsewhere,
   apiUrl,
   bitrateMeter,
+  browserCodecs,
+  browserHas,
+  codecAdvice,
+  codecsIn,
   connected,
+  describeError,
   encodableCodecs,
   linkPages,
+  listWords,
+  onSessionEnd,
   pageHref,
   preferH264,
   reason,
+  roomState,
   sendOnlyCodec,
+  serverAway,
 } from "./api.js";
 
 const form = document.getElementById("form");
+const setup = document.getElementById("setup");
 const tokenInput = document.getElementById("token");
 const roomInput = document.getElementById("room");
 const startButton = document.getElementById("start");
 const stopButton = document.getElementById("stop");
 const preview = document.getElementById("preview");
 const previewEmpty = document.getElementById("preview-empty");
+const onAir = document.getElementById("on-air");
 const status = document.getElementById("status");
 const codecSelect = document.getElementById("codec");
 for (const mime of encodableCodecs()) {
@@ -29,9 +45,23 @@ for (const mime of encodableCodecs()) {
 
 // The token is stored per API base, so a link with a different ?api= never receives it unasked.
 const TOKEN_KEY = `whip-token:${apiBase}`;
-let live = null; // { pc, stream, location, token } while publishing
+const RESTARTED = "The server restarted — reconnecting…";
+
+/**
+ * While publishing: { stream, source, token, roomId, pc, location, detach, retryTimer }. `pc` is null while
+ * the page waits for a restarting server, with the camera kept open.
+ */
+let live = null;
 let busy = false;
 let statsTimer;
+
+/** A refused WHIP POST: its status and the server's one-line reason. */
+class Refused extends Error {
+  constructor(status, why) {
+    super(why);
+    this.status = status;
+  }
+}
 
 linkPages();
 tokenInput.value = localStorage.getItem(TOKEN_KEY) ?? "";
@@ -48,6 +78,9 @@ if (apiIsElsewhere) {
   const note = document.getElementById("api-note");
   note.textContent = `Streams go to ${apiBase}. Only enter your token if you trust that server.`;
   note.hidden = false;
+}
+for (const input of [tokenInput, roomInput]) {
+  input.addEventListener("input", () => input.removeAttribute("aria-invalid"));
 }
 
 form.addEventListener("submit", (event) => {
@@ -83,88 +116,179 @@ async function start() {
   }
   preview.srcObject = stream;
   previewEmpty.hidden = true;
-
-  const pc = new RTCPeerConnection();
+  const current = { stream, source, token, roomId: room || undefined, pc: null };
+  live = current;
   try {
-    const videoTrack = stream.getVideoTracks()[0];
+    await openSession(current);
+  } catch (error) {
+    if (live !== current) return; // stopped meanwhile
+    stop();
+    return fail(`Could not go live: ${explain(error)}`, error.status === 401 ? tokenInput : undefined);
+  }
+  setBusy(false);
+  // The browser's own "Stop sharing" button ends the screen track.
+  stream.getVideoTracks()[0].onended = () => stop("Screen sharing ended.");
+  onLive(current);
+}
+
+/** One WHIP session for `current.stream`: POST the offer, apply the answer, wait until media flows. */
+async function openSession(current) {
+  const pc = new RTCPeerConnection();
+  current.pc = pc;
+  try {
+    const videoTrack = current.stream.getVideoTracks()[0];
     if (!videoTrack) throw new Error("the source has no video");
     // Screen content favours sharp text over motion when the bandwidth is short.
-    if (source === "screen") videoTrack.contentHint = "detail";
-    const video = pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [stream] });
+    if (current.source === "screen") videoTrack.contentHint = "detail";
+    const video = pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [current.stream] });
     if (codecSelect.value) sendOnlyCodec(video, codecSelect.value);
     else preferH264(video, "sender");
-    for (const track of stream.getAudioTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+    for (const track of current.stream.getAudioTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [current.stream] });
     }
     await pc.setLocalDescription(await pc.createOffer());
-    const query = room ? `?room=${encodeURIComponent(room)}` : "";
+    const query = current.roomId ? `?room=${encodeURIComponent(current.roomId)}` : "";
     const response = await fetch(apiUrl(`/whip${query}`), {
       method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${current.token}` },
       body: pc.localDescription.sdp,
     });
     if (response.status !== 201) {
       const why = await reason(response);
-      throw new Error(response.status === 401 ? `the token was refused (${why})` : why);
+      throw serverAway(response) ? new TypeError(why) : new Refused(response.status, why);
     }
     const location = response.headers.get("Location");
-    const roomId = response.headers.get("X-Room-Id") ?? room;
-    live = { pc, stream, location: location ? apiUrl(location) : null, token, roomId };
+    current.location = location ? apiUrl(location) : null;
+    if (current.pc !== pc) {
+      // Stopped while the POST was under way: end the session it made.
+      if (current.location) deleteSession(current.location, current.token);
+      throw new Error("stopped");
+    }
+    current.roomId = response.headers.get("X-Room-Id") ?? current.roomId;
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    current.detach = onSessionEnd(pc, (why) => sessionEnded(current, pc, why));
     // Without this Chromium first drops the resolution of a detailed picture and takes ~10 s to come back.
     const parameters = video.sender.getParameters();
     parameters.degradationPreference = "maintain-resolution";
     await video.sender.setParameters(parameters).catch(() => {});
     await connected(pc);
   } catch (error) {
-    if (live?.pc === pc) stop();
-    else {
-      pc.close();
-      for (const track of stream.getTracks()) track.stop();
-      resetPreview();
+    if (current.pc === pc) {
+      current.detach?.();
+      current.pc = null;
     }
-    setBusy(false);
-    return fail(`Could not go live: ${error.message}.`);
+    pc.close();
+    throw error;
   }
-  setBusy(false);
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed" || pc.connectionState === "closed") {
-      stop("The connection to the server was lost.", "error");
-    }
-  };
-  // The browser's own "Stop sharing" button ends the screen track.
-  stream.getVideoTracks()[0].onended = () => stop("Screen sharing ended.");
-  document.getElementById("on-air").hidden = false;
-  document.title = `● Live: ${live.roomId}`;
+}
+
+/** Why a WHIP POST failed, in words for the person at the camera. */
+function explain(error) {
+  if (!(error instanceof Refused)) return `${describeError(error)}.`;
+  if (error.status === 401 || error.status === 403) return `the token was refused (${error.message}).`;
+  if (error.status !== 406) return `${error.message}.`;
+  // 406: no video codec the server takes. Name what this browser offers and what the server asked for.
+  const has = browserCodecs("sender") ?? [];
+  const wanted = codecsIn(error.message).filter((codec) => browserHas(codec, "sender") === false);
+  const offers = has.length
+    ? `this browser sends ${listWords(has)} video`
+    : "this browser offered no video codec";
+  const missing = wanted.length ? `, not ${listWords(wanted)}` : "";
+  const advice = wanted.map((codec) => codecAdvice(codec, "send")).filter(Boolean).join(" ");
+  return `${offers}${missing}, and the server took none of it (${error.message}). ${advice}`.trim();
+}
+
+function onLive(current) {
+  onAir.hidden = false;
+  setup.hidden = true;
+  startButton.hidden = true;
+  document.title = `● Live: ${current.roomId}`;
   const link = document.createElement("a");
-  link.href = pageHref("watch", live.roomId);
+  link.href = pageHref("watch", current.roomId);
   link.target = "_blank";
   link.textContent = "open the watch page";
   status.dataset.state = "live";
-  status.replaceChildren(`You are live in room “${live.roomId}”. Share it: `, link, ".");
+  status.replaceChildren(`You are live in room “${current.roomId}”. Share it: `, link, ".");
+  clearInterval(statsTimer);
   statsTimer = setInterval(updateStats, 1000);
 }
 
-/** Stops publishing: DELETE the session (keepalive: may run while the page closes), release the devices. */
-function stop(text, state = "idle") {
-  clearInterval(statsTimer);
-  sendRate.reset();
-  if (!live) return;
-  const { pc, stream, location, token } = live;
-  live = null;
-  pc.onconnectionstatechange = null;
+/** The server ended the session (or the network is gone): find out why, say so, reconnect if it restarts. */
+async function sessionEnded(current, pc, why) {
+  if (live !== current || current.pc !== pc) return;
+  current.pc = null;
   pc.close();
-  for (const track of stream.getTracks()) track.stop();
-  if (location) {
-    fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true })
-      .catch(() => {});
+  stopStats();
+  const state = await roomState(current.roomId);
+  if (live !== current) return; // stopped meanwhile
+  if (state === "live") {
+    stop(
+      "Another encoder took over this room, so this page stopped sending. Start again to take it back.",
+      "ended",
+    );
+  } else if (state === "unreachable") {
+    reconnect(current, 0);
+  } else {
+    stop(
+      why === "failed" ? "The connection to the server was lost." : "The server ended this stream.",
+      "ended",
+    );
   }
+}
+
+/** Waits for the server to come back, then publishes the same source to the same room again. */
+function reconnect(current, attempt) {
+  onAir.hidden = true;
+  document.title = "Reconnecting…";
+  say("reconnecting", RESTARTED);
+  current.retryTimer = setTimeout(async () => {
+    if (live !== current) return;
+    try {
+      await openSession(current);
+    } catch (error) {
+      if (live !== current) return;
+      if (serverAway(error)) return reconnect(current, attempt + 1);
+      return stop(`Could not reconnect: ${explain(error)}`, "error");
+    }
+    if (live === current) onLive(current);
+  }, Math.min(500 * 2 ** attempt, 5000));
+}
+
+/** Stops publishing: DELETE the session, release the devices, show `text` (if any) as the status. */
+function stop(text, state = "idle") {
+  stopStats();
+  if (!live) return;
+  const current = live;
+  const { pc, stream, location, token, detach, retryTimer } = current;
+  live = null;
+  current.pc = null;
+  clearTimeout(retryTimer);
+  if (pc) {
+    detach?.();
+    pc.close();
+    if (location) deleteSession(location, token);
+  }
+  for (const track of stream.getTracks()) track.stop();
   resetPreview();
   setBusy(false);
-  document.getElementById("on-air").hidden = true;
+  onAir.hidden = true;
+  setup.hidden = false;
+  startButton.hidden = false;
   document.title = "Go live";
   for (const id of ["bitrate", "resolution", "fps"]) document.getElementById(id).textContent = "–";
   if (text) say(state, text);
+  else if (status.dataset.state === "live" || status.dataset.state === "reconnecting") say("idle", "");
+}
+
+/** DELETE a WHIP session (keepalive: this may run while the page closes). */
+function deleteSession(location, token) {
+  fetch(location, { method: "DELETE", headers: { Authorization: `Bearer ${token}` }, keepalive: true })
+    .catch(() => {});
+}
+
+function stopStats() {
+  clearInterval(statsTimer);
+  sendRate.reset();
 }
 
 function resetPreview() {
@@ -176,7 +300,7 @@ function setBusy(on) {
   busy = on;
   startButton.disabled = on || live !== null;
   stopButton.disabled = live === null;
-  for (const input of form.querySelectorAll("input")) input.disabled = on || live !== null;
+  for (const input of form.querySelectorAll("input, select")) input.disabled = on || live !== null;
 }
 
 function say(state, text) {
@@ -184,9 +308,12 @@ function say(state, text) {
   status.textContent = text;
 }
 
-function fail(text, focus) {
+function fail(text, field) {
   say("error", text);
-  focus?.focus();
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
 }
 
 const sendRate = bitrateMeter();

@@ -1,14 +1,30 @@
 // The player: WHEP into a muted <video>, retried whenever the room comes (back) online.
+//
+// Endings are shown within a second of happening: the server ends a viewer's session with BYE and DTLS
+// close_notify, which closes the browser's DTLS transport at once (see onSessionEnd), and the page then asks
+// the server why: the room is gone ("The stream ended"), or the server does not answer ("The server
+// restarted — reconnecting…"). A takeover keeps the viewers; the feed's `takeovers` count goes up, and the
+// page says "Another encoder took over this room" over the video for a few seconds.
 import {
   apiUrl,
   bitrateMeter,
+  browserCodecs,
+  browserHas,
+  codecAdvice,
+  codecName,
+  codecsIn,
   connected,
+  describeError,
   describeVideo,
   followRooms,
   linkPages,
+  listWords,
   liveFor,
+  onSessionEnd,
   preferH264,
   reason,
+  roomState,
+  serverAway,
   viewers,
 } from "./api.js";
 
@@ -16,6 +32,7 @@ const video = document.getElementById("video");
 const message = document.getElementById("message");
 const messageText = document.getElementById("message-text");
 const messageMore = document.getElementById("message-more");
+const notice = document.getElementById("notice");
 const unmuteButton = document.getElementById("unmute");
 const statsToggle = document.getElementById("stats-toggle");
 const statsPanel = document.getElementById("stats");
@@ -25,13 +42,18 @@ const pathMatch = location.pathname.match(/\/watch\/([^/]+)$/);
 // Room ids are [A-Za-z0-9_-] only, so the path segment needs no decoding (and a bad escape cannot throw).
 const roomId = pathMatch ? pathMatch[1] : params.get("room") ?? "";
 
-let session = null; // { pc, location, createdAt } while a WHEP session exists
+const RESTARTED = "The server restarted — reconnecting…";
+
+let session = null; // { pc, location, createdAt, takeovers, detach } while a WHEP session exists
 let connecting = false;
 let played = false; // played at least once: a later absence means "ended", not "not live"
+let restarted = false; // the server went away while we watched: say so until the stream plays again
 let feedRoom = null; // this room in the latest /notifications snapshot, or null
 let feedKnown = false; // a snapshot arrived and the feed is connected
+let unplayable = null; // created_at of the room this browser cannot play (406): retried when it changes
 let retryTimer;
 let retryDelay = 1000;
+let noticeTimer;
 
 linkPages();
 document.getElementById("room-title").textContent = roomId || "No room";
@@ -53,19 +75,23 @@ function onRooms(rooms) {
   if (feedRoom) {
     // A publisher that left and came back under the same name is a new room: start over.
     if (session?.createdAt && session.createdAt !== feedRoom.created_at) stop();
-    if (session) session.createdAt ??= feedRoom.created_at;
-    else connect();
+    if (session) {
+      session.createdAt ??= feedRoom.created_at;
+      noticeTakeover();
+    } else if (unplayable !== feedRoom.created_at) connect();
   } else {
     stop();
-    if (!connecting) waitOrRetry();
+    if (!connecting) notLive();
   }
 }
 
 async function connect() {
   if (session || connecting) return;
-  connecting = true;
   clearTimeout(retryTimer);
-  if (!played) show("connecting", "Connecting…");
+  const codec = feedRoom?.video?.codec;
+  if (codec && browserHas(codec, "receiver") === false) return cannotPlay(codec);
+  connecting = true;
+  if (!played && !restarted) show("connecting", "Connecting…");
   const pc = new RTCPeerConnection();
   let response;
   try {
@@ -86,31 +112,39 @@ async function connect() {
   } catch (error) {
     connecting = false;
     pc.close();
-    if (response?.status === 404) waitOrRetry("not-live");
-    else waitOrRetry("error", `Could not play: ${error.message}. Retrying…`);
+    if (response?.status === 404) notLive();
+    else if (response?.status === 406) cannotPlay(feedRoom?.video?.codec, error.message);
+    else if (serverAway(response ?? error)) away();
+    else retry("error", `Could not play: ${describeError(error)}. Retrying…`);
     return;
   }
   connecting = false;
   const location = response.headers.get("Location");
-  session = { pc, location: location ? apiUrl(location) : null, createdAt: feedRoom?.created_at };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed" || pc.connectionState === "closed") drop(pc);
-    else if (pc.connectionState === "disconnected") {
-      // Often recovers by itself (a burst of lost packets): give it a few seconds first.
-      setTimeout(() => pc.connectionState === "disconnected" && drop(pc), 4000);
-    }
+  session = {
+    pc,
+    location: location ? apiUrl(location) : null,
+    createdAt: feedRoom?.created_at,
+    takeovers: feedRoom?.takeovers,
   };
   try {
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
+    session.detach = onSessionEnd(pc, () => ended(pc));
+    pc.onconnectionstatechange = () => {
+      // Often recovers by itself (a burst of lost packets): give it a few seconds first.
+      if (pc.connectionState !== "disconnected") return;
+      setTimeout(() => pc.connectionState === "disconnected" && ended(pc), 4000);
+    };
     await connected(pc);
   } catch (error) {
     if (session?.pc !== pc) return; // stopped meanwhile: the room ended or the page is closing
     stop();
-    waitOrRetry("error", `Could not play: ${error.message}. Retrying…`);
+    retry("error", `Could not play: ${describeError(error)}. Retrying…`);
     return;
   }
   if (session?.pc !== pc) return;
   retryDelay = 1000;
+  unplayable = null;
+  restarted = false;
   show("playing");
   played = true;
   video.play().catch(() => {
@@ -119,49 +153,107 @@ async function connect() {
   });
 }
 
-function drop(pc) {
+/** The server ended our session (or the network is gone): find out why and say so. */
+async function ended(pc) {
   if (session?.pc !== pc) return;
-  stop();
-  waitOrRetry("reconnecting", "The stream dropped. Reconnecting…");
+  stop({ tellServer: false });
+  const state = await roomState(roomId);
+  if (session || connecting) return; // the feed already brought the stream back
+  if (state === "live") return connect();
+  // Fresher than the feed's last snapshot, which may still list the room for a moment.
+  feedRoom = null;
+  renderRoomInfo();
+  if (state === "unreachable") away();
+  else notLive();
 }
 
 /** Ends the WHEP session, telling the server (keepalive, so it also works while the page is closing). */
-function stop() {
+function stop({ tellServer = true } = {}) {
   if (!session) return;
-  const { pc, location } = session;
+  const { pc, location, detach } = session;
   session = null;
+  detach?.();
   pc.onconnectionstatechange = null;
   pc.close();
   video.srcObject = null;
-  if (location) fetch(location, { method: "DELETE", keepalive: true }).catch(() => {});
+  hideNotice();
+  if (location && tellServer) fetch(location, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+/** The server does not answer: it is restarting (or down). The feed brings the stream back when it is. */
+function away() {
+  restarted = played || restarted;
+  retry("reconnecting", restarted ? RESTARTED : "The server cannot be reached. Retrying…");
+}
+
+/** Not live: wait for the feed to announce the room when it is up, else ask again after a growing delay. */
+function notLive() {
+  clearTimeout(retryTimer);
+  if (restarted) {
+    show(
+      "ended",
+      "The server restarted and the stream has not come back yet. It will play here when it does.",
+    );
+  } else if (played) show("ended", "The stream ended. It will play here again if it comes back.");
+  else {show(
+      "missing",
+      `“${roomId}” is not live right now. It will start playing here as soon as it goes live.`,
+    );}
+  if (!feedKnown) retryTimer = setTimeout(connect, nextDelay());
+}
+
+/** Shows `text` and tries again after a growing delay. */
+function retry(state, text) {
+  show(state, text);
+  clearTimeout(retryTimer);
+  retryTimer = setTimeout(connect, nextDelay());
+}
+
+function nextDelay() {
+  const delay = retryDelay;
+  retryDelay = Math.min(retryDelay * 2, 10000);
+  return delay;
 }
 
 /**
- * Not playing: when the feed is up and says the room is not live, say so and wait for the feed to announce
- * it; otherwise (the feed is down or the room is still starting) try again after a growing delay.
+ * This browser cannot decode the room's codec (the server answered 406, or the browser lists no such
+ * decoder): say what is missing and who can play it, and do not retry until the room changes.
  */
-function waitOrRetry(state = "not-live", text = "") {
+function cannotPlay(codec, serverReason) {
   clearTimeout(retryTimer);
-  if (feedKnown && !feedRoom) {
-    if (played) show("ended", "This stream has ended. It will start playing here again if it comes back.");
-    else showNotLive();
-    return;
-  }
-  if (state === "not-live") showNotLive();
-  else show(state, text);
-  retryTimer = setTimeout(connect, retryDelay);
-  retryDelay = Math.min(retryDelay * 2, 10000);
+  unplayable = feedRoom?.created_at ?? null;
+  const has = browserCodecs("receiver");
+  const name = codec ? codecName(codec) : codecsIn(serverReason ?? "")[0];
+  const lacks = name
+    ? `This browser cannot play ${name} video, which this room sends`
+    : `This browser cannot play this room's video (the server says: ${serverReason})`;
+  const can = has?.length ? ` (it plays ${listWords(has)})` : "";
+  show("unplayable", `${lacks}${can}. ${name ? codecAdvice(name, "play") : ""}`.trim());
 }
 
-function showNotLive() {
-  show("missing", `“${roomId}” is not live right now. It will start playing here as soon as it goes live.`);
+/** A takeover keeps the room and its viewers; the picture may jump, so say why for a few seconds. */
+function noticeTakeover() {
+  const count = feedRoom.takeovers;
+  if (count === undefined || session.takeovers === count) return;
+  const first = session.takeovers === undefined;
+  session.takeovers = count;
+  if (first) return;
+  notice.textContent = "Another encoder took over this room.";
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(hideNotice, 5000);
+}
+
+function hideNotice() {
+  clearTimeout(noticeTimer);
+  notice.hidden = true;
 }
 
 function show(state, text = "") {
   message.dataset.state = state;
   message.hidden = state === "playing";
   messageText.textContent = text;
-  messageMore.hidden = !(state === "missing" || state === "ended");
+  messageMore.hidden = !(state === "missing" || state === "ended" || state === "unplayable");
 }
 
 function renderRoomInfo() {
