@@ -273,6 +273,7 @@ export class SessionManager {
     };
     if (options.relay) viewer.relay = true;
     const cname = `sfu-${room.id}`;
+    let silentAudio = false;
     for (const m of offer.media) {
       const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
       if (m.kind === "video" && wantsMedia && !viewer.video) {
@@ -311,6 +312,16 @@ export class SessionManager {
             codec,
             sent: { ssrc: viewer.audio.ssrc, cname, streamId: room.id, trackId: "audio" },
           });
+          continue;
+        }
+      }
+      if (m.kind === "audio" && wantsMedia && !room.audio && !silentAudio) {
+        // A room without audio: the viewer's audio line is accepted as inactive rather than rejected, since
+        // aiortc 1.4 cannot take a rejected m-line (it insists on a common codec and its own transport).
+        const codec = chooseOpus(m);
+        if (codec) {
+          silentAudio = true;
+          sections.push({ offer: m, accepted: true, direction: "inactive", codec });
           continue;
         }
       }

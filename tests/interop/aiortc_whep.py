@@ -78,8 +78,8 @@ async def watch(url, wanted, timeout, audio):
             tasks.append(asyncio.ensure_future(count_audio(track, result)))
 
     pc.addTransceiver("video", direction="recvonly")
-    # aiortc 1.4 refuses an answer whose rejected m-line has no ICE credentials, which is how the server
-    # answers an audio offer for a room without audio: --video-only for such rooms.
+    # A room without audio answers the audio m-line rejected (port 0); aiortc 1.4 accepts that only with ICE
+    # credentials and rtcp-mux on the rejected line, which the server writes (tested without --video-only).
     if audio:
         pc.addTransceiver("audio", direction="recvonly")
     # aiortc gathers every candidate inside setLocalDescription, so the offer needs no trickling.
