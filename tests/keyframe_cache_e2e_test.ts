@@ -21,45 +21,54 @@ if (missing) console.warn(`keyframe cache e2e ignored: missing ${missing}`);
 
 const CLIP_SECONDS = 40;
 
-Deno.test({
-  name: "a viewer joining mid-GOP of a PLI-ignoring publisher starts from the keyframe cache",
-  ignore: missing !== undefined,
-  sanitizeOps: false,
-  sanitizeResources: false,
-}, async () => {
-  const clip = await makeGopClip(CLIP_SECONDS, CLIP_SECONDS);
-  // libnice never pairs loopback: the server, the publisher and Chromium share a private namespace.
-  const netns = await createNetNamespace();
-  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" }, { netns });
-  const browser = await launchChromium([], netns);
-  const publisher = await startClipPublisher(server.baseUrl, server.token, "gop", clip, netns);
-  try {
-    // The room knows its picture size once the SPS in front of the clip's one keyframe arrived.
-    await waitFor(
-      "the clip's keyframe to reach the server",
-      async () => {
-        const res = await fetch(`${server.baseUrl}/rooms/gop`);
-        return res.ok ? ((await res.json()) as RoomJson).video.width : `status ${res.status}`;
-      },
-      (width) => width === 640,
-      30_000,
-    );
-    const page = await browser.newPage();
-    await page.goto(`${server.baseUrl}/healthz`);
-    // Three joins one after another, each later in the GOP; without the cache none could decode before
-    // the clip ends.
-    const samples: number[] = [];
-    for (let i = 0; i < 3; i++) samples.push(await timeToFirstFrame(page, "gop", (CLIP_SECONDS / 4) * 1000));
-    console.log(`time to first frame from the cache: ${samples.map((s) => `${s.toFixed(0)} ms`).join(", ")}`);
-    const hits = await metricOf(server.baseUrl, "sfu_keyframe_cache_hits_total");
-    assert.ok(hits >= samples.length, `every join was served from the cache (hits ${hits})`);
-  } catch (e) {
-    console.error(`--- whip-client ---\n${publisher.output()}\n--- server ---\n${server.logs()}`);
-    throw e;
-  } finally {
-    await publisher.cleanup();
-    await browser.close();
-    await server.stop();
-    await netns.close();
-  }
-});
+for (const codec of ["h264", "vp8"] as const) {
+  Deno.test({
+    name: `a viewer joining mid-GOP of a PLI-ignoring ${codec} publisher starts from the keyframe cache`,
+    ignore: missing !== undefined,
+    sanitizeOps: false,
+    sanitizeResources: false,
+  }, async () => {
+    const room = `gop-${codec}`;
+    const clip = await makeGopClip(CLIP_SECONDS, CLIP_SECONDS, codec);
+    // libnice never pairs loopback: the server, the publisher and Chromium share a private namespace.
+    const netns = await createNetNamespace();
+    const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" }, { netns });
+    const browser = await launchChromium([], netns);
+    const publisher = await startClipPublisher(server.baseUrl, server.token, room, clip, netns);
+    try {
+      // The room knows its picture size once the clip's one keyframe arrived (its SPS, or VP8's key frame header).
+      await waitFor(
+        "the clip's keyframe to reach the server",
+        async () => {
+          const res = await fetch(`${server.baseUrl}/rooms/${room}`);
+          if (!res.ok) return `status ${res.status}`;
+          const video = ((await res.json()) as RoomJson).video;
+          return video.codec === codec.toUpperCase() ? video.width : video.codec;
+        },
+        (width) => width === 640,
+        30_000,
+      );
+      const page = await browser.newPage();
+      await page.goto(`${server.baseUrl}/healthz`);
+      // Three joins one after another, each later in the GOP; without the cache none could decode before
+      // the clip ends.
+      const samples: number[] = [];
+      for (let i = 0; i < 3; i++) samples.push(await timeToFirstFrame(page, room, (CLIP_SECONDS / 4) * 1000));
+      console.log(
+        `${codec}: time to first frame from the cache: ${
+          samples.map((s) => `${s.toFixed(0)} ms`).join(", ")
+        }`,
+      );
+      const hits = await metricOf(server.baseUrl, "sfu_keyframe_cache_hits_total");
+      assert.ok(hits >= samples.length, `every join was served from the cache (hits ${hits})`);
+    } catch (e) {
+      console.error(`--- whip-client ---\n${publisher.output()}\n--- server ---\n${server.logs()}`);
+      throw e;
+    } finally {
+      await publisher.cleanup();
+      await browser.close();
+      await server.stop();
+      await netns.close();
+    }
+  });
+}

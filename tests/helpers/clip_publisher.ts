@@ -24,9 +24,17 @@ export function clipPublisherMissing(): string | undefined {
   return absent.length > 0 ? absent.join(", ") : undefined;
 }
 
-/** Makes (once per temp dir) a 640x360 30 fps H.264 baseline clip with a keyframe every `gopSeconds`. */
-export async function makeGopClip(seconds = 90, gopSeconds = 2): Promise<string> {
-  const path = `${Deno.env.get("TMPDIR") ?? "/tmp"}/sfu-gop${gopSeconds}-${seconds}s.mp4`;
+/**
+ * Makes (once per temp dir) a 640x360 30 fps clip with a keyframe every `gopSeconds`: H.264 baseline (.mp4) or
+ * VP8 (.ivf).
+ */
+export async function makeGopClip(
+  seconds = 90,
+  gopSeconds = 2,
+  codec: "h264" | "vp8" = "h264",
+): Promise<string> {
+  const ext = codec === "vp8" ? "ivf" : "mp4";
+  const path = `${Deno.env.get("TMPDIR") ?? "/tmp"}/sfu-gop${gopSeconds}-${seconds}s.${ext}`;
   try {
     await Deno.stat(path);
     return path;
@@ -34,22 +42,16 @@ export async function makeGopClip(seconds = 90, gopSeconds = 2): Promise<string>
   const gop = String(gopSeconds * 30);
   const result = await new Deno.Command("ffmpeg", {
     args: ["-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"]
-      .concat([
-        "-t",
-        String(seconds),
-        "-c:v",
-        "libx264",
-        "-profile:v",
-        "baseline",
-        "-g",
-        gop,
-        "-keyint_min",
-        gop,
-      ])
-      .concat(["-sc_threshold", "0", "-bf", "0", "-pix_fmt", "yuv420p", `${path}.tmp.mp4`]),
+      .concat(["-t", String(seconds), "-g", gop, "-keyint_min", gop, "-pix_fmt", "yuv420p"])
+      .concat(
+        codec === "vp8"
+          ? ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-auto-alt-ref", "0"]
+          : ["-c:v", "libx264", "-profile:v", "baseline", "-sc_threshold", "0", "-bf", "0"],
+      )
+      .concat([`${path}.tmp.${ext}`]),
   }).output();
   if (!result.success) throw new Error(`ffmpeg failed: ${new TextDecoder().decode(result.stderr)}`);
-  await Deno.rename(`${path}.tmp.mp4`, path);
+  await Deno.rename(`${path}.tmp.${ext}`, path);
   return path;
 }
 
@@ -66,8 +68,12 @@ export async function startClipPublisher(
 ): Promise<ForeignProcess & { cleanup(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "clip-publisher-" });
   const shim = await buildSoupShim(dir);
-  const video = `filesrc location=${clip} ! qtdemux ! h264parse config-interval=-1 ! identity sync=true ! ` +
-    "rtph264pay pt=96 ssrc=2 config-interval=-1 ! queue ! application/x-rtp,media=video,encoding-name=H264,payload=96";
+  // An .ivf clip (from makeGopClip with "vp8") is sent as VP8, an .mp4 one as H.264.
+  const video = clip.endsWith(".ivf")
+    ? `filesrc location=${clip} ! ivfparse ! identity sync=true ! rtpvp8pay pt=96 ssrc=2 ! queue ! ` +
+      "application/x-rtp,media=video,encoding-name=VP8,payload=96"
+    : `filesrc location=${clip} ! qtdemux ! h264parse config-interval=-1 ! identity sync=true ! ` +
+      "rtph264pay pt=96 ssrc=2 config-interval=-1 ! queue ! application/x-rtp,media=video,encoding-name=H264,payload=96";
   const process = spawnForeign(
     "whip-client",
     [
