@@ -11,6 +11,21 @@ export const COALESCE_MS = 250;
 export const REFRESH_MS = 30_000;
 export const HEARTBEAT_MS = 15_000;
 
+/** The timers the feed runs on: the platform's by default, a manual clock in tests. */
+export interface FeedTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(id: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(id: unknown): void;
+}
+
+const PLATFORM_TIMERS: FeedTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id as number),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (id) => clearInterval(id as number),
+};
+
 interface Client {
   controller: ReadableStreamDefaultController<Uint8Array>;
   /** A snapshot is waiting because the client was not reading. */
@@ -22,26 +37,34 @@ export class RoomFeed {
   #directory: RoomDirectory;
   #clients = new Set<Client>();
   #maxClients: number;
-  #flushTimer: ReturnType<typeof setTimeout> | undefined;
-  #refreshTimer: ReturnType<typeof setInterval>;
-  #heartbeatTimer: ReturnType<typeof setInterval>;
+  #timers: FeedTimers;
+  #flushTimer: unknown;
+  #refreshTimer: unknown;
+  #heartbeatTimer: unknown;
   #unsubscribe: () => void;
   #encoder = new TextEncoder();
   #coalesceMs: number;
 
-  /** `coalesceMs`, `refreshMs` and `heartbeatMs` default to the exported constants (tests shorten them). */
+  /** `coalesceMs`, `refreshMs` and `heartbeatMs` default to the exported constants; `timers` to the platform's. */
   constructor(
     directory: RoomDirectory,
-    options: { maxClients?: number; coalesceMs?: number; refreshMs?: number; heartbeatMs?: number } = {},
+    options: {
+      maxClients?: number;
+      coalesceMs?: number;
+      refreshMs?: number;
+      heartbeatMs?: number;
+      timers?: FeedTimers;
+    } = {},
   ) {
     this.#directory = directory;
+    const timers = this.#timers = options.timers ?? PLATFORM_TIMERS;
     this.#maxClients = options.maxClients ?? 1000;
     this.#coalesceMs = options.coalesceMs ?? COALESCE_MS;
     this.#unsubscribe = directory.onChange((event) => {
       if (event.type !== "keyframe") this.#scheduleFlush();
     });
-    this.#refreshTimer = setInterval(() => this.#broadcast(), options.refreshMs ?? REFRESH_MS);
-    this.#heartbeatTimer = setInterval(
+    this.#refreshTimer = timers.setInterval(() => this.#broadcast(), options.refreshMs ?? REFRESH_MS);
+    this.#heartbeatTimer = timers.setInterval(
       () => this.#sendAll(this.#encoder.encode(": heartbeat\n\n")),
       options.heartbeatMs ?? HEARTBEAT_MS,
     );
@@ -90,15 +113,15 @@ export class RoomFeed {
 
   close(): void {
     this.#unsubscribe();
-    clearInterval(this.#refreshTimer);
-    clearInterval(this.#heartbeatTimer);
-    if (this.#flushTimer !== undefined) clearTimeout(this.#flushTimer);
+    this.#timers.clearInterval(this.#refreshTimer);
+    this.#timers.clearInterval(this.#heartbeatTimer);
+    if (this.#flushTimer !== undefined) this.#timers.clearTimeout(this.#flushTimer);
     for (const client of [...this.#clients]) this.#drop(client);
   }
 
   #scheduleFlush(): void {
     if (this.#flushTimer !== undefined) return;
-    this.#flushTimer = setTimeout(() => {
+    this.#flushTimer = this.#timers.setTimeout(() => {
       this.#flushTimer = undefined;
       this.#broadcast();
     }, this.#coalesceMs);
