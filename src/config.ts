@@ -57,6 +57,8 @@ export interface Config {
   maxHttpConnectionsPerAddress: number;
   /** Bearer token required by `/metrics` and `/rooms/<id>/stats`; undefined leaves them open. */
   metricsToken: string | undefined;
+  /** Origins the built-in pages may be pointed at with `?api=` (besides their own). */
+  apiOrigins: string[];
   /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
   iceServers: IceServer[];
   logLevel: "debug" | "info" | "warn" | "error";
@@ -215,6 +217,12 @@ export const SETTINGS: readonly SettingDoc[] = [
       "MAX_HTTP_CONNECTIONS; TRUSTED_PROXIES exempt), 503 and close beyond",
   },
   {
+    name: "API_ORIGINS",
+    defaultValue: "(none)",
+    description: "comma-separated origins (https://host[:port]) the built-in pages may use as API with " +
+      "?api=; any other ?api= is refused with 400 (the page's own origin is always allowed)",
+  },
+  {
     name: "METRICS_TOKEN",
     defaultValue: "(none: open)",
     description:
@@ -308,6 +316,8 @@ export function loadConfig(env: Env = denoEnv): Config {
       1,
     ),
     metricsToken: parseSecret("METRICS_TOKEN", get("METRICS_TOKEN"), 8),
+    apiOrigins: (get("API_ORIGINS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
+      .map((origin) => parseOrigin("API_ORIGINS", origin)),
     iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map(parseIceServer),
     logLevel: logLevel as Config["logLevel"],
@@ -437,6 +447,21 @@ function parseSeconds(name: string, value: string): number {
     );
   }
   return seconds;
+}
+
+function parseOrigin(name: string, value: string): string {
+  let url: URL | undefined;
+  try {
+    url = new URL(value);
+  } catch { /* reported below */ }
+  if (
+    !url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== value.replace(/\/$/, "")
+  ) {
+    throw new ConfigError(
+      `${name}: each entry must be an origin like https://media.example.com (got "${value}")`,
+    );
+  }
+  return url.origin;
 }
 
 function parseSecret(name: string, value: string | undefined, minLength: number): string | undefined {

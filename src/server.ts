@@ -184,6 +184,7 @@ export async function startServer(
     iceServers: config.iceServers,
     cluster: cluster?.hooks,
     metricsToken: config.metricsToken,
+    apiOrigins: new Set(config.apiOrigins),
   });
   const bodyTimeoutMs = config.httpBodyTimeoutMs;
   // Requests reach Deno.serve only through the gate, on a private loopback port.

@@ -11,6 +11,7 @@ Deno.test("METRICS_TOKEN, nosniff, CORS for trickle PATCH, X-Forwarded-For with 
     METRICS_TOKEN: "metrics-secret-123",
     TRUSTED_PROXIES: "127.0.0.1",
     RATE_LIMIT_PER_MINUTE: "1",
+    API_ORIGINS: "https://media.example.com",
   });
   try {
     const get = async (path: string, headers: Record<string, string> = {}) => {
@@ -45,6 +46,14 @@ Deno.test("METRICS_TOKEN, nosniff, CORS for trickle PATCH, X-Forwarded-For with 
     }
     assert.match(preflight.headers.get("access-control-allow-methods") ?? "", /PATCH/);
     assert.match(preflight.headers.get("allow") ?? "", /PATCH/);
+
+    // ?api= may point the pages only at allowed origins (the token would go there).
+    assert.equal((await get("/publish?api=https://evil.example")).status, 400);
+    assert.equal((await get("/watch/room?api=http://evil.example:8080/")).status, 400);
+    assert.equal((await get("/?api=javascript:alert(1)")).status, 400);
+    assert.equal((await get("/publish?api=https://media.example.com")).status, 200);
+    assert.equal((await get(`/publish?api=${server.baseUrl}`)).status, 200);
+    assert.equal((await get("/publish?api=/")).status, 200);
 
     // One client behind the trusted proxy, seen with two source ports: one budget (1 per minute).
     const post = async (forwardedFor: string) => {

@@ -42,6 +42,8 @@ export interface RouterDeps {
   cluster?: ClusterHooks;
   /** Bearer token `/metrics` and `/rooms/<id>/stats` require (METRICS_TOKEN); absent leaves them open. */
   metricsToken?: string;
+  /** Origins a page may name in `?api=` besides its own (API_ORIGINS). */
+  apiOrigins?: ReadonlySet<string>;
 }
 
 /** The part of `Deno.ServeHandlerInfo` the router uses: who is asking. */
@@ -84,6 +86,13 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     deps.metricsToken !== undefined && (path === "/metrics" || (first === "rooms" && segments[2] === "stats"))
   ) {
     requireBearer(req, deps.metricsToken);
+  }
+  const api = url.searchParams.get("api");
+  if (api !== null && !apiOriginAllowed(api, req, deps.apiOrigins)) {
+    throw new HttpError(
+      400,
+      "the api parameter names an origin this server does not allow (see API_ORIGINS)",
+    );
   }
   for (const handler of deps.extra ?? []) {
     const response = await handler(req, url);
@@ -141,6 +150,23 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   const page = await deps.notFoundPage?.(req);
   if (page) return page;
   throw new HttpError(404, `no such endpoint: ${path}`);
+}
+
+/**
+ * Whether `?api=<url>` may point a built-in page at that API. The pages would send the WHIP token and the
+ * viewer's traffic there, so a link with someone else's origin is refused unless API_ORIGINS lists it; the
+ * page's own origin (either scheme, for TLS-terminating proxies) is always fine.
+ */
+function apiOriginAllowed(api: string, req: Request, allowed: ReadonlySet<string> | undefined): boolean {
+  let origin: string;
+  try {
+    origin = new URL(api, req.url).origin;
+  } catch {
+    return false;
+  }
+  if (allowed?.has(origin)) return true;
+  const host = req.headers.get("host");
+  return host !== null && (origin === `http://${host}` || origin === `https://${host}`);
 }
 
 /** Throws 405 with an `Allow` header unless the method is one of `methods`. */
