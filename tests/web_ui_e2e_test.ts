@@ -318,6 +318,35 @@ const RECORD_STATES = `
   });
 `;
 
+/**
+ * A browser without H.264 (Firefox without its OpenH264 plugin): the capability lists leave it out and offers
+ * carry no H.264 payload type (nor the RTX streams that point at one).
+ */
+const WITHOUT_H264 = String.raw`
+  for (const kind of [RTCRtpSender, RTCRtpReceiver]) {
+    const caps = kind.getCapabilities.bind(kind);
+    kind.getCapabilities = (media) => {
+      const c = caps(media);
+      return c && { ...c, codecs: c.codecs.filter((codec) => codec.mimeType.toLowerCase() !== "video/h264") };
+    };
+  }
+  const createOffer = RTCPeerConnection.prototype.createOffer;
+  RTCPeerConnection.prototype.createOffer = async function (...args) {
+    const offer = await createOffer.apply(this, args);
+    const lines = offer.sdp.split("\r\n");
+    const drop = new Set(lines.map((l) => l.match(/^a=rtpmap:(\d+) H264\//)?.[1]).filter(Boolean));
+    for (const l of lines) {
+      const apt = l.match(/^a=fmtp:(\d+) apt=(\d+)/);
+      if (apt && drop.has(apt[2])) drop.add(apt[1]);
+    }
+    const sdp = lines
+      .filter((l) => !drop.has(l.match(/^a=(?:rtpmap|fmtp|rtcp-fb):(\d+)/)?.[1]))
+      .map((l) => l.startsWith("m=video") ? l.split(" ").filter((p, i) => i < 3 || !drop.has(p)).join(" ") : l)
+      .join("\r\n");
+    return { type: offer.type, sdp };
+  };
+`;
+
 /** When `page` first showed `state` at or after `since` (waits up to `ms` for it). */
 async function shownAt(page: Page, state: string, since: number, ms = 15000): Promise<number> {
   const handle = await page.waitForFunction(
@@ -365,7 +394,12 @@ Deno.test({
   sanitizeResources: false,
 }, async (t) => {
   const room = "endings";
-  const env = { TCP_PORT: String(freePort("tcp")), WHIP_TOKEN: "ui-endings-" + crypto.randomUUID() };
+  // H.264 only, so that a browser without it cannot publish (it would fall back to VP8 otherwise).
+  const env = {
+    TCP_PORT: String(freePort("tcp")),
+    WHIP_TOKEN: "ui-endings-" + crypto.randomUUID(),
+    VIDEO_CODECS: "h264",
+  };
   let server = await startServerProcess(env);
   const base = server.baseUrl;
   let browser: Browser | undefined;
@@ -460,6 +494,56 @@ Deno.test({
         await assertInView(first, ["#status", "#stop"], "publish page at 1366×768");
         await shootBothSizes(watcher, "watch-playing");
         await shootBothSizes(first, "publish-live");
+      },
+    );
+
+    await t.step(
+      "a browser without H.264 is told what it lacks and who can, and is not retried",
+      async () => {
+        const lacking = await browser!.newContext({ viewport: DESKTOP });
+        await lacking.addInitScript(RECORD_STATES);
+        await lacking.addInitScript(WITHOUT_H264);
+        const page = await lacking.newPage();
+        const whepPosts: string[] = [];
+        page.on(
+          "request",
+          (r) => r.method() === "POST" && r.url().includes("/whep") && whepPosts.push(r.url()),
+        );
+        await page.goto(`${base}/watch/${room}`);
+        const message = page.locator('#message[data-state="unplayable"]');
+        await message.waitFor({ timeout: 10000 });
+        const text = await message.innerText();
+        assert.match(text, /This browser cannot play H\.264 video, which this room sends \(it plays .*VP8/);
+        assert.match(
+          text,
+          /Chrome, Edge and Safari play H\.264; Firefox does once its OpenH264 plugin is enabled/,
+        );
+        assert.doesNotMatch(text, /Retrying|packetization-mode/);
+        // A later snapshot of the room (a second viewer) must not start another attempt.
+        const before = whepPosts.length;
+        const other = await context.newPage();
+        await other.goto(`${base}/watch/${room}`);
+        await page.locator("#viewer-count", { hasText: "2 viewers" }).waitFor({ timeout: 10000 });
+        assert.equal(whepPosts.length, before, "no new WHEP attempt for the same room");
+        assert.ok(before <= 1, `at most one WHEP attempt (${before})`);
+        await other.close();
+        await shootBothSizes(page, "watch-no-h264");
+
+        const publish = await lacking.newPage();
+        await publish.goto(`${base}/publish`);
+        await publish.getByLabel("Token").fill(server.token);
+        await publish.getByLabel("Room name").fill("no-h264");
+        await publish.getByRole("button", { name: "Start streaming" }).click();
+        await publish.locator('#status[data-state="error"]').waitFor({ timeout: 20000 });
+        const status = await publish.locator("#status").innerText();
+        assert.match(
+          status,
+          /this server takes H\.264 video, which this browser cannot send \(it sends .*VP8/,
+        );
+        assert.match(status, /Chrome, Edge and Safari send H\.264/);
+        assert.doesNotMatch(status, /enable H\.264 in the encoder/);
+        await shootBothSizes(publish, "publish-no-h264");
+        await lacking.close();
       },
     );
 

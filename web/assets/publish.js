@@ -187,15 +187,14 @@ function explain(error) {
   if (!(error instanceof Refused)) return `${describeError(error)}.`;
   if (error.status === 401 || error.status === 403) return `the token was refused (${error.message}).`;
   if (error.status !== 406) return `${error.message}.`;
-  // 406: no video codec the server takes. Name what this browser offers and what the server asked for.
+  // 406: no video codec the server takes. Say which of the server's codecs this browser cannot send.
   const has = browserCodecs("sender") ?? [];
-  const wanted = codecsIn(error.message).filter((codec) => browserHas(codec, "sender") === false);
-  const offers = has.length
-    ? `this browser sends ${listWords(has)} video`
-    : "this browser offered no video codec";
-  const missing = wanted.length ? `, not ${listWords(wanted)}` : "";
-  const advice = wanted.map((codec) => codecAdvice(codec, "send")).filter(Boolean).join(" ");
-  return `${offers}${missing}, and the server took none of it (${error.message}). ${advice}`.trim();
+  const lacking = codecsIn(error.message).filter((codec) => browserHas(codec, "sender") === false);
+  if (lacking.length === 0) return `the server refused the video: ${error.message}.`;
+  const sends = has.length ? ` (it sends ${listWords(has)})` : "";
+  const advice = lacking.map((codec) => codecAdvice(codec, "send")).filter(Boolean).join(" ");
+  return `this server takes ${listWords(lacking)} video, which this browser cannot send${sends}. ${advice}`
+    .trim();
 }
 
 function onLive(current) {
