@@ -118,7 +118,9 @@ async function measure(
           await LightClient.connect({ baseUrl: server.baseUrl, role: "viewer", room: "bench", certificate }),
         );
       } catch (e) {
-        if (errors.length < 5) errors.push((e as Error).message || String(e));
+        if (errors.length < 5) {
+          errors.push((e as Error).message || (e as Error).stack?.split("\n")[1]?.trim() || String(e));
+        }
       }
     }
   };
