@@ -4,7 +4,8 @@
  * packets the publishers sent in the window. The same run measures this server and the Pion anchor
  * (`pion_sfu/`, Pion WebRTC v3 the Broadcast Box way) with the same clients, for each N, and prints
  * this server ÷ Pion. Repeats alternate which server goes first, so slow drifts in the machine's load fall
- * on both.
+ * on both. A run where this server's own count of packets in (/metrics) strays more than 5 % from what was
+ * sent is marked LAGGING (it was working off a backlog while measured) and left out of the ranges.
  *
  * Options (flags or environment): --publishers LIST (BENCH_PUBLISHERS, default `1,4`), --seconds S
  * (BENCH_SECONDS, measured window, default 10), --repeat R (BENCH_REPEAT, default 1), --servers LIST
@@ -152,6 +153,15 @@ async function measure(
   }
 }
 
+/**
+ * Whether the server's own count of packets in the window strays from what was sent by more than 5 %: it
+ * was working off a backlog (or fell behind) while being measured, so its CPU does not match the window.
+ */
+function lagging(r: IngestResult): boolean {
+  return r.serverRtpInPerSecond !== undefined &&
+    Math.abs(r.serverRtpInPerSecond - r.sentPerSecond) > 0.05 * r.sentPerSecond;
+}
+
 function table(results: IngestResult[]): string[] {
   const columns = [
     "server",
@@ -165,7 +175,8 @@ function table(results: IngestResult[]): string[] {
     r.label,
     String(r.publishers),
     Math.round(r.sentPerSecond).toLocaleString("en") +
-    (r.serverRtpInPerSecond === undefined ? "" : ` (server counted ${Math.round(r.serverRtpInPerSecond)})`),
+    (r.serverRtpInPerSecond === undefined ? "" : ` (server counted ${Math.round(r.serverRtpInPerSecond)})`) +
+    (lagging(r) ? " LAGGING" : ""),
     `${r.microsPerPacket.toFixed(1)} (${r.systemMicrosPerPacket.toFixed(1)})`,
     `${r.cpuPercent.toFixed(1)}%`,
     `${r.idleCpuPercent.toFixed(1)}%`,
@@ -234,13 +245,16 @@ if (import.meta.main) {
     }
   }
   if (s.repeat > 1) {
-    out.push("", "this server ÷ each baseline, µs per received packet, range over the runs:");
+    out.push(
+      "",
+      "this server ÷ each baseline, µs per received packet, range over the runs (LAGGING runs left out):",
+    );
     for (const publishers of s.publishers) {
       const byLabel = new Map<string, number[]>();
       for (const results of runs.filter((r) => r[0]?.publishers === publishers)) {
         const ours = results.find((r) => r.label === "this server");
         for (const r of results) {
-          if (!ours || r === ours) continue;
+          if (!ours || r === ours || lagging(ours) || lagging(r)) continue;
           byLabel.set(r.label, [...(byLabel.get(r.label) ?? []), ours.microsPerPacket / r.microsPerPacket]);
         }
       }
