@@ -89,6 +89,7 @@ function emptyRoomCounters(): RoomCounters {
     nacksSent: 0,
     nacksReceived: 0,
     packetsResent: 0,
+    bytesResent: 0,
     resendsRefused: 0,
     sourceChanges: 0,
   };
@@ -104,6 +105,7 @@ function addRoomCounters(into: RoomCounters, from: RoomCounters): void {
   into.nacksSent += from.nacksSent;
   into.nacksReceived += from.nacksReceived;
   into.packetsResent += from.packetsResent;
+  into.bytesResent += from.bytesResent;
   into.resendsRefused += from.resendsRefused;
   into.sourceChanges += from.sourceChanges;
 }

@@ -128,6 +128,8 @@ export interface RoomCounters {
   nacksSent: number;
   nacksReceived: number;
   packetsResent: number;
+  /** Bytes of those resends (RTP packets before SRTP). */
+  bytesResent: number;
   /** Resends refused by a viewer's resend budget. */
   resendsRefused: number;
   sourceChanges: number;
@@ -210,6 +212,7 @@ export class Room<Source extends RoomSource = Peer> {
     nacksSent: 0,
     nacksReceived: 0,
     packetsResent: 0,
+    bytesResent: 0,
     resendsRefused: 0,
     sourceChanges: 0,
   };
@@ -627,6 +630,7 @@ export class Room<Source extends RoomSource = Peer> {
     const rewriter = this.#rewriter;
     if (!rewriter.load(packet)) return false;
     this.counters.packetsResent++;
+    this.counters.bytesResent += packet.length;
     viewer.reception.packetsResent++;
     // A replayed packet goes again with the timestamp it was replayed with.
     const replay = track.replay && now < track.replay.until ? track.replay.cursor : undefined;

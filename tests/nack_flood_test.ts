@@ -1,0 +1,162 @@
+/**
+ * A viewer flooding NACKs (compound packets of 40 NACK items, each naming 17 recent packets) is answered
+ * within its resend budget: the server resends at most 1.5x the stream's own rate to it (the budget is a
+ * quarter of it), its memory does not grow with the flood, and another viewer of the room keeps >= 99 %
+ * of its packets. Before the budget, 175 KB of NACKs produced 388 MB of resends.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { startServerProcess } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/wait.ts";
+import { createClientCertificate, LightClient } from "./bench/light_client.ts";
+import { loadClip, publishClip } from "./bench/media_clip.ts";
+import { hasCommand, roomIds } from "./interop/harness.ts";
+import { buildNack, buildReceiverReport, compound } from "../src/rtp/rtcp.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const FLOOD_MS = Number(Deno.env.get("NACK_FLOOD_MS") ?? "3000");
+const FLOOD_INTERVAL_MS = 5;
+
+/** Video sequence numbers one viewer received, for its delivery ratio over a window. */
+class VideoCounter {
+  ssrc = -1;
+  latest = -1;
+  bytes = 0;
+  counting = false;
+  #seen = new Set<number>();
+  #lowest = Infinity;
+  #highest = -Infinity;
+  #extended = -1;
+
+  constructor(readonly videoPayloadType: () => number) {}
+
+  onRtp = (packet: Uint8Array) => {
+    if ((packet[1] & 0x7f) !== this.videoPayloadType()) return;
+    const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
+    this.ssrc = view.getUint32(8);
+    const seq = view.getUint16(2);
+    this.latest = seq;
+    this.#extended = this.#extended < 0
+      ? seq
+      : this.#extended + (((seq - this.#extended + 0x8000) & 0xffff) - 0x8000);
+    if (!this.counting) return;
+    if (!this.#seen.has(this.#extended)) this.bytes += packet.length;
+    this.#seen.add(this.#extended);
+    this.#lowest = Math.min(this.#lowest, this.#extended);
+    this.#highest = Math.max(this.#highest, this.#extended);
+  };
+
+  delivery(): { received: number; expected: number } {
+    return { received: this.#seen.size, expected: this.#highest - this.#lowest + 1 };
+  }
+}
+
+async function resendTotals(baseUrl: string): Promise<{ packets: number; bytes: number }> {
+  const text = await (await fetch(`${baseUrl}/metrics`)).text();
+  return {
+    packets: Number(/^sfu_packets_resent_total (\d+)/m.exec(text)?.[1] ?? "0"),
+    bytes: Number(/^sfu_resent_bytes_total (\d+)/m.exec(text)?.[1] ?? "0"),
+  };
+}
+
+function rssKb(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? "0");
+}
+
+Deno.test({
+  name: "a NACK flood from one viewer gets at most 1.5x the stream rate, RSS stays flat, others keep 99 %",
+  ignore: !hasCommand("ffmpeg"),
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const clip = await loadClip(join(ROOT, "storage/bench-cache"));
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  const certificate = await createClientCertificate();
+  const publisher = await LightClient.connect({
+    baseUrl: server.baseUrl,
+    role: "publisher",
+    room: "flood",
+    token: server.token,
+    certificate,
+  });
+  const sender = publishClip(publisher, clip);
+  const viewers: LightClient[] = [];
+  try {
+    await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("flood"));
+    const attackerCount = new VideoCounter(() => attacker.media.videoPayloadType);
+    const victimCount = new VideoCounter(() => victim.media.videoPayloadType);
+    const attacker: LightClient = await LightClient.connect({
+      baseUrl: server.baseUrl,
+      role: "viewer",
+      room: "flood",
+      certificate,
+      onRtp: attackerCount.onRtp,
+    });
+    viewers.push(attacker);
+    const victim: LightClient = await LightClient.connect({
+      baseUrl: server.baseUrl,
+      role: "viewer",
+      room: "flood",
+      certificate,
+      onRtp: victimCount.onRtp,
+    });
+    viewers.push(victim);
+    // Past the join replays: both get the live stream.
+    await new Promise((r) => setTimeout(r, 2500));
+    const rssBefore = rssKb(server.pid);
+    const resentBefore = await resendTotals(server.baseUrl);
+    attackerCount.counting = true;
+    victimCount.counting = true;
+    let nackBytes = 0;
+    const started = performance.now();
+    while (performance.now() - started < FLOOD_MS) {
+      // The 680 packets before the newest one received, as 40 NACK items.
+      const asked: number[] = [];
+      for (let k = 1; k <= 680; k++) asked.push((attackerCount.latest - k) & 0xffff);
+      const packet = compound(buildReceiverReport(0x1234), buildNack(0x1234, attackerCount.ssrc, asked));
+      nackBytes += packet.length;
+      attacker.sendRtcp(packet);
+      await new Promise((r) => setTimeout(r, FLOOD_INTERVAL_MS));
+    }
+    // Let what was sent arrive.
+    await new Promise((r) => setTimeout(r, 300));
+    attackerCount.counting = false;
+    victimCount.counting = false;
+    const rssAfter = rssKb(server.pid);
+    // The attacker's SRTP drops the resends as replays of what it has: count them at the server.
+    const { received, expected } = victimCount.delivery();
+    const resentAfter = await resendTotals(server.baseUrl);
+    const resent = resentAfter.packets - resentBefore.packets;
+    const resentBytes = resentAfter.bytes - resentBefore.bytes;
+    const figures = {
+      nackBytes,
+      streamBytes: victimCount.bytes,
+      resent,
+      resentBytes,
+      resendPerNackByte: +(resentBytes / nackBytes).toFixed(2),
+      resendToStream: +(resentBytes / victimCount.bytes).toFixed(3),
+      victimDelivery: +(received / expected).toFixed(4),
+      rssBeforeMb: +(rssBefore / 1024).toFixed(1),
+      rssAfterMb: +(rssAfter / 1024).toFixed(1),
+    };
+    console.log(`NACK flood: ${JSON.stringify(figures)}`);
+    assert.ok(
+      resentBytes <= 1.5 * victimCount.bytes,
+      `resends within 1.5x the stream: ${JSON.stringify(figures)}`,
+    );
+    assert.ok(received / expected >= 0.99, `the other viewer keeps 99 %: ${JSON.stringify(figures)}`);
+    assert.ok(rssAfter - rssBefore < 64 * 1024, `RSS grew by less than 64 MB: ${JSON.stringify(figures)}`);
+    assert.ok(resent > 0, "some resends were answered");
+    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    assert.match(metrics, /^sfu_resends_refused_total [1-9]\d*/m, "refusals are counted");
+  } catch (e) {
+    console.error(server.logs().slice(-3000));
+    throw e;
+  } finally {
+    sender.stop();
+    for (const viewer of viewers) viewer.abandon();
+    publisher.abandon();
+    await server.stop();
+  }
+});
