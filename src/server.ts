@@ -132,6 +132,7 @@ export async function startServer(
     videoCodecs: config.videoCodecs,
     maxSessions: config.maxSessions,
     maxViewersPerRoom: config.maxViewersPerRoom,
+    thumbnailIntervalMs: config.thumbnailIntervalMs,
     transport: mediaTotals.wrap(socket),
     bus,
     log,

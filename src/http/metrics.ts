@@ -117,7 +117,11 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       media.rooms.nacksSent,
     ),
     counter("sfu_packets_resent_total", "Packets resent to viewers from history.", media.rooms.packetsResent),
-    counter("sfu_resent_bytes_total", "Bytes of RTP resent to viewers from history.", media.rooms.bytesResent),
+    counter(
+      "sfu_resent_bytes_total",
+      "Bytes of RTP resent to viewers from history.",
+      media.rooms.bytesResent,
+    ),
     counter(
       "sfu_resends_refused_total",
       "Resends viewers asked for beyond their budget (a share of the stream's rate, once per round trip).",

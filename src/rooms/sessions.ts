@@ -63,6 +63,11 @@ export interface SessionOptions {
   videoCodecs?: readonly VideoCodecName[];
   /** Sessions (WHIP + WHEP, connecting or connected) beyond which offers get 503; default 500. */
   maxSessions?: number;
+  /**
+   * Thumbnails are refreshed this often (THUMBNAIL_INTERVAL): when one is due the publisher is asked for a
+   * keyframe, since browsers send one only when asked. Undefined: no requests for thumbnails.
+   */
+  thumbnailIntervalMs?: number;
   /** WHEP sessions per room beyond which offers get 503; default 200. */
   maxViewersPerRoom?: number;
 }
@@ -237,10 +242,16 @@ export class SessionManager {
       media: { ...this.#options.media, twccExtensionId },
     });
     let lastKeyframePost = -Infinity;
+    const thumbnail = { dueAt: -Infinity, requestedAt: -Infinity };
+    this.#thumbnails.set(room, thumbnail);
     room.onKeyframe = (frame) => {
       const now = this.#clock();
       if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
       lastKeyframePost = now;
+      // The thumbnailer takes the first keyframe and then one per interval: this one is taken.
+      if (now >= thumbnail.dueAt && this.#options.thumbnailIntervalMs !== undefined) {
+        thumbnail.dueAt = now + this.#options.thumbnailIntervalMs;
+      }
       // The frame's bytes are a view into the depacketizer's reused buffer: the decoder input is a copy.
       const input = room.videoCodec.decoderInput(frame);
       this.#options.bus.publish({
@@ -420,6 +431,7 @@ export class SessionManager {
     const now = this.#clock();
     for (const room of this.rooms.values()) {
       if (!room.live) continue;
+      this.#requestThumbnailKeyframe(room, now);
       const size = `${room.width}x${room.height}`;
       const changed = room.updateRates(now);
       if (changed || size !== this.#lastSizes.get(room) || !this.#lastSizes.has(room)) {
@@ -430,6 +442,24 @@ export class SessionManager {
   }
 
   #lastSizes = new WeakMap<Room, string>();
+  /** Per room: when its next thumbnail is due, and when a keyframe was last asked for one. */
+  #thumbnails = new WeakMap<Room, { dueAt: number; requestedAt: number }>();
+
+  /**
+   * A room's thumbnail is due and no keyframe came by itself (a browser publisher sends one only on
+   * request): ask the publisher, at most once per interval (OBS ignores PLI; its keyframes come anyway).
+   */
+  #requestThumbnailKeyframe(room: Room, now: number): void {
+    const interval = this.#options.thumbnailIntervalMs;
+    const thumbnail = this.#thumbnails.get(room);
+    if (
+      interval === undefined || !thumbnail || now < thumbnail.dueAt || now - thumbnail.requestedAt < interval
+    ) {
+      return;
+    }
+    thumbnail.requestedAt = now;
+    room.requestKeyframe(now);
+  }
 
   /** Ends every session (shutdown): viewers first, each with an RTCP BYE and then close_notify. */
   closeAll(): void {

@@ -313,6 +313,8 @@ export interface ThumbnailerOptions {
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 const STALE_FILE = /^(?:[A-Za-z0-9_-]{1,64}\.jpg|\.[A-Za-z0-9_-]{1,64}\.[0-9a-f]{8}\.tmp)$/;
+/** A keyframe this much before a thumbnail is due is taken (at most a quarter of the interval). */
+const DUE_SLACK_MS = 250;
 // After repeated failures the wait grows to this many intervals.
 const MAX_BACKOFF_INTERVALS = 6;
 
@@ -397,7 +399,10 @@ export class Thumbnailer {
       st = { job: undefined, nextAt: -Infinity, failures: 0, info: undefined };
       this.#rooms.set(roomId, st);
     }
-    if (st.job !== undefined || now < st.nextAt || this.#running >= this.#maxConcurrent) return;
+    // A little early is on time: the room asks for a keyframe when it reckons a thumbnail due, by a clock
+    // read a moment before this one.
+    const slack = Math.min(DUE_SLACK_MS, this.#intervalMs / 4);
+    if (st.job !== undefined || now < st.nextAt - slack || this.#running >= this.#maxConcurrent) return;
     st.nextAt = now + this.#intervalMs;
     this.#running++;
     const state = st;
