@@ -59,6 +59,8 @@ export interface Config {
   metricsToken: string | undefined;
   /** Origins the built-in pages may be pointed at with `?api=` (besides their own). */
   apiOrigins: string[];
+  /** Access control and per-address limits (stream keys, webhook, private rooms; see src/http/auth.ts). */
+  access: AccessConfig;
   /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
   iceServers: IceServer[];
   logLevel: "debug" | "info" | "warn" | "error";
@@ -74,6 +76,32 @@ export interface Config {
   nodeIdGenerated: boolean;
   /** Shared secret nodes show each other when pulling a room (Bearer); undefined trusts any caller. */
   clusterToken: string | undefined;
+}
+
+/** Stream keys, the auth webhook, private rooms and the per-address limits. */
+export interface AccessConfig {
+  /** `room key` lines, reread on change and SIGHUP; undefined: only WHIP_TOKEN publishes. */
+  streamKeysFile: string | undefined;
+  authWebhookUrl: string | undefined;
+  authWebhookTimeoutMs: number;
+  /** What a webhook time-out or error means. */
+  authWebhookOnError: "deny" | "allow";
+  /** How long a webhook allow is remembered (0: ask every time). */
+  authWebhookCacheMs: number;
+  /** HS256 secret of viewer tokens (JWT) for private rooms. */
+  viewerTokenSecret: string | undefined;
+  /** Rooms that need a viewer token and are left out of public room lists. */
+  privateRooms: string[];
+  /** Places of MAX_SESSIONS kept for publishers. */
+  maxPublishers: number;
+  /** WHEP sessions one address may hold before they finish ICE + DTLS. */
+  maxPendingPerAddress: number;
+  /** WHEP sessions one address may hold in all. */
+  maxViewersPerAddress: number;
+  /** Open `/notifications` streams per address. */
+  maxSsePerAddress: number;
+  /** Sessions that have not finished ICE + DTLS by then are dropped. */
+  connectTimeoutMs: number;
 }
 
 /** The HTTPS certificate chain and key, read and checked at start-up. */
@@ -173,11 +201,32 @@ export const SETTINGS: readonly SettingDoc[] = [
   },
   { name: "TLS_KEY", defaultValue: "(none)", description: "PEM private key file of TLS_CERT" },
   { name: "MAX_SESSIONS", defaultValue: "500", description: "WHIP + WHEP sessions in total (503 beyond)" },
+  {
+    name: "MAX_PUBLISHERS",
+    defaultValue: "MAX_SESSIONS/10 (50)",
+    description: "places of MAX_SESSIONS kept for WHIP sessions; viewers get the rest (503 beyond)",
+  },
   { name: "MAX_VIEWERS_PER_ROOM", defaultValue: "200", description: "WHEP sessions per room (503 beyond)" },
+  {
+    name: "MAX_PENDING_PER_ADDRESS",
+    defaultValue: "20",
+    description: "WHEP sessions one client address holds before they connect (429 beyond)",
+  },
+  {
+    name: "MAX_VIEWERS_PER_ADDRESS",
+    defaultValue: "100",
+    description: "WHEP sessions one client address holds, connecting or connected (429 beyond)",
+  },
+  {
+    name: "CONNECT_TIMEOUT",
+    defaultValue: "10",
+    description: "seconds a session may take to finish ICE + DTLS before it is dropped",
+  },
   {
     name: "RATE_LIMIT_PER_MINUTE",
     defaultValue: "30",
-    description: "WHIP/WHEP POSTs per client address (IPv6: per /64) per minute, 429 beyond; 0 = off",
+    description: "failed WHIP/WHEP POSTs (400, 401, 403, 413, 415) per client address (IPv6: per /64) per " +
+      "minute; past it every POST from the address gets 429 until the budget refills; 0 = off",
   },
   {
     name: "TRUSTED_PROXIES",
@@ -227,6 +276,45 @@ export const SETTINGS: readonly SettingDoc[] = [
     defaultValue: "(none: open)",
     description:
       "bearer token (at least 8 characters) required by /metrics and /rooms/<id>/stats (401 without)",
+  },
+  {
+    name: "MAX_SSE_PER_ADDRESS",
+    defaultValue: "100",
+    description: "open /notifications streams per client address (429 beyond)",
+  },
+  {
+    name: "STREAM_KEYS_FILE",
+    defaultValue: "(none: only WHIP_TOKEN publishes)",
+    description: "file of 'room key' lines (key may be sha256:<hex>); a key publishes to its room only; " +
+      "reread when it changes and on SIGHUP",
+  },
+  {
+    name: "PRIVATE_ROOMS",
+    defaultValue: "(none)",
+    description: "comma-separated rooms that need a viewer token and are left out of /rooms and " +
+      "/notifications (needs VIEWER_TOKEN_SECRET)",
+  },
+  {
+    name: "VIEWER_TOKEN_SECRET",
+    defaultValue: "(none)",
+    description: "secret (16+ characters) of the HS256 JWT viewer tokens for PRIVATE_ROOMS",
+  },
+  {
+    name: "AUTH_WEBHOOK_URL",
+    defaultValue: "(none)",
+    description: "http(s) URL asked before each WHIP/WHEP offer (JSON action, room, token, ip, " +
+      "user_agent); 2xx allows, anything else is 403",
+  },
+  { name: "AUTH_WEBHOOK_TIMEOUT", defaultValue: "2", description: "seconds to wait for the webhook" },
+  {
+    name: "AUTH_WEBHOOK_ON_ERROR",
+    defaultValue: "deny",
+    description: "deny or allow when the webhook times out or cannot be reached",
+  },
+  {
+    name: "AUTH_WEBHOOK_CACHE",
+    defaultValue: "10",
+    description: "seconds a webhook allow is remembered per action, room, token and address (0: ask always)",
   },
   {
     name: "ICE_SERVERS",
@@ -318,6 +406,7 @@ export function loadConfig(env: Env = denoEnv): Config {
     metricsToken: parseSecret("METRICS_TOKEN", get("METRICS_TOKEN"), 8),
     apiOrigins: (get("API_ORIGINS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map((origin) => parseOrigin("API_ORIGINS", origin)),
+    access: loadAccess(get),
     iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map(parseIceServer),
     logLevel: logLevel as Config["logLevel"],
@@ -374,6 +463,57 @@ function loadCluster(
     nodeId: nodeId ?? `node-${randomToken(6)}`,
     nodeIdGenerated: nodeId === undefined,
     clusterToken,
+  };
+}
+
+/** The access-control settings and per-address limits (see {@link AccessConfig}). */
+function loadAccess(get: (name: string) => string | undefined): AccessConfig {
+  const maxSessions = parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1);
+  const publishers = get("MAX_PUBLISHERS");
+  const maxPublishers = publishers === undefined
+    ? Math.max(1, Math.floor(maxSessions / 10))
+    : parseCount("MAX_PUBLISHERS", publishers, 1);
+  if (maxPublishers > maxSessions) {
+    throw new ConfigError(`MAX_PUBLISHERS must not exceed MAX_SESSIONS (${maxPublishers} > ${maxSessions})`);
+  }
+  const webhook = get("AUTH_WEBHOOK_URL");
+  if (webhook !== undefined && !/^https?:\/\/[^\s/]+/i.test(webhook)) {
+    throw new ConfigError(`AUTH_WEBHOOK_URL must be an http:// or https:// URL (got "${webhook}")`);
+  }
+  const onError = get("AUTH_WEBHOOK_ON_ERROR") ?? "deny";
+  if (onError !== "deny" && onError !== "allow") {
+    throw new ConfigError(`AUTH_WEBHOOK_ON_ERROR must be deny or allow (got "${onError}")`);
+  }
+  const cache = Number(get("AUTH_WEBHOOK_CACHE") ?? "10");
+  if (!Number.isFinite(cache) || cache < 0 || cache > 3600) {
+    throw new ConfigError(`AUTH_WEBHOOK_CACHE must be a number of seconds from 0 to 3600 (got "${cache}")`);
+  }
+  const secret = get("VIEWER_TOKEN_SECRET");
+  if (secret !== undefined && secret.length < 16) {
+    throw new ConfigError("VIEWER_TOKEN_SECRET must be at least 16 characters long");
+  }
+  const privateRooms = (get("PRIVATE_ROOMS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
+  for (const room of privateRooms) {
+    if (!/^[A-Za-z0-9_-]{1,64}$/.test(room)) {
+      throw new ConfigError(`PRIVATE_ROOMS: "${room}" is not a room name (1-64 of A-Z a-z 0-9 _ -)`);
+    }
+  }
+  if (privateRooms.length > 0 && secret === undefined) {
+    throw new ConfigError("PRIVATE_ROOMS needs VIEWER_TOKEN_SECRET to sign viewer tokens with");
+  }
+  return {
+    streamKeysFile: get("STREAM_KEYS_FILE"),
+    authWebhookUrl: webhook,
+    authWebhookTimeoutMs: parseSeconds("AUTH_WEBHOOK_TIMEOUT", get("AUTH_WEBHOOK_TIMEOUT") ?? "2") * 1000,
+    authWebhookOnError: onError,
+    authWebhookCacheMs: cache * 1000,
+    viewerTokenSecret: secret,
+    privateRooms,
+    maxPublishers,
+    maxPendingPerAddress: parseCount("MAX_PENDING_PER_ADDRESS", get("MAX_PENDING_PER_ADDRESS") ?? "20", 1),
+    maxViewersPerAddress: parseCount("MAX_VIEWERS_PER_ADDRESS", get("MAX_VIEWERS_PER_ADDRESS") ?? "100", 1),
+    maxSsePerAddress: parseCount("MAX_SSE_PER_ADDRESS", get("MAX_SSE_PER_ADDRESS") ?? "100", 1),
+    connectTimeoutMs: parseSeconds("CONNECT_TIMEOUT", get("CONNECT_TIMEOUT") ?? "10") * 1000,
   };
 }
 

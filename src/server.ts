@@ -23,6 +23,9 @@ import { HttpGate } from "./http/http_gate.ts";
 import { normalizeAddress } from "./http/client_address.ts";
 import { openFileLimit } from "./http/descriptor_limit.ts";
 import { timeBody } from "./http/body.ts";
+import { AccessPolicy } from "./http/auth.ts";
+import { StreamKeyFile } from "./access/stream_keys.ts";
+import { AuthWebhook } from "./access/auth_webhook.ts";
 
 /** How often rooms' bitrate and frame-rate estimates are refreshed. */
 const ROOM_STATS_INTERVAL_MS = 2000;
@@ -91,6 +94,14 @@ export async function startServer(
     await gate.close();
     throw e;
   }
+  let access: ReturnType<typeof startAccess>;
+  try {
+    access = startAccess(config, log);
+  } catch (e) {
+    socket.close();
+    await gate.close();
+    throw e;
+  }
   if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
   log("info", `SRTP: ${srtpBackendName()}`);
   log(
@@ -133,6 +144,10 @@ export async function startServer(
     maxSessions: config.maxSessions,
     maxViewersPerRoom: config.maxViewersPerRoom,
     thumbnailIntervalMs: config.thumbnailIntervalMs,
+    maxPublishers: config.access.maxPublishers,
+    maxPendingPerAddress: config.access.maxPendingPerAddress,
+    maxViewersPerAddress: config.access.maxViewersPerAddress,
+    connectTimeoutMs: config.access.connectTimeoutMs,
     transport: mediaTotals.wrap(socket),
     bus,
     log,
@@ -143,7 +158,10 @@ export async function startServer(
     ? (await import("./cluster/cluster.ts")).startCluster({ config, busName, sessions, certificate, log })
     : undefined;
   const directory = new RoomDirectory(new RoomBus(cluster?.directoryBusName ?? busName));
-  const feed = new RoomFeed(directory, { maxClients: config.maxSseClients });
+  const feed = new RoomFeed(directory, {
+    maxClients: config.maxSseClients,
+    maxPerAddress: config.access.maxSsePerAddress,
+  });
   const thumbnailFiles = new ThumbnailFiles(config.storageDir, directory);
   await ThumbnailService.cleanStale(config.storageDir);
   const thumbnails = new ThumbnailService({
@@ -175,7 +193,7 @@ export async function startServer(
     directory,
     feed,
     thumbnails: thumbnailFiles,
-    whipToken: config.whipToken,
+    access: access.policy,
     frontendUrl: config.frontendUrl,
     log,
     extra: cluster ? [serveUi, metrics, cluster.handle] : [serveUi, metrics],
@@ -225,6 +243,7 @@ export async function startServer(
         abort.abort();
         await gate.close();
         clearInterval(statsTimer);
+        access.stop();
         loopLag.stop();
         feed.close();
         // Relays end and the node leaves Redis first, so other nodes drop its rooms at once.
@@ -243,6 +262,35 @@ export async function startServer(
       return stopping;
     },
   };
+}
+
+/** The access policy of `config`; the stream-key file is read now (ConfigError when it cannot be) and watched. */
+function startAccess(config: Config, log: Log): { policy: AccessPolicy; stop(): void } {
+  const a = config.access;
+  let keyFile: StreamKeyFile | undefined;
+  if (a.streamKeysFile !== undefined) {
+    keyFile = new StreamKeyFile(a.streamKeysFile, log);
+    try {
+      keyFile.start();
+    } catch (e) {
+      throw new ConfigError(`STREAM_KEYS_FILE: cannot read ${a.streamKeysFile}: ${(e as Error).message}`);
+    }
+  }
+  const webhook = a.authWebhookUrl === undefined ? undefined : new AuthWebhook({
+    url: a.authWebhookUrl,
+    timeoutMs: a.authWebhookTimeoutMs,
+    onError: a.authWebhookOnError,
+    cacheMs: a.authWebhookCacheMs,
+    log,
+  });
+  const policy = new AccessPolicy({
+    masterKey: config.whipToken,
+    streamKeys: keyFile ? () => keyFile.keys : undefined,
+    privateRooms: new Set(a.privateRooms),
+    viewerTokenSecret: a.viewerTokenSecret,
+    webhook,
+  });
+  return { policy, stop: () => keyFile?.stop() };
 }
 
 /**

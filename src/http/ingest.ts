@@ -7,12 +7,15 @@ import type { IceServer } from "../config.ts";
 import { parseIceFragment } from "../sdp/sdpfrag.ts";
 import { SdpError } from "../sdp/offer.ts";
 import { HttpError, readTextCapped, requireContentType } from "./body.ts";
-import { requireBearer, tokensEqual } from "./auth.ts";
+import { type AccessPolicy, bearerToken } from "./auth.ts";
+import { SessionError } from "../rooms/errors.ts";
+import type { RequestClient } from "./rate_limit.ts";
 
 /** What the WHIP/WHEP handlers need. */
 export interface IngestDeps {
   sessions: SessionManager;
-  whipToken: string;
+  /** Who may publish and watch (master key, stream keys, private rooms, webhook). */
+  access: AccessPolicy;
   /** STUN/TURN servers offered to clients (ICE_SERVERS); none when absent. */
   iceServers?: IceServer[];
   /** Cluster mode (REDIS_URL); absent on a single node. */
@@ -34,14 +37,22 @@ export interface ClusterHooks {
 
 const SDPFRAG = "application/trickle-ice-sdpfrag";
 
-/** `POST /whip[?room=<name>]`: a publisher's offer; creates the room. */
-export async function postWhip(req: Request, url: URL, deps: IngestDeps): Promise<Response> {
-  requireBearer(req, deps.whipToken);
+/**
+ * `POST /whip[?room=<name>]`: a publisher's offer; creates the room (or takes it over). Without `?room=` a
+ * stream key publishes to its own room, the master key to a room named by the server.
+ */
+export async function postWhip(
+  req: Request,
+  url: URL,
+  deps: IngestDeps,
+  client: RequestClient,
+): Promise<Response> {
+  const asked = url.searchParams.get("room") ?? url.searchParams.get("id") ?? undefined;
+  const { room, owner } = await deps.access.authorizePublish(req, asked, client, performance.now());
   requireContentType(req, "application/sdp");
   const offer = await readTextCapped(req);
-  const room = url.searchParams.get("room") ?? url.searchParams.get("id") ?? undefined;
   if (room !== undefined) deps.cluster?.checkPublish(room);
-  const created = deps.sessions.publish(offer, room);
+  const created = limited(() => deps.sessions.publish(offer, room, { owner }));
   return sdpCreated(created.answer, `/whip/${created.sessionId}`, created.etag, created.roomId, deps);
 }
 
@@ -50,15 +61,37 @@ export async function postWhep(
   req: Request,
   roomId: string | undefined,
   deps: IngestDeps,
+  url: URL,
+  client: RequestClient,
 ): Promise<Response> {
   if (!roomId) {
     throw new HttpError(400, "missing room: use POST /whep?target_id=<room id> or /whep/<room id>");
   }
+  // Another node of the cluster pulling the room carries the cluster token instead of a viewer's.
+  const node = deps.cluster?.isNodeRequest(req) ?? false;
+  if (!node) await deps.access.authorizeWatch(req, url, roomId, client, performance.now());
   requireContentType(req, "application/sdp");
   const offer = await readTextCapped(req);
   const relay = (await deps.cluster?.prepareWatch(req, roomId)) ?? false;
-  const created = deps.sessions.watch(roomId, offer, { relay });
+  const created = limited(() =>
+    deps.sessions.watch(roomId, offer, { relay, address: node ? undefined : client.key })
+  );
   return sdpCreated(created.answer, `/whep/${created.sessionId}`, created.etag, created.roomId, deps);
+}
+
+/** Seconds a client held back by a per-address limit is asked to wait. */
+const PER_ADDRESS_RETRY_SECONDS = "2";
+
+/** Runs `create`, adding `Retry-After` to the session layer's per-address refusals (429). */
+function limited<T>(create: () => T): T {
+  try {
+    return create();
+  } catch (e) {
+    if (e instanceof SessionError && e.status === 429) {
+      throw new HttpError(429, e.message, { "Retry-After": PER_ADDRESS_RETRY_SECONDS });
+    }
+    throw e;
+  }
 }
 
 /** `DELETE /whip/<session>` (token required) or `DELETE /whep/<session>` (the URL is the capability). */
@@ -68,7 +101,7 @@ export function deleteSession(
   sessionId: string,
   deps: IngestDeps,
 ): Response {
-  if (kind === "whip") requireBearer(req, deps.whipToken);
+  if (kind === "whip") deps.access.mayManage(req, deps.sessions.ownerOf("whip", sessionId));
   deps.sessions.end(kind, sessionId);
   return new Response(null, { status: 200 });
 }
@@ -85,7 +118,7 @@ export async function patchSession(
   sessionId: string,
   deps: IngestDeps,
 ): Promise<Response> {
-  if (kind === "whip") requireBearer(req, deps.whipToken);
+  if (kind === "whip") deps.access.mayManage(req, deps.sessions.ownerOf("whip", sessionId));
   const ice = deps.sessions.iceSession(kind, sessionId);
   if (!ice) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
   requireContentType(req, SDPFRAG);
@@ -121,17 +154,21 @@ export async function patchSession(
 
 /**
  * Adds `Link: <uri>; rel="ice-server"` headers to an `OPTIONS` response of a WHIP or WHEP endpoint.
- * TURN credentials go only where a session could be made anyway: on WHEP, and on WHIP with the token.
+ * TURN credentials go only where a session could be made anyway: on WHEP, and on WHIP with the master key
+ * or a stream key. Returns false when a WHIP request carried a token that is neither (a failed attempt).
  */
-export function addOptionsLinks(headers: Headers, req: Request, path: string, deps: IngestDeps): void {
+export function addOptionsLinks(headers: Headers, req: Request, path: string, deps: IngestDeps): boolean {
   const [first, ...rest] = path.split("/").filter((s) => s !== "");
-  if ((first !== "whip" && first !== "whep") || rest.length > 1) return;
+  if ((first !== "whip" && first !== "whep") || rest.length > 1) return true;
   let withCredentials = first === "whep";
+  let tokenOk = true;
   if (!withCredentials) {
-    const match = /^Bearer\s+(.+)$/i.exec(req.headers.get("authorization")?.trim() ?? "");
-    withCredentials = match !== null && tokensEqual(match[1], deps.whipToken);
+    const token = bearerToken(req);
+    withCredentials = token !== undefined && deps.access.mayPublishSomewhere(token);
+    tokenOk = token === undefined || withCredentials;
   }
   for (const link of iceServerLinks(deps.iceServers ?? [], withCredentials)) headers.append("Link", link);
+  return tokenOk;
 }
 
 /** `Link` header values for the ICE servers (RFC 9725 §4.6); credentialled ones only when asked. */

@@ -1,11 +1,13 @@
 /**
- * `GET /notifications`: the room list as Server-Sent Events. The full list is sent on connect, after every
+ * `GET /notifications`: the room list as Server-Sent Events, each client seeing the rooms its
+ * {@link RoomFilter} shows (private rooms only with a token that opens them). The full list is sent on connect, after every
  * change (coalesced to at most one event per {@link COALESCE_MS}), and every {@link REFRESH_MS} so a client
  * that missed one is corrected; a comment line every {@link HEARTBEAT_MS} keeps proxies from closing it.
  */
 import type { RoomDirectory } from "../rooms/directory.ts";
 import { roomsJson } from "./rooms.ts";
 import { HttpError } from "./body.ts";
+import { publicRooms, type RoomFilter } from "./auth.ts";
 
 export const COALESCE_MS = 250;
 export const REFRESH_MS = 30_000;
@@ -30,7 +32,12 @@ interface Client {
   controller: ReadableStreamDefaultController<Uint8Array>;
   /** A snapshot is waiting because the client was not reading. */
   pending: boolean;
+  filter: RoomFilter;
+  /** Key of the client's address (per-address cap). */
+  address: string;
 }
+
+const EVERY_ROOM = publicRooms(undefined);
 
 /** Fans the room list out to SSE clients. */
 export class RoomFeed {
@@ -41,6 +48,8 @@ export class RoomFeed {
   #flushTimer: unknown;
   #refreshTimer: unknown;
   #heartbeatTimer: unknown;
+  #maxPerAddress: number;
+  #perAddress = new Map<string, number>();
   #unsubscribe: () => void;
   #encoder = new TextEncoder();
   #coalesceMs: number;
@@ -50,6 +59,7 @@ export class RoomFeed {
     directory: RoomDirectory,
     options: {
       maxClients?: number;
+      maxPerAddress?: number;
       coalesceMs?: number;
       refreshMs?: number;
       heartbeatMs?: number;
@@ -59,6 +69,7 @@ export class RoomFeed {
     this.#directory = directory;
     const timers = this.#timers = options.timers ?? PLATFORM_TIMERS;
     this.#maxClients = options.maxClients ?? 1000;
+    this.#maxPerAddress = options.maxPerAddress ?? 100;
     this.#coalesceMs = options.coalesceMs ?? COALESCE_MS;
     this.#unsubscribe = directory.onChange((event) => {
       if (event.type !== "keyframe") this.#scheduleFlush();
@@ -76,32 +87,43 @@ export class RoomFeed {
 
   /**
    * Opens an event stream for one client; it ends when the client goes away (the body is cancelled), when
-   * `signal` aborts, or on {@link close}.
+   * `signal` aborts, or on {@link close}. `address` is the key of the client's address (at most
+   * `maxPerAddress` streams each, 429 beyond); `filter` says which rooms it sees.
    */
-  connect(signal?: AbortSignal): Response {
+  connect(options: { address?: string; filter?: RoomFilter; signal?: AbortSignal } = {}): Response {
+    const address = options.address ?? "";
+    const held = this.#perAddress.get(address) ?? 0;
+    if (held >= this.#maxPerAddress) {
+      throw new HttpError(
+        429,
+        `your address has ${this.#maxPerAddress} notification streams open (MAX_SSE_PER_ADDRESS)`,
+        { "Retry-After": "10" },
+      );
+    }
     if (this.#clients.size >= this.#maxClients) {
       throw new HttpError(503, "too many notification clients", { "Retry-After": "10" });
     }
     let client: Client | undefined;
     const body = new ReadableStream<Uint8Array>({
       start: (controller) => {
-        client = { controller, pending: false };
+        client = { controller, pending: false, filter: options.filter ?? EVERY_ROOM, address };
         this.#clients.add(client);
+        this.#perAddress.set(address, (this.#perAddress.get(address) ?? 0) + 1);
         controller.enqueue(this.#encoder.encode("retry: 2000\n\n"));
-        controller.enqueue(this.#snapshot());
+        controller.enqueue(this.#snapshot(client.filter));
       },
       pull: () => {
         // The client caught up: give it the snapshot it missed while it was slow.
         if (client?.pending) {
           client.pending = false;
-          client.controller.enqueue(this.#snapshot());
+          client.controller.enqueue(this.#snapshot(client.filter));
         }
       },
       cancel: () => {
-        if (client) this.#clients.delete(client);
+        this.#forget(client);
       },
     }, { highWaterMark: 4 });
-    signal?.addEventListener("abort", () => this.#drop(client), { once: true });
+    options.signal?.addEventListener("abort", () => this.#drop(client), { once: true });
     return new Response(body, {
       headers: {
         "Content-Type": "text/event-stream",
@@ -129,10 +151,16 @@ export class RoomFeed {
 
   #broadcast(): void {
     if (this.#clients.size === 0) return;
-    this.#sendAll(this.#snapshot());
+    // One snapshot per kind of filter, shared by the clients that see the same rooms.
+    const snapshots = new Map<string, Uint8Array>();
+    this.#sendAll((filter) => {
+      let data = snapshots.get(filter.key);
+      if (!data) snapshots.set(filter.key, data = this.#snapshot(filter));
+      return data;
+    });
   }
 
-  #sendAll(data: Uint8Array): void {
+  #sendAll(message: Uint8Array | ((filter: RoomFilter) => Uint8Array)): void {
     for (const client of this.#clients) {
       const room = client.controller.desiredSize ?? 0;
       // A slow client holds at most a few queued messages: further snapshots are replaced by one pending
@@ -142,19 +170,28 @@ export class RoomFeed {
         continue;
       }
       try {
-        client.controller.enqueue(data);
+        client.controller.enqueue(typeof message === "function" ? message(client.filter) : message);
       } catch {
         this.#drop(client);
       }
     }
   }
 
-  #snapshot(): Uint8Array {
-    return this.#encoder.encode(`data: ${JSON.stringify(roomsJson(this.#directory))}\n\n`);
+  #snapshot(filter: RoomFilter): Uint8Array {
+    return this.#encoder.encode(`data: ${JSON.stringify(roomsJson(this.#directory, filter))}\n\n`);
+  }
+
+  /** Removes a client from the set and its address's count; false when it was already gone. */
+  #forget(client: Client | undefined): boolean {
+    if (!client || !this.#clients.delete(client)) return false;
+    const left = (this.#perAddress.get(client.address) ?? 1) - 1;
+    if (left > 0) this.#perAddress.set(client.address, left);
+    else this.#perAddress.delete(client.address);
+    return true;
   }
 
   #drop(client: Client | undefined): void {
-    if (!client || !this.#clients.delete(client)) return;
+    if (!client || !this.#forget(client)) return;
     try {
       client.controller.close();
     } catch { /* already closed or errored */ }

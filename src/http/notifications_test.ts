@@ -73,7 +73,7 @@ function setup(options: ConstructorParameters<typeof RoomFeed>[1] = {}) {
 Deno.test("the list is sent on connect and once per burst of changes, COALESCE_MS after the first", async () => {
   const { directory, feed, clock, close } = setup();
   const abort = new AbortController();
-  const events = collect(feed.connect(abort.signal).body!.getReader());
+  const events = collect(feed.connect({ signal: abort.signal }).body!.getReader());
   await settle();
   assert.deepEqual(events, ["retry: 2000", 'data: {"rooms":[]}']);
   // Ten changes inside the coalescing window make one event with the final state, at the window's end.
@@ -98,7 +98,7 @@ Deno.test("the list is sent on connect and once per burst of changes, COALESCE_M
 Deno.test("a heartbeat comment every HEARTBEAT_MS and the full list every REFRESH_MS, without changes", async () => {
   const { feed, clock, close } = setup();
   const abort = new AbortController();
-  const events = collect(feed.connect(abort.signal).body!.getReader());
+  const events = collect(feed.connect({ signal: abort.signal }).body!.getReader());
   await settle();
   events.length = 0;
   clock.advance(HEARTBEAT_MS - 1);
@@ -118,7 +118,7 @@ Deno.test("a heartbeat comment every HEARTBEAT_MS and the full list every REFRES
 Deno.test("a client that does not read holds a bounded queue and gets the latest list when it reads", async () => {
   const { directory, feed, clock, close } = setup();
   const abort = new AbortController();
-  const reader = feed.connect(abort.signal).body!.getReader();
+  const reader = feed.connect({ signal: abort.signal }).body!.getReader();
   // 51 changes, each flushed on its own, while the client does not read.
   for (let i = 0; i <= 50; i++) {
     directory.apply({ type: "room-opened", room: room(`r${i}`) });
@@ -140,8 +140,11 @@ Deno.test("a client that does not read holds a bounded queue and gets the latest
 Deno.test("too many clients get 503", () => {
   const { feed, close } = setup({ maxClients: 1 });
   const abort = new AbortController();
-  feed.connect(abort.signal);
-  assert.throws(() => feed.connect(new AbortController().signal), /too many notification clients/);
+  feed.connect({ signal: abort.signal });
+  assert.throws(
+    () => feed.connect({ signal: new AbortController().signal }),
+    /too many notification clients/,
+  );
   abort.abort();
   close();
 });

@@ -1,8 +1,13 @@
 /**
- * Per-client request budgets for the session-creating endpoints (WHIP/WHEP `POST`): a token bucket per
- * client address that holds `perMinute` tokens and refills continuously. Time is passed in, so tests need no
+ * Per-client budgets of failed attempts at the session-creating endpoints (WHIP/WHEP `POST` answered 400,
+ * 401, 403, 413 or 415): a token bucket per client address that holds `perMinute` tokens and refills
+ * continuously; while it is empty every POST from the address is refused. Successful requests spend
+ * nothing, so a crowd behind one address is limited by what it holds (see SessionManager), not by how
+ * fast it joins. Time is passed in, so tests need no
  * clock. Memory is bounded: at most `maxClients` buckets are kept, full ones are forgotten first.
  */
+
+import { addressKey, clientAddress } from "./client_address.ts";
 
 /** Whether a request may proceed, and if not, how many whole seconds until it could. */
 export interface RateDecision {
@@ -34,6 +39,16 @@ export class RateLimiter {
   /** Number of clients currently tracked. */
   get size(): number {
     return this.#buckets.size;
+  }
+
+  /** Whether `key` has a token left at time `now` (milliseconds), without spending it. */
+  check(key: string, now: number): RateDecision {
+    const bucket = this.#buckets.get(key);
+    if (this.perMinute === 0 || !bucket) return { allowed: true, retryAfterSeconds: 0 };
+    const perMs = this.perMinute / 60_000;
+    const tokens = Math.min(this.perMinute, bucket.tokens + Math.max(0, now - bucket.at) * perMs);
+    if (tokens >= 1) return { allowed: true, retryAfterSeconds: 0 };
+    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - tokens) / perMs / 1000)) };
   }
 
   /** Spends one token of `key`'s budget at time `now` (milliseconds). */
@@ -96,6 +111,26 @@ export function requestAddress(
     if (!trusted.has(hop)) return hop;
   }
   return socketAddress;
+}
+
+/** Who sent a request: its address, the key of that address for per-address limits, its User-Agent. */
+export interface RequestClient {
+  ip: string;
+  key: string;
+  userAgent: string | null;
+}
+
+/**
+ * The client of `req`, which arrived from `socketAddress` (see {@link clientAddress} and
+ * {@link addressKey}): its normalised address, the key per-address limits count it under, its User-Agent.
+ */
+export function requestClient(
+  req: Request,
+  socketAddress: string,
+  trusted: ReadonlySet<string>,
+): RequestClient {
+  const ip = clientAddress(socketAddress, req.headers.get("x-forwarded-for"), trusted);
+  return { ip, key: addressKey(ip), userAgent: req.headers.get("user-agent") };
 }
 
 /**

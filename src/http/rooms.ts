@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { ListedRoom, RoomDirectory } from "../rooms/directory.ts";
 import { resizeJpeg } from "../thumbs/thumbnailer.ts";
 import { HttpError } from "./body.ts";
+import type { RoomFilter } from "./auth.ts";
 
 /** One live room as the API shows it. */
 export interface RoomJson {
@@ -48,9 +49,10 @@ export function roomJson(room: ListedRoom): RoomJson {
   };
 }
 
-/** The live rooms in API form, oldest first. */
-export function roomsJson(directory: RoomDirectory): { rooms: RoomJson[] } {
-  return { rooms: directory.list().map(roomJson) };
+/** The live rooms in API form, oldest first; with `filter`, only those it shows. */
+export function roomsJson(directory: RoomDirectory, filter?: RoomFilter): { rooms: RoomJson[] } {
+  const rooms = directory.list();
+  return { rooms: (filter ? rooms.filter((r) => filter.shows(r.id)) : rooms).map(roomJson) };
 }
 
 /** Widths `?w=` may ask for; others are refused so the cache stays small. */

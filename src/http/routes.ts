@@ -15,9 +15,8 @@ import type { IceServer } from "../config.ts";
 import { roomJson, roomsJson, type ThumbnailFiles } from "./rooms.ts";
 import type { RoomDirectory } from "../rooms/directory.ts";
 import type { RoomFeed } from "./notifications.ts";
-import type { RateLimiter } from "./rate_limit.ts";
-import { addressKey, clientAddress } from "./client_address.ts";
-import { requireBearer } from "./auth.ts";
+import { type RateLimiter, type RequestClient, requestClient } from "./rate_limit.ts";
+import { type AccessPolicy, requireBearer } from "./auth.ts";
 
 /** What the router needs. */
 export interface RouterDeps {
@@ -25,16 +24,17 @@ export interface RouterDeps {
   directory: RoomDirectory;
   feed: RoomFeed;
   thumbnails: ThumbnailFiles;
-  whipToken: string;
+  /** Who may publish, watch and see which rooms. */
+  access: AccessPolicy;
   frontendUrl: string;
   log: (level: "debug" | "info" | "warn" | "error", message: string) => void;
   /** Extra handlers tried before the API routes (web UI, SSE, thumbnails); undefined means "not mine". */
   extra?: ((req: Request, url: URL) => Response | Promise<Response> | undefined)[];
   /** The page a browser gets for an unknown path (undefined: the one-line text, as for API clients). */
   notFoundPage?: (req: Request) => Response | Promise<Response> | undefined;
-  /** Budget of WHIP/WHEP POSTs per client address; absent means unlimited. */
+  /** Budget of failed WHIP/WHEP POSTs per client address; absent means unlimited. */
   rateLimiter?: RateLimiter;
-  /** Reverse proxies (normalised addresses) whose `X-Forwarded-For` is believed (see {@link clientAddress}). */
+  /** Reverse proxies (normalised addresses) whose `X-Forwarded-For` is believed (see `clientAddress` in client_address.ts). */
   trustedProxies?: ReadonlySet<string>;
   /** STUN/TURN servers for `Link: rel="ice-server"` headers on WHIP/WHEP POST and OPTIONS. */
   iceServers?: IceServer[];
@@ -75,9 +75,18 @@ export function createRouter(deps: RouterDeps): (req: Request, info?: ClientInfo
 async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefined): Promise<Response> {
   const url = new URL(req.url);
   const path = url.pathname.replace(/\/+$/, "") || "/";
+  const client = requestClient(
+    req,
+    info?.remoteAddr.hostname ?? "unknown",
+    deps.trustedProxies ?? NO_PROXIES,
+  );
   if (req.method === "OPTIONS") {
     const response = preflight(path);
-    addOptionsLinks(response.headers, req, path, deps);
+    if (!addOptionsLinks(response.headers, req, path, deps)) {
+      return failureBudget(deps, client, req, () => {
+        throw new HttpError(401, "invalid bearer token");
+      });
+    }
     return response;
   }
   const segments = path.split("/").filter((s) => s !== "");
@@ -102,14 +111,23 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     const kind = first;
     if (second === undefined) {
       allow(req, ["POST", "OPTIONS"]);
-      rateLimit(deps, info, req);
-      return kind === "whip"
-        ? await postWhip(req, url, deps)
-        : await postWhep(req, url.searchParams.get("target_id") ?? undefined, deps);
+      return await failureBudget(
+        deps,
+        client,
+        req,
+        () =>
+          kind === "whip"
+            ? postWhip(req, url, deps, client)
+            : postWhep(req, url.searchParams.get("target_id") ?? undefined, deps, url, client),
+      );
     }
     if (kind === "whep" && req.method === "POST") {
-      rateLimit(deps, info, req);
-      return await postWhep(req, decodeSegment(second), deps);
+      return await failureBudget(
+        deps,
+        client,
+        req,
+        () => postWhep(req, decodeSegment(second), deps, url, client),
+      );
     }
     allow(req, kind === "whep" ? ["POST", "PATCH", "DELETE", "OPTIONS"] : ["PATCH", "DELETE", "OPTIONS"]);
     if (!SESSION_ID.test(second)) throw new HttpError(404, `no ${kind.toUpperCase()} session`);
@@ -118,7 +136,12 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   }
   if (path === "/rooms") {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
-    return Response.json(roomsJson(deps.directory));
+    const filter = await failureBudget(deps, client, req, () => deps.access.roomFilter(req, url));
+    return Response.json(roomsJson(deps.directory, filter));
+  }
+  // A private room's details are hidden (404) unless the request carries its viewer token or the master key.
+  if (first === "rooms" && segments.length >= 2 && !deps.access.mayList(req, url, decodeSegment(second))) {
+    throw new HttpError(404, `room "${second}" is not live`);
   }
   if (first === "rooms" && segments.length === 2) {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
@@ -141,7 +164,8 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
     allow(req, ["GET", "OPTIONS"]);
     // The stream ends when the client leaves (its body is cancelled), so `req.signal` is not needed: on
     // Deno 2 it also aborts when a response completes and printed a plain-text warning into JSON logs.
-    return deps.feed.connect();
+    const filter = await failureBudget(deps, client, req, () => deps.access.roomFilter(req, url));
+    return deps.feed.connect({ address: client.key, filter });
   }
   if (path === "/healthz") {
     allow(req, ["GET", "HEAD"]);
@@ -187,21 +211,36 @@ function decodeSegment(segment: string): string {
 
 const NO_PROXIES: ReadonlySet<string> = new Set();
 
-/** Spends one of the client's session POSTs; 429 with `Retry-After` when its budget is used up. */
-function rateLimit(deps: RouterDeps, info: ClientInfo | undefined, req: Request): void {
-  if (!deps.rateLimiter || !info || deps.cluster?.isNodeRequest(req)) return;
-  const address = clientAddress(
-    info.remoteAddr.hostname,
-    req.headers.get("x-forwarded-for"),
-    deps.trustedProxies ?? NO_PROXIES,
-  );
-  const decision = deps.rateLimiter.take(addressKey(address), performance.now());
+/** Statuses that spend the client's failure budget: malformed or unauthenticated attempts. */
+const FAILURES = new Set([400, 401, 403, 413, 415]);
+
+/**
+ * Runs `handle` unless the client's budget of failed attempts is used up (429 with `Retry-After`); a
+ * failure it throws spends one. Cluster nodes are exempt.
+ */
+async function failureBudget<T>(
+  deps: RouterDeps,
+  client: RequestClient,
+  req: Request,
+  handle: () => T | Promise<T>,
+): Promise<T> {
+  const limiter = deps.rateLimiter;
+  if (!limiter || deps.cluster?.isNodeRequest(req)) return await handle();
+  const decision = limiter.check(client.key, performance.now());
   if (!decision.allowed) {
     throw new HttpError(
       429,
-      `too many session requests from your address (${deps.rateLimiter.perMinute} per minute)`,
+      `too many failed requests from your address (${limiter.perMinute} per minute)`,
       { "Retry-After": String(decision.retryAfterSeconds) },
     );
+  }
+  try {
+    return await handle();
+  } catch (e) {
+    if ((e instanceof HttpError || e instanceof SessionError) && FAILURES.has(e.status)) {
+      limiter.take(client.key, performance.now());
+    }
+    throw e;
   }
 }
 

@@ -68,8 +68,27 @@ export interface SessionOptions {
    * keyframe, since browsers send one only when asked. Undefined: no requests for thumbnails.
    */
   thumbnailIntervalMs?: number;
+  /**
+   * Places of `maxSessions` kept for WHIP sessions, so viewers cannot crowd publishers out (and publishers
+   * take no more); default a tenth of `maxSessions`, at least 1.
+   */
+  maxPublishers?: number;
   /** WHEP sessions per room beyond which offers get 503; default 200. */
   maxViewersPerRoom?: number;
+  /** WHEP sessions one client address may hold before they connect (429 beyond); default 20. */
+  maxPendingPerAddress?: number;
+  /** WHEP sessions one client address may hold, connecting or connected (429 beyond); default 100. */
+  maxViewersPerAddress?: number;
+  /** How long a session may take to finish ICE + DTLS before it is dropped; default 10 s. */
+  connectTimeoutMs?: number;
+}
+
+/** Who opened a session, as the HTTP edge knows it. */
+export interface SessionClient {
+  /** Key of the client's address for per-address limits; absent for trusted callers (cluster nodes). */
+  address?: string;
+  /** Opaque tag the edge uses to recognise the session's owner later (see {@link SessionManager.ownerOf}). */
+  owner?: string;
 }
 
 /** The answer to a WHIP or WHEP offer. */
@@ -80,9 +99,19 @@ export interface CreatedSession {
   etag: string;
 }
 
+/** What a publisher negotiated, kept until it takes over a live room. */
+interface PublisherMedia {
+  video: ChosenCodec;
+  audio: ReturnType<typeof chooseOpus>;
+  twccExtensionId: number | undefined;
+}
+
 type Session =
-  | { kind: "whip"; id: string; peer: Peer; room: Room }
-  | { kind: "whep"; id: string; peer: Peer; room: Room<RoomSource>; viewer: Viewer };
+  & { id: string; peer: Peer; address?: string; owner?: string }
+  & (
+    | { kind: "whip"; room: Room; media: PublisherMedia }
+    | { kind: "whep"; room: Room<RoomSource>; viewer: Viewer }
+  );
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Keyframes go onto the bus (for thumbnails) at most this often per room. */
@@ -107,12 +136,17 @@ export class SessionManager {
       onConnected: (peer) => this.#onConnected(peer),
       onRtp: (peer, packet) => {
         const session = this.#byPeer.get(peer);
-        if (session?.kind === "whip") session.room.handlePublisherRtp(packet, this.#clock());
+        if (session?.kind !== "whip") return;
+        // A session waiting to take over the room feeds it from its first packet on (see publish).
+        if (session.room.publisher !== peer && !this.#completeTakeover(session)) return;
+        session.room.handlePublisherRtp(packet, this.#clock());
       },
       onRtcp: (peer, packet) => {
         const session = this.#byPeer.get(peer);
         if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, this.#clock());
-        else if (session?.kind === "whip") session.room.handlePublisherRtcp(packet, this.#clock());
+        else if (session?.kind === "whip" && session.room.publisher === peer) {
+          session.room.handlePublisherRtcp(packet, this.#clock());
+        }
       },
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
     };
@@ -125,8 +159,12 @@ export class SessionManager {
     return { publishers, viewers: this.#sessions.size - publishers };
   }
 
-  /** Accepts a WHIP offer: a new room named `roomId` (or a generated name) with this publisher. */
-  publish(offerSdp: string, roomId?: string): CreatedSession {
+  /**
+   * Accepts a WHIP offer: a new room named `roomId` (or a generated name) with this publisher. For a room
+   * that already has a publisher the new session waits: it takes the room over with its first media
+   * packet (a reconnecting encoder), so an offer that never connects leaves the live publisher alone.
+   */
+  publish(offerSdp: string, roomId?: string, client: SessionClient = {}): CreatedSession {
     if (roomId !== undefined && !ROOM_ID.test(roomId)) {
       throw new SessionError(400, "room name must be 1-64 characters of A-Z a-z 0-9 _ -");
     }
@@ -134,11 +172,11 @@ export class SessionManager {
     const id = roomId ?? this.#newRoomId();
     // A room relayed from another node cannot be published here; a local room can be taken over (below).
     if (this.attachedRooms.has(id)) throw new SessionError(409, `room "${id}" is relayed from another node`);
-    this.#checkCapacity(undefined);
+    this.#checkCapacity("whip", undefined, undefined);
 
     const order = this.#options.videoCodecs ?? DEFAULT_VIDEO_CODEC_ORDER;
     // A publisher taking over a room keeps its codec when it can, so the viewers' sessions stay valid.
-    let existing = this.rooms.get(id);
+    const existing = this.rooms.get(id);
     const roomCodec = existing && videoCodecOf(existing.video.name);
     const preferred = roomCodec ? [roomCodec, ...order.filter((c) => c !== roomCodec)] : order;
     const sections: AnswerSection[] = [];
@@ -197,72 +235,24 @@ export class SessionManager {
       );
     }
     const peer = this.#newPeer(offer);
-    if (existing && videoCodecOf(existing.video.name) !== videoCodecOf(video.name)) {
-      // The new publisher cannot send the room's codec: the viewers cannot follow, so the room ends and
-      // starts again with the new codec.
+    const media = { video, audio, twccExtensionId };
+    if (existing) {
+      // Publishing to a room that already has a publisher replaces it (the room's own key or the master key
+      // proves the same trust), so a reconnecting encoder (OBS after a network drop) keeps the room and its
+      // viewers instead of waiting for the old session's consent timeout. The switch happens only once the
+      // new session delivers media; one takeover waits per room, a newer offer replaces it.
+      this.#takeovers.get(existing)?.peer.close("replaced");
+      const session = { kind: "whip" as const, id: peer.id, peer, room: existing, media, ...client };
+      this.#takeovers.set(existing, session);
+      this.#addSession(session);
       this.#options.log(
         "info",
-        `whip session ${short(peer.id)} takes over room ${id} with ${video.name} instead of ` +
-          `${existing.video.name}: its viewers are ended`,
+        `whip session ${short(peer.id)} will take over room ${id} at its first packet`,
       );
-      this.rooms.delete(id);
-      const previous = existing.publisher;
-      this.#endRoom(existing);
-      previous.close("replaced");
-      existing = undefined;
-    }
-    if (existing) {
-      // Publishing to a room that already has a publisher replaces it: the same token proves the same trust,
-      // and a reconnecting encoder (OBS after a network drop) keeps the room and its viewers instead of
-      // waiting for the old session's consent timeout.
-      const previous = existing.publisher;
-      existing.replacePublisher({
-        publisher: peer,
-        publisherSessionId: peer.id,
-        video,
-        audio,
-        twccExtensionId,
-      });
-      this.#addSession({ kind: "whip", id: peer.id, peer, room: existing });
-      this.#options.log("info", `whip session ${short(peer.id)} takes over room ${id}`);
-      const previousSession = this.#byPeer.get(previous);
-      if (previousSession) this.#endSession(previousSession, "replaced");
-      else previous.close("replaced");
-      // Viewers stay; the feed's takeover count tells the pages (the watch page says so over the video).
-      if (existing.live) this.#options.bus.publish({ type: "room-changed", room: existing.info() });
       return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
     }
-    const room = new Room({
-      id,
-      publisherSessionId: peer.id,
-      publisher: peer,
-      video,
-      audio,
-      now: new Date(),
-      media: { ...this.#options.media, twccExtensionId },
-    });
-    let lastKeyframePost = -Infinity;
-    const thumbnail = { dueAt: -Infinity, requestedAt: -Infinity };
-    this.#thumbnails.set(room, thumbnail);
-    room.onKeyframe = (frame) => {
-      const now = this.#clock();
-      if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
-      lastKeyframePost = now;
-      // The thumbnailer takes the first keyframe and then one per interval: this one is taken.
-      if (now >= thumbnail.dueAt && this.#options.thumbnailIntervalMs !== undefined) {
-        thumbnail.dueAt = now + this.#options.thumbnailIntervalMs;
-      }
-      // The frame's bytes are a view into the depacketizer's reused buffer: the decoder input is a copy.
-      const input = room.videoCodec.decoderInput(frame);
-      this.#options.bus.publish({
-        type: "keyframe",
-        roomId: room.id,
-        format: input.format,
-        data: input.data,
-      });
-    };
-    this.rooms.set(id, room);
-    this.#addSession({ kind: "whip", id: peer.id, peer, room });
+    const room = this.#createRoom(id, peer, media);
+    this.#addSession({ kind: "whip", id: peer.id, peer, room, media, ...client });
     this.#options.log("info", `whip session ${short(peer.id)} created for room ${id}`);
     return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
   }
@@ -271,10 +261,14 @@ export class SessionManager {
    * Accepts a WHEP offer for a live room. `relay` marks another cluster node pulling the room: served like
    * any viewer but not counted in the room's viewer count.
    */
-  watch(roomId: string, offerSdp: string, options: { relay?: boolean } = {}): CreatedSession {
+  watch(
+    roomId: string,
+    offerSdp: string,
+    options: { relay?: boolean } & SessionClient = {},
+  ): CreatedSession {
     const room: Room<RoomSource> | undefined = this.rooms.get(roomId) ?? this.attachedRooms.get(roomId);
     if (!room || !room.live) throw new SessionError(404, `room "${roomId}" is not live`);
-    this.#checkCapacity(room);
+    this.#checkCapacity("whep", room, options.address);
     const offer = parse(offerSdp);
     const sections: AnswerSection[] = [];
     const viewer: Omit<Viewer, "peer"> & { peer?: Peer } = {
@@ -349,7 +343,15 @@ export class SessionManager {
     const peer = this.#newPeer(offer);
     viewer.peer = peer;
     viewer.sessionId = peer.id;
-    this.#addSession({ kind: "whep", id: peer.id, peer, room, viewer: viewer as Viewer });
+    this.#addSession({
+      kind: "whep",
+      id: peer.id,
+      peer,
+      room,
+      viewer: viewer as Viewer,
+      address: options.address,
+      owner: options.owner,
+    });
     this.#options.log("info", `whep session ${short(peer.id)} created for room ${room.id}`);
     return { sessionId: peer.id, roomId: room.id, answer: this.#answer(peer, sections), etag: etag(peer) };
   }
@@ -366,6 +368,12 @@ export class SessionManager {
   /** Whether a session of this kind exists. */
   has(kind: "whip" | "whep", sessionId: string): boolean {
     return this.#sessions.get(sessionId)?.kind === kind;
+  }
+
+  /** The owner tag a session was opened with (see {@link SessionClient}); undefined when there is none. */
+  ownerOf(kind: "whip" | "whep", sessionId: string): string | undefined {
+    const session = this.#sessions.get(sessionId);
+    return session?.kind === kind ? session.owner : undefined;
   }
 
   /** The ICE side of a session, for PATCH (RFC 9725 §4.3): its ETag and the client's current and past ufrags. */
@@ -480,20 +488,64 @@ export class SessionManager {
     session.peer.close(reason);
   }
 
-  /** Throws 503 when the server (or, for a viewer, `room`) has no room for one more session. */
-  #checkCapacity(room: Room<RoomSource> | undefined): void {
+  /**
+   * Throws when there is no place for one more session of `kind`: 503 when the publishers' or the viewers'
+   * share of MAX_SESSIONS or `room` is full, 429 when the viewer's address holds too many sessions
+   * (unconnected, or in all). Connecting sessions count too, or a burst of offers could overshoot. A POST
+   * is not the hot path and the walk is bounded by MAX_SESSIONS.
+   */
+  #checkCapacity(
+    kind: "whip" | "whep",
+    room: Room<RoomSource> | undefined,
+    address: string | undefined,
+  ): void {
     const maxSessions = this.#options.maxSessions ?? 500;
-    if (this.#sessions.size >= maxSessions) {
+    const maxPublishers = Math.min(
+      maxSessions,
+      this.#options.maxPublishers ?? Math.max(1, Math.floor(maxSessions / 10)),
+    );
+    let publishers = 0;
+    let inRoom = 0;
+    let fromAddress = 0;
+    let pendingFromAddress = 0;
+    for (const s of this.#sessions.values()) {
+      if (s.kind === "whip") {
+        publishers++;
+        continue;
+      }
+      if (s.room === room) inRoom++;
+      if (address !== undefined && s.address === address) {
+        fromAddress++;
+        if (s.peer.state !== "connected") pendingFromAddress++;
+      }
+    }
+    if (kind === "whip") {
+      if (publishers >= maxPublishers) {
+        throw new SessionError(503, `publishers full: ${maxPublishers} (MAX_PUBLISHERS); try again later`);
+      }
+      return;
+    }
+    const maxPending = this.#options.maxPendingPerAddress ?? 20;
+    if (pendingFromAddress >= maxPending) {
+      throw new SessionError(
+        429,
+        `your address has ${maxPending} sessions still connecting (MAX_PENDING_PER_ADDRESS); retry shortly`,
+      );
+    }
+    const maxPerAddress = this.#options.maxViewersPerAddress ?? 100;
+    if (fromAddress >= maxPerAddress) {
+      throw new SessionError(
+        429,
+        `your address has ${maxPerAddress} viewer sessions (MAX_VIEWERS_PER_ADDRESS)`,
+      );
+    }
+    const maxViewers = maxSessions - maxPublishers;
+    if (this.#sessions.size - publishers >= maxViewers) {
       throw new SessionError(503, `server full: ${maxSessions} sessions (MAX_SESSIONS); try again later`);
     }
-    if (!room) return;
-    const maxViewers = this.#options.maxViewersPerRoom ?? 200;
-    // Connecting viewers count too, or a burst of offers could overshoot the limit. A POST is not the hot
-    // path and the walk is bounded by MAX_SESSIONS.
-    let viewers = 0;
-    for (const s of this.#sessions.values()) if (s.kind === "whep" && s.room === room) viewers++;
-    if (viewers >= maxViewers) {
-      throw new SessionError(503, `room full: ${maxViewers} viewers (MAX_VIEWERS_PER_ROOM); try again later`);
+    const maxInRoom = this.#options.maxViewersPerRoom ?? 200;
+    if (inRoom >= maxInRoom) {
+      throw new SessionError(503, `room full: ${maxInRoom} viewers (MAX_VIEWERS_PER_ROOM); try again later`);
     }
   }
 
@@ -512,6 +564,7 @@ export class SessionManager {
       events: this.#events,
       now: this.#clock(),
       consentTimeoutMs: this.#options.consentTimeoutMs,
+      connectTimeoutMs: this.#options.connectTimeoutMs ?? 10_000,
     });
     this.#peerUfrags.add(ufrag);
     this.#options.transport.addPeer(peer);
@@ -542,6 +595,13 @@ export class SessionManager {
     if (!session) return;
     const profile = peer.srtpProfile === 7 ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80";
     if (session.kind === "whip") {
+      if (session.room.publisher !== peer) {
+        this.#options.log(
+          "info",
+          `whip session ${short(peer.id)} connected (${profile}); takes over at its first packet`,
+        );
+        return;
+      }
       if (session.room.live) {
         // A takeover: the room stays as it was (viewers, creation time), now fed by this publisher.
         this.#options.log(
@@ -550,10 +610,7 @@ export class SessionManager {
         );
         return;
       }
-      session.room.live = true;
-      session.room.createdAt = new Date();
-      this.#options.log("info", `room ${session.room.id} live (publisher ${short(peer.id)}, ${profile})`);
-      this.#options.bus.publish({ type: "room-opened", room: session.room.info() });
+      this.#goLive(session.room, peer);
     } else {
       const id = session.room.id;
       if (!session.room.live || (this.rooms.get(id) ?? this.attachedRooms.get(id)) !== session.room) {
@@ -575,6 +632,9 @@ export class SessionManager {
     this.#sessions.delete(session.id);
     const room = session.room;
     if (session.kind === "whip") {
+      if (this.#takeovers.get(session.room) === session) this.#takeovers.delete(session.room);
+      // The publisher left while a takeover waits: the waiting session continues the room.
+      if (room.publisher === peer && this.#completeTakeover(this.#takeovers.get(session.room))) return;
       if (room.publisher !== peer) {
         this.#options.log(
           "info",
@@ -613,6 +673,87 @@ export class SessionManager {
     const pending = this.#replayTimers.get(room);
     if (pending) clearTimeout(pending.timer);
     this.#replayTimers.delete(room);
+  }
+
+  /** A new room `id` published by `peer`, listed in {@link rooms}; its keyframes go to the bus for thumbnails. */
+  #createRoom(id: string, peer: Peer, media: PublisherMedia): Room {
+    const room = new Room({
+      id,
+      publisherSessionId: peer.id,
+      publisher: peer,
+      video: media.video,
+      audio: media.audio,
+      now: new Date(),
+      media: { ...this.#options.media, twccExtensionId: media.twccExtensionId },
+    });
+    let lastKeyframePost = -Infinity;
+    const thumbnail = { dueAt: -Infinity, requestedAt: -Infinity };
+    this.#thumbnails.set(room, thumbnail);
+    room.onKeyframe = (frame) => {
+      const now = this.#clock();
+      if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
+      lastKeyframePost = now;
+      // The thumbnailer takes the first keyframe and then one per interval: this one is taken.
+      if (now >= thumbnail.dueAt && this.#options.thumbnailIntervalMs !== undefined) {
+        thumbnail.dueAt = now + this.#options.thumbnailIntervalMs;
+      }
+      // The frame's bytes are a view into the depacketizer's reused buffer: the decoder input is a copy.
+      const input = room.videoCodec.decoderInput(frame);
+      this.#options.bus.publish({
+        type: "keyframe",
+        roomId: room.id,
+        format: input.format,
+        data: input.data,
+      });
+    };
+    this.rooms.set(id, room);
+    return room;
+  }
+
+  /** A room's publisher finished DTLS: the room is listed and viewers may join. */
+  #goLive(room: Room, peer: Peer): void {
+    const profile = peer.srtpProfile === 7 ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80";
+    room.live = true;
+    room.createdAt = new Date();
+    this.#options.log("info", `room ${room.id} live (publisher ${short(peer.id)}, ${profile})`);
+    this.#options.bus.publish({ type: "room-opened", room: room.info() });
+  }
+
+  /** Sessions waiting to take over a room that has a publisher, by room. */
+  #takeovers = new Map<Room, Session & { kind: "whip" }>();
+
+  /**
+   * Makes a waiting session its room's publisher (at its first packet, or when the old publisher left):
+   * viewers stay, the old publisher is closed. Returns false when `session` is not waiting.
+   */
+  #completeTakeover(session: (Session & { kind: "whip" }) | undefined): boolean {
+    if (!session || this.#takeovers.get(session.room) !== session) return false;
+    let room = session.room;
+    const previous = room.publisher;
+    this.#takeovers.delete(room);
+    if (videoCodecOf(room.video.name) === videoCodecOf(session.media.video.name)) {
+      room.replacePublisher({ publisher: session.peer, publisherSessionId: session.id, ...session.media });
+      this.#options.log("info", `whip session ${short(session.id)} takes over room ${room.id}`);
+    } else {
+      // The new publisher cannot send the room's codec: the viewers cannot follow, so the room ends and
+      // starts again with the new codec.
+      this.#options.log(
+        "info",
+        `whip session ${short(session.id)} takes over room ${room.id} with ${session.media.video.name} ` +
+          `instead of ${room.video.name}: its viewers are ended`,
+      );
+      if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+      this.#endRoom(room);
+      room = this.#createRoom(room.id, session.peer, session.media);
+      session.room = room;
+    }
+    const previousSession = this.#byPeer.get(previous);
+    if (previousSession) this.#endSession(previousSession, "replaced");
+    else previous.close("replaced");
+    if (!room.live && session.peer.state === "connected") this.#goLive(room, session.peer);
+    // Viewers stay; the feed's takeover count tells the pages (the watch page says so over the video).
+    else if (room.live) this.#options.bus.publish({ type: "room-changed", room: room.info() });
+    return true;
   }
 
   /** Marks a room closed, ends its viewers (connected or not) as if the publisher left, tells the bus. */

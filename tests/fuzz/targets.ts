@@ -5,6 +5,7 @@
  * forged STUN never gets an answer, a datagram from an unknown address never makes the server send, the
  * connected sessions survive whatever arrives, HTTP never answers 500.
  */
+import { AccessPolicy } from "../../src/http/auth.ts";
 import { Buffer } from "node:buffer";
 import { classes, Message, methods, parseMessage, RtpHeader, RtpPacket } from "werift";
 import { classifyDatagram } from "../../src/net/demux.ts";
@@ -746,7 +747,7 @@ function httpTarget(ctx: FuzzContext): FuzzTarget {
     directory,
     feed,
     thumbnails,
-    whipToken: token,
+    access: new AccessPolicy({ masterKey: token }),
     frontendUrl: "*",
     log: (level, message) => {
       if (level === "error") errors.push(message);
