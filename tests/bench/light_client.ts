@@ -323,7 +323,12 @@ export class LightClient {
       const first = data[0];
       if (first <= 3) this.#handleStun(data, from);
       else if (first >= 20 && first <= 63) {
-        this.#dtlsData?.(Buffer.from(data.buffer, data.byteOffset, data.length));
+        try {
+          this.#dtlsData?.(Buffer.from(data.buffer, data.byteOffset, data.length));
+        } catch {
+          // werift's DtlsClient throws on a flight the server retransmitted under load (its Flight3 check);
+          // the handshake carries on with the next datagram or ends at the timeout.
+        }
       } else if (first >= 128 && first <= 191 && this.#srtp) this.#handleSrtp(data);
     }
   }
