@@ -46,6 +46,7 @@ for (const mime of encodableCodecs()) {
 // The token is stored per API base, so a link with a different ?api= never receives it unasked.
 const TOKEN_KEY = `whip-token:${apiBase}`;
 const RESTARTED = "The server restarted — reconnecting…";
+const LOST = "The connection to the server was lost — reconnecting…";
 
 /**
  * While publishing: { stream, source, token, roomId, pc, location, detach, retryTimer }. `pc` is null while
@@ -218,6 +219,9 @@ async function sessionEnded(current, pc, why) {
   current.pc = null;
   pc.close();
   stopStats();
+  // ICE failing is our network, not the server ending the session (a takeover always sends close_notify):
+  // publish again, which also takes over our own stale session if the server still holds it.
+  if (why === "failed") return reconnect(current, 0, LOST);
   const state = await roomState(current.roomId);
   if (live !== current) return; // stopped meanwhile
   if (state === "live") {
@@ -226,27 +230,24 @@ async function sessionEnded(current, pc, why) {
       "ended",
     );
   } else if (state === "unreachable") {
-    reconnect(current, 0);
+    reconnect(current, 0, RESTARTED);
   } else {
-    stop(
-      why === "failed" ? "The connection to the server was lost." : "The server ended this stream.",
-      "ended",
-    );
+    stop("The server ended this stream.", "ended");
   }
 }
 
 /** Waits for the server to come back, then publishes the same source to the same room again. */
-function reconnect(current, attempt) {
+function reconnect(current, attempt, text) {
   onAir.hidden = true;
   document.title = "Reconnecting…";
-  say("reconnecting", RESTARTED);
+  say("reconnecting", text);
   current.retryTimer = setTimeout(async () => {
     if (live !== current) return;
     try {
       await openSession(current);
     } catch (error) {
       if (live !== current) return;
-      if (serverAway(error)) return reconnect(current, attempt + 1);
+      if (serverAway(error)) return reconnect(current, attempt + 1, text);
       return stop(`Could not reconnect: ${explain(error)}`, "error");
     }
     if (live === current) onLive(current);

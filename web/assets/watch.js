@@ -162,9 +162,9 @@ async function ended(pc) {
   if (state === "live") return connect();
   // Fresher than the feed's last snapshot, which may still list the room for a moment.
   feedRoom = null;
-  renderRoomInfo();
   if (state === "unreachable") away();
   else notLive();
+  renderRoomInfo();
 }
 
 /** Ends the WHEP session, telling the server (keepalive, so it also works while the page is closing). */
@@ -261,6 +261,8 @@ function renderRoomInfo() {
   document.getElementById("viewer-count").textContent = feedRoom ? viewers(feedRoom.viewer_count) : "";
   const details = feedRoom
     ? [describeVideo(feedRoom.video), `live ${liveFor(feedRoom.created_at)}`].filter(Boolean).join(" · ")
+    : message.dataset.state === "reconnecting"
+    ? ""
     : "offline";
   document.getElementById("room-details").textContent = details;
   if (feedRoom && !feedRoom.audio) unmuteButton.hidden = true;
