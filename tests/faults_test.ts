@@ -3,9 +3,7 @@
  * with a live publisher ends its session, removes the thumbnails and exits 0 promptly.
  */
 import assert from "node:assert/strict";
-import { launchChromium } from "./helpers/browser.ts";
-import { startServerProcess } from "./helpers/server_process.ts";
-import { publishFromPage } from "./helpers/webrtc_clients.ts";
+import { startBrowserTest } from "./helpers/browser_test.ts";
 import { createWorld } from "./fuzz/world.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { rtpHeader } from "./fuzz/werift_client.ts";
@@ -72,12 +70,10 @@ Deno.test({
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
-  const server = await startServerProcess({ THUMBNAIL_INTERVAL: "1" });
-  const browser = await launchChromium();
+  const test = await startBrowserTest({ THUMBNAIL_INTERVAL: "1" });
+  const { server } = test;
   try {
-    const page = await browser.newPage();
-    await page.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(page, { token: server.token, room: "sigterm" });
+    const { page } = await test.publish("sigterm");
     const jpgs = async () => {
       const names: string[] = [];
       for await (const entry of Deno.readDir(server.storageDir)) {
@@ -108,7 +104,6 @@ Deno.test({
     ).then(() => "closed", () => "still open");
     assert.equal(dtls, "closed");
   } finally {
-    await browser.close();
-    await server.stop();
+    await test.close();
   }
 });

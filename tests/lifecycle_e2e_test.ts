@@ -4,9 +4,9 @@
  * and bad configuration stops start-up with one line.
  */
 import assert from "node:assert/strict";
-import { launchChromium } from "./helpers/browser.ts";
-import { startServerProcess, startupRefusal } from "./helpers/server_process.ts";
-import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import { startBrowserTest } from "./helpers/browser_test.ts";
+import { startupRefusal } from "./helpers/server_process.ts";
+import { receiveStats } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { selfSignedPem } from "./helpers/certificates.ts";
 
@@ -17,17 +17,12 @@ Deno.test({
 }, async () => {
   const certsDir = await Deno.makeTempDir();
   await selfSignedPem(certsDir, { key: "rsa" });
-  const server = await startServerProcess({ CERTS_DIR: certsDir, CONSENT_TIMEOUT: "3" });
-  const browser = await launchChromium();
+  const test = await startBrowserTest({ CERTS_DIR: certsDir, CONSENT_TIMEOUT: "3" });
+  const { server } = test;
   try {
     const rooms = async () => (await (await fetch(`${server.baseUrl}/rooms`)).json()).rooms;
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(publisher, { token: server.token, room: "rsa" });
-
-    const viewer = await browser.newPage();
-    await viewer.goto(`${server.baseUrl}/healthz`);
-    await watchFromPage(viewer, "rsa");
+    const { page: publisher } = await test.publish("rsa");
+    const { page: viewer } = await test.watch("rsa");
     await waitFor(
       "frames over an RSA DTLS handshake",
       () => receiveStats(viewer),
@@ -41,16 +36,12 @@ Deno.test({
 
     // A second viewer; then a publisher takeover; then the publisher's page disappears: the room and the
     // viewer session end.
-    const viewer2 = await browser.newPage();
-    await viewer2.goto(`${server.baseUrl}/healthz`);
-    await watchFromPage(viewer2, "rsa");
+    const { page: viewer2 } = await test.watch("rsa");
     await waitFor("second viewer decoding", () => receiveStats(viewer2), (s) => s.framesDecoded > 5);
 
     // The encoder reconnects with a new WHIP session to the same room: it takes over, the viewer stays.
     const decodedBefore = (await receiveStats(viewer2)).framesDecoded;
-    const publisher2 = await browser.newPage();
-    await publisher2.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(publisher2, { token: server.token, room: "rsa" });
+    const { page: publisher2 } = await test.publish("rsa");
     await waitFor(
       "the replaced publisher to be disconnected",
       () => publisher.evaluate(() => (globalThis as unknown as { pc: RTCPeerConnection }).pc.connectionState),
@@ -81,8 +72,7 @@ Deno.test({
     console.error(server.logs());
     throw e;
   } finally {
-    await browser.close();
-    await server.stop();
+    await test.close();
     await Deno.remove(certsDir, { recursive: true });
   }
 });

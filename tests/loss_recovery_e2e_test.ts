@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
-import { launchChromium } from "./helpers/browser.ts";
+import { launchChromium, pageAt } from "./helpers/browser.ts";
 import { seededRandom, startLossyRelay } from "./helpers/lossy_relay.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
@@ -30,11 +30,12 @@ Deno.test({
   let browser: Browser | undefined;
   try {
     browser = await launchChromium();
-    const publisher = await browser.newPage();
-    await publisher.goto(`${server.baseUrl}/healthz`);
-    await publishFromPage(publisher, { token: server.token, room: "lossy", videoOnly: true });
-    const viewer = await browser.newPage();
-    await viewer.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(await pageAt(browser, server.baseUrl), {
+      token: server.token,
+      room: "lossy",
+      videoOnly: true,
+    });
+    const viewer = await pageAt(browser, server.baseUrl);
     await routeAnswersThrough(viewer, relay.address);
     await watchFromPage(viewer, "lossy");
     const answer = await viewer.evaluate(() =>

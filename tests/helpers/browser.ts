@@ -1,5 +1,5 @@
 /** Headless Debian Chromium for tests, driven by playwright-core (never downloads a browser). */
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import type { NetNamespace } from "./netns.ts";
 
 /** Flags that give WebRTC a fake camera and microphone and keep Chromium off the network. */
@@ -27,4 +27,11 @@ export async function launchChromium(extraArgs: string[] = [], netns?: NetNamesp
     args: [...CHROMIUM_ARGS, ...extraArgs],
     headless: true,
   });
+}
+
+/** A new page of `browser` at the server's origin, so its fetches to /whip and /whep are same-origin. */
+export async function pageAt(browser: Browser, baseUrl: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.goto(`${baseUrl}/healthz`);
+  return page;
 }

@@ -5,22 +5,25 @@
  */
 import type { Page } from "playwright-core";
 
+/** What {@link publishFromPage} publishes, and where. */
+export interface PublishOptions {
+  token: string;
+  room: string;
+  videoOnly?: boolean;
+  width?: number;
+  height?: number;
+  /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
+  degradation?: string;
+  codec?: string;
+}
+
 /**
  * Publishes the fake camera + microphone over WHIP with H.264 preferred (or only `codec`, a mimeType such as
  * "video/VP8", set with setCodecPreferences); returns the session URL.
  */
 export function publishFromPage(
   page: Page,
-  options: {
-    token: string;
-    room: string;
-    videoOnly?: boolean;
-    width?: number;
-    height?: number;
-    /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
-    degradation?: string;
-    codec?: string;
-  },
+  options: PublishOptions,
 ): Promise<{ location: string; roomId: string }> {
   return page.evaluate(async ({ token, room, videoOnly, width, height, degradation, codec }) => {
     const stream = await navigator.mediaDevices.getUserMedia({
