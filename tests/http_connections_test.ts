@@ -11,7 +11,7 @@ import { waitFor } from "./helpers/wait.ts";
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** Starts main.ts under `prlimit --nofile=<files>` and waits for /healthz. */
-async function startWithFileLimit(files: number) {
+async function startWithFileLimit(files: number, extraEnv: Record<string, string> = {}) {
   const dir = await Deno.makeTempDir({ prefix: "sfu-nofile-" });
   const port = freePort("tcp");
   const child = new Deno.Command("prlimit", {
@@ -24,6 +24,7 @@ async function startWithFileLimit(files: number) {
       WHIP_TOKEN: "test-token-nofile",
       STORAGE_DIR: `${dir}/storage`,
       CERTS_DIR: `${dir}/certs`,
+      ...extraEnv,
     },
     stdout: "null",
     stderr: "piped",
@@ -70,14 +71,25 @@ function metric(text: string, sample: string): number {
   return line === undefined ? NaN : Number(line.slice(sample.length + 1));
 }
 
-/** Opens `count` TCP connections from `localAddress` that send nothing; resolves once each is settled. */
-async function openIdle(port: number, localAddress: string, count: number): Promise<net.Socket[]> {
+/**
+ * Opens `count` TCP connections from `localAddress` that send nothing (or `firstBytes`); resolves once each
+ * is settled.
+ */
+async function openIdle(
+  port: number,
+  localAddress: string,
+  count: number,
+  firstBytes?: string,
+): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
   await Promise.all(
     Array.from({ length: count }, () =>
       new Promise<void>((resolve) => {
         const socket = net.connect({ host: "127.0.0.1", port, localAddress });
-        socket.on("connect", () => resolve());
+        socket.on("connect", () => {
+          if (firstBytes !== undefined) socket.write(firstBytes);
+          resolve();
+        });
         socket.on("error", () => resolve());
         socket.on("close", () => resolve());
         sockets.push(socket);
@@ -107,6 +119,36 @@ Deno.test("a server with 256 descriptors survives 384 idle connections and answe
     const metrics = await (await fetch(`${server.base}/metrics`)).text();
     assert(metric(metrics, 'sfu_http_connections_refused_total{cap="address"}') > 0, metrics);
     assert(metric(metrics, 'sfu_http_connections_refused_total{cap="total"}') > 0, metrics);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await server.stop();
+  }
+});
+
+Deno.test("caps set above the descriptor limit: EMFILE is logged once per burst and the server keeps serving", async () => {
+  const server = await startWithFileLimit(128, {
+    MAX_HTTP_CONNECTIONS: "1000",
+    MAX_HTTP_CONNECTIONS_PER_ADDRESS: "1000",
+  });
+  const sockets: net.Socket[] = [];
+  try {
+    assert(!server.exited(), `the server did not start:\n${server.logs()}`);
+    // Half send a byte, so the relay to Deno.serve is opened for them too (three descriptors each).
+    sockets.push(...await openIdle(server.port, "127.0.0.2", 100, "G"));
+    sockets.push(...await openIdle(server.port, "127.0.0.3", 100));
+    await waitFor(
+      "an accept error in the log",
+      () => server.logs(),
+      (l) => /cannot accept connections/.test(l),
+    );
+    assert(!server.exited(), `the server exited at the descriptor limit:\n${server.logs()}`);
+    const reports = server.logs().split("\n").filter((l) =>
+      /cannot (accept connections|reach the request handler)/.test(l)
+    );
+    assert(reports.length <= 6, `accept errors were logged ${reports.length} times:\n${reports.join("\n")}`);
+    for (const socket of sockets) socket.destroy();
+    await waitFor("/healthz once descriptors are free", () => healthz(server.base), (ok) => ok, 15_000);
+    assert(!server.exited());
   } finally {
     for (const socket of sockets) socket.destroy();
     await server.stop();
