@@ -116,6 +116,19 @@ Deno.test("LOG_FORMAT=json: every line is JSON, also after an event-stream clien
       const res = await fetch(`${base}/metrics`);
       return /sfu_sse_clients (\d+)/.exec(await res.text())?.[1];
     }, (n) => n === "0");
+    // Clients that break off: mid-header, mid-body, and after a request without reading the answer.
+    const port = Number(new URL(base).port);
+    for (
+      const text of [
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n",
+        "POST /whep/x HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\nContent-Length: 50\r\n\r\nv=0",
+        "GET /rooms HTTP/1.1\r\nHost: x\r\n\r\n",
+      ]
+    ) {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      await conn.write(new TextEncoder().encode(text));
+      conn.close();
+    }
     const res = await fetch(`${base}/nowhere`);
     await res.body?.cancel();
   });
