@@ -309,8 +309,9 @@ export class Room<Source extends RoomSource = Peer> {
       if (track.replay?.active) {
         // The replay sends this packet in its turn, unless its cursor is already past it (a publisher
         // retransmission filling a gap the replay skipped): that one goes now, like a resend.
-        if (seqDiff(track.replay.cursor.next, sequenceNumber) > 0) {
-          this.#forward(viewer, track, sequenceNumber, timestamp, now);
+        const cursor = track.replay.cursor;
+        if (seqDiff(cursor.next, sequenceNumber) > 0) {
+          this.#forward(viewer, track, sequenceNumber, cursor.timestamps.get(timestamp) ?? timestamp, now);
         }
         continue;
       }

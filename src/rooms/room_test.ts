@@ -310,3 +310,25 @@ Deno.test("a new publisher session takes over: viewers' numbering continues even
     "the new publisher is asked for a keyframe",
   );
 });
+
+Deno.test("during a replay a late publisher retransmission the cursor skipped goes at once, with its frame", () => {
+  const { room, viewer } = setup();
+  room.handlePublisherRtp(rtp(102, 1, 100, 3000, IDR), 0);
+  room.handlePublisherRtp(rtp(102, 1, 101, 6000, P), 33);
+  room.handlePublisherRtp(rtp(102, 1, 103, 6000, P), 34); // 102 (same frame) is lost for now
+  for (let seq = 104; seq < 300; seq++) {
+    room.handlePublisherRtp(rtp(102, 1, seq, 9000 + seq * 30, big(0x41)), 40);
+  }
+  const v = viewer();
+  room.addViewer(v, 50);
+  const t = v.video!;
+  assert.ok(t.replay?.active, "still replaying after the first burst");
+  const frame = v.peer.sent.find((s) => ((s.sequenceNumber - t.sequenceOffset) & 0xffff) === 103)!;
+  const before = v.peer.sent.length;
+  room.handlePublisherRtp(rtp(102, 1, 102, 6000, P), 60); // the publisher's retransmission
+  const late = v.peer.sent.slice(before).find((s) =>
+    ((s.sequenceNumber - t.sequenceOffset) & 0xffff) === 102
+  );
+  assert.ok(late, "sent at once, not held for the cursor");
+  assert.equal(late.timestamp, frame.timestamp, "with the timestamp its frame was replayed with");
+});
