@@ -318,6 +318,22 @@ Deno.test({
       (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
     }, token);
     await waitFor("frames to be decoded", () => receiveStats(viewer), (s) => s.framesDecoded > 10);
+
+    // The watch page: with ?token= it plays; without, it says the room is private.
+    const page: Page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/watch/backstage?token=${token}`);
+    await page.waitForFunction(
+      () => {
+        const video = document.querySelector("video");
+        return video !== null && video.videoWidth > 0 && video.currentTime > 0;
+      },
+      undefined,
+      { timeout: 20_000 },
+    );
+    const locked: Page = await browser.newPage();
+    await locked.goto(`${server.baseUrl}/watch/backstage`);
+    await locked.locator('#message[data-state="private"]').waitFor({ timeout: 10_000 });
+    assert.match(await locked.locator("#message").innerText(), /private/);
   } catch (e) {
     console.error(`--- server log (tail) ---\n${server.logs().split("\n").slice(-30).join("\n")}`);
     throw e;

@@ -16,6 +16,15 @@ export const apiBase = normalizeBase(apiParam || metaBase || location.origin);
 /** True when the API is not the page's own origin (shown on the publish page before a token is sent). */
 export const apiIsElsewhere = new URL(apiBase).origin !== location.origin;
 
+/** A viewer token from `?token=` (private rooms); sent with WHEP, the room feed and room lookups. */
+export const viewerToken = params.get("token")?.trim() ?? "";
+
+/** `path` with `?token=<viewer token>` added when the page has one. */
+export function withToken(path) {
+  if (!viewerToken) return path;
+  return `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(viewerToken)}`;
+}
+
 /** An absolute URL for an API path such as "/whip" or a relative URL the API returned. */
 export function apiUrl(path) {
   return new URL(path.startsWith("/") ? apiBase + path : path, apiBase + "/").href;
@@ -62,7 +71,7 @@ export function followRooms(onRooms, onStatus = () => {}) {
   let timer;
   let delay = 1000;
   const open = () => {
-    source = new EventSource(apiUrl("/notifications"));
+    source = new EventSource(apiUrl(withToken("/notifications")));
     source.onopen = () => {
       delay = 1000;
       onStatus("live");
@@ -208,7 +217,7 @@ export function onSessionEnd(pc, onEnd) {
  */
 export async function roomState(roomId) {
   try {
-    const response = await fetch(apiUrl(`/rooms/${encodeURIComponent(roomId)}`), {
+    const response = await fetch(apiUrl(withToken(`/rooms/${encodeURIComponent(roomId)}`)), {
       cache: "no-store",
       signal: AbortSignal.timeout(3000),
     });

@@ -124,7 +124,8 @@ async function start() {
   } catch (error) {
     if (live !== current) return; // stopped meanwhile
     stop();
-    return fail(`Could not go live: ${explain(error)}`, error.status === 401 ? tokenInput : undefined);
+    const keyRefused = error.status === 401 || error.status === 403;
+    return fail(`Could not go live: ${explain(error)}`, keyRefused ? tokenInput : undefined);
   }
   setBusy(false);
   // The browser's own "Stop sharing" button ends the screen track.
@@ -186,7 +187,7 @@ async function openSession(current) {
 /** Why a WHIP POST failed, in words for the person at the camera. */
 function explain(error) {
   if (!(error instanceof Refused)) return `${describeError(error)}.`;
-  if (error.status === 401 || error.status === 403) return `the token was refused (${error.message}).`;
+  if (error.status === 401 || error.status === 403) return `the stream key was refused (${error.message}).`;
   if (error.status !== 406) return `${error.message}.`;
   // 406: no video codec the server takes. Say which of the server's codecs this browser cannot send.
   const has = browserCodecs("sender") ?? [];

@@ -26,6 +26,7 @@ import {
   roomState,
   serverAway,
   viewers,
+  viewerToken,
 } from "./api.js";
 
 const video = document.getElementById("video");
@@ -50,6 +51,7 @@ let played = false; // played at least once: a later absence means "ended", not 
 let restarted = false; // the server went away while we watched: say so until the stream plays again
 let feedRoom = null; // this room in the latest /notifications snapshot, or null
 let feedKnown = false; // a snapshot arrived and the feed is connected
+let privateRoom = false; // the server refused this page's viewer token (or its lack of one)
 let unplayable = null; // created_at of the room this browser cannot play (406): retried when it changes
 let retryTimer;
 let retryDelay = 1000;
@@ -105,14 +107,18 @@ async function connect() {
     await pc.setLocalDescription(await pc.createOffer());
     response = await fetch(apiUrl(`/whep?target_id=${encodeURIComponent(roomId)}`), {
       method: "POST",
-      headers: { "Content-Type": "application/sdp" },
+      headers: {
+        "Content-Type": "application/sdp",
+        ...(viewerToken ? { Authorization: `Bearer ${viewerToken}` } : {}),
+      },
       body: pc.localDescription.sdp,
     });
     if (response.status !== 201) throw new Error(await reason(response));
   } catch (error) {
     connecting = false;
     pc.close();
-    if (response?.status === 404) notLive();
+    if (response?.status === 401 || response?.status === 403) askForToken(error.message);
+    else if (response?.status === 404) notLive();
     else if (response?.status === 406) cannotPlay(feedRoom?.video?.codec, error.message);
     else if (serverAway(response ?? error)) away();
     else retry("error", `Could not play: ${describeError(error)}. Retrying…`);
@@ -186,9 +192,26 @@ function away() {
   retry("reconnecting", restarted ? RESTARTED : "The server cannot be reached. Retrying…");
 }
 
+/**
+ * A private room refused the page's viewer token (or it had none): say so and ask for one; a token given
+ * reloads the page with `?token=`. Private rooms are not in the public feed, so the page stops there.
+ */
+function askForToken(why) {
+  clearTimeout(retryTimer);
+  privateRoom = true;
+  show("private", `This room is private: ${why}. Open it with the link you were given (…?token=…).`);
+  const token = prompt(`“${roomId}” is private (${why}). Viewer token:`);
+  if (token?.trim()) {
+    const url = new URL(location.href);
+    url.searchParams.set("token", token.trim());
+    location.replace(url.href);
+  }
+}
+
 /** Not live: wait for the feed to announce the room when it is up, else ask again after a growing delay. */
 function notLive() {
   clearTimeout(retryTimer);
+  if (privateRoom) return;
   if (restarted) {
     show(
       "ended",
