@@ -16,6 +16,19 @@ export interface ViewerStatsJson {
   nacks_received: number;
   packets_resent: number;
   relay: boolean;
+  /** Simulcast: the encoding id (rid) of the layer the viewer receives; null for one encoding. */
+  layer: string | null;
+}
+
+/** One simulcast layer as received from the publisher. */
+export interface LayerStatsJson {
+  encoding_id: string;
+  width: number | null;
+  height: number | null;
+  bitrate_kbps: number;
+  packets_received: number;
+  bytes_received: number;
+  active: boolean;
 }
 
 /** A room's media statistics in API form. */
@@ -31,6 +44,8 @@ export interface RoomStatsJson {
     nacks_sent: number;
     source_changes: number;
   };
+  /** Simulcast layers, in the publisher's order; empty for one encoding. */
+  layers: LayerStatsJson[];
   viewers: ViewerStatsJson[];
 }
 
@@ -48,6 +63,15 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       nacks_sent: room.counters.nacksSent,
       source_changes: room.counters.sourceChanges,
     },
+    layers: (room.layers?.layers ?? []).map((layer) => ({
+      encoding_id: layer.rid,
+      width: layer.room.width ?? null,
+      height: layer.room.height ?? null,
+      bitrate_kbps: Math.round(layer.room.videoBytesPerMs * 8),
+      packets_received: layer.packets,
+      bytes_received: layer.bytes,
+      active: layer.active,
+    })),
     viewers: [...room.viewers].map((viewer) => ({
       video_packets_sent: viewer.video?.packetsSent ?? 0,
       audio_packets_sent: viewer.audio?.packetsSent ?? 0,
@@ -58,6 +82,7 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       nacks_received: viewer.reception.nacksReceived,
       packets_resent: viewer.reception.packetsResent,
       relay: viewer.relay === true,
+      layer: room.layers?.layerOf(viewer)?.rid ?? null,
     })),
   };
 }

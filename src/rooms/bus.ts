@@ -21,6 +21,8 @@
  * summed over the nodes (relay pulls not counted), and `origin` set on rooms published on another node.
  */
 
+import type { LayerInfo } from "./layers.ts";
+
 /** What the media side knows about a live room; the directory adds the thumbnail. */
 export interface RoomInfo {
   id: string;
@@ -29,6 +31,8 @@ export interface RoomInfo {
   video: { codec: string; profile: string; width?: number; height?: number; fps?: number };
   audio: { codec: string } | null;
   bitrateKbps: number;
+  /** Simulcast: the publisher's layers (absent for one encoding). */
+  layers?: LayerInfo[];
   /** How many times another publisher session took the room over; absent for rooms relayed in a cluster. */
   takeovers?: number;
   /** Cluster mode: the node the publisher is on, when that is not this node (not shown in the JSON). */

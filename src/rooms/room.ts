@@ -34,6 +34,7 @@ import { RtpRewriter } from "../srtp/rtp_rewrite.ts";
 import type { RoomInfo } from "./bus.ts";
 import { CAUGHT_UP, JoinReplay, LOST, NOT_DUE } from "./join_replay.ts";
 import { ResendBudget } from "./resend_budget.ts";
+import { SimulcastLayers } from "./layers.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
 export interface ViewerTrack {
@@ -50,6 +51,12 @@ export interface ViewerTrack {
   lastSequence: number;
   lastTimestamp: number;
   lastSentAt: number;
+  /** The last packet sent ended a frame (its marker bit): a simulcast switch may happen after it. */
+  frameEnded: boolean;
+  /** Simulcast: the viewer leaves this layer at the end of the current frame (see layers.ts). */
+  leaving: boolean;
+  /** Resends of packets sent before this sequence number are refused (they came from another stream). */
+  resendFloor: number;
   packetsSent: number;
   octetsSent: number;
   /** The RTX stream (RFC 4588) resends go out on, when the viewer negotiated one. */
@@ -112,6 +119,8 @@ export interface MediaOptions {
   maxPublisherBitrate: number;
   /** Extension id of transport-wide sequence numbers in the publisher's packets, if negotiated. */
   twccExtensionId?: number;
+  /** The publisher's simulcast layers (rids) and the extension id naming them; absent for one encoding. */
+  simulcast?: { rids: readonly string[]; ridExtensionId: number };
 }
 
 /** Defaults of {@link MediaOptions}. */
@@ -160,6 +169,9 @@ export function newViewerTrack(
     lastSequence: -1,
     lastTimestamp: 0,
     lastSentAt: 0,
+    frameEnded: false,
+    leaving: false,
+    resendFloor: -1,
     packetsSent: 0,
     octetsSent: 0,
   };
@@ -218,6 +230,12 @@ export class Room<Source extends RoomSource = Peer> {
   };
   /** Called with each complete keyframe access unit (the data is only valid during the call). */
   onKeyframe: ((frame: VideoFrame) => void) | undefined;
+  /** The simulcast layers, each a room of its own for video (layers.ts); undefined for one encoding. */
+  readonly layers: SimulcastLayers<Source> | undefined;
+  /** A keyframe's first packet arrived, before it is forwarded (simulcast switches happen here). */
+  onKeyframeStart: ((now: number) => void) | undefined;
+  /** A viewer marked `leaving` was sent the last packet of a frame. */
+  onFrameEnd: ((viewer: Viewer, now: number) => void) | undefined;
   /** Publisher media bytes received, for the bitrate estimate. */
   bytesIn = 0;
   /** Complete video access units received, for the frame-rate estimate. */
@@ -269,6 +287,19 @@ export class Room<Source extends RoomSource = Peer> {
     // The room keeps its codec for life: a publisher taking it over must send the same one (see sessions).
     this.videoCodec = videoCodecSupport(videoCodecOf(options.video.name) ?? "h264");
     this.#depacketizer = this.videoCodec.newDepacketizer();
+    const simulcast = this.#options.simulcast;
+    this.layers = simulcast && new SimulcastLayers<Source>({
+      owner: this,
+      rids: simulcast.rids,
+      ridExtensionId: simulcast.ridExtensionId,
+      newLayerRoom: (rid) =>
+        new Room<Source>({
+          ...options,
+          id: `${options.id}/${rid}`,
+          audio: undefined,
+          media: { ...this.#options, simulcast: undefined, twccExtensionId: undefined },
+        }),
+    });
   }
 
   /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
@@ -281,6 +312,11 @@ export class Room<Source extends RoomSource = Peer> {
     this.bytesIn += packet.length;
 
     if (this.#options.twccExtensionId !== undefined) this.#recordTransportSequence(header, now);
+    if (isVideo && this.layers) {
+      this.layers.handlePublisherRtp(packet, header, now);
+      this.#sendPublisherFeedback(now);
+      return;
+    }
     let source = isVideo ? this.#videoSource : this.#audioSource;
     if (!source || source.ssrc !== header.ssrc) source = this.#changeSource(isVideo, header, now);
     source.receive.onPacket(header.sequenceNumber, header.timestamp, now);
@@ -301,7 +337,9 @@ export class Room<Source extends RoomSource = Peer> {
 
     // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
     if (!this.#rewriter.load(packet)) return;
+    if (keyframeStart) this.onKeyframeStart?.(now);
     const timestamp = header.timestamp;
+    const marker = this.#rewriter.marker;
     let waiting = false;
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
@@ -326,6 +364,7 @@ export class Room<Source extends RoomSource = Peer> {
         this.#continueNumbering(track, sequenceNumber, timestamp, isVideo ? 90000 : 48000, now);
       }
       this.#forward(viewer, track, sequenceNumber, timestamp, now);
+      if (track.leaving && marker) this.onFrameEnd?.(viewer, now);
     }
 
     if (isVideo && this.#replaying.size > 0) this.pollReplays(now);
@@ -345,6 +384,7 @@ export class Room<Source extends RoomSource = Peer> {
    */
   addViewer(viewer: Viewer, now: number): number | undefined {
     this.viewers.add(viewer);
+    if (this.layers) return this.layers.addViewer(viewer, now);
     const track = viewer.video;
     const gop = this.#gop;
     if (
@@ -372,6 +412,7 @@ export class Room<Source extends RoomSource = Peer> {
    * runs). The owner calls it at that time; publisher packets call it too.
    */
   pollReplays(now: number): number | undefined {
+    if (this.layers) return this.layers.pollReplays(now);
     if (this.#replaying.size === 0) return undefined;
     let wake = Infinity;
     for (const viewer of this.#replaying) {
@@ -435,6 +476,7 @@ export class Room<Source extends RoomSource = Peer> {
 
   /** Handles RTCP from a viewer: keyframe requests, NACKs (answered from history) and receiver reports. */
   handleViewerRtcp(viewer: Viewer, packet: Uint8Array, now: number): void {
+    if (this.layers) return this.layers.handleViewerRtcp(viewer, packet, now);
     const rtcp = readRtcp(packet);
     if (rtcp.keyframeRequested) this.requestKeyframe(now);
     const track = viewer.video;
@@ -463,6 +505,7 @@ export class Room<Source extends RoomSource = Peer> {
 
   /** Handles RTCP from the publisher: its sender reports are translated for each viewer (lip sync). */
   handlePublisherRtcp(packet: Uint8Array, now: number): void {
+    this.layers?.handlePublisherRtcp(packet, now);
     const rtcp = readRtcp(packet);
     for (const report of rtcp.senderReports) {
       const isVideo = report.ssrc === this.#videoSource?.ssrc;
@@ -501,6 +544,7 @@ export class Room<Source extends RoomSource = Peer> {
     // an SSRC no packet can carry makes the first packet of each kind remap the viewers.
     if (this.#videoSource) this.#videoSource.ssrc = -1;
     if (this.#audioSource) this.#audioSource.ssrc = -1;
+    this.layers?.replacePublisher(options);
   }
 
   /**
@@ -508,6 +552,7 @@ export class Room<Source extends RoomSource = Peer> {
    * dropped but sent when the window ends (with the next publisher packet).
    */
   requestKeyframe(now: number): void {
+    if (this.layers) return this.layers.requestKeyframe(now);
     if (!this.#videoSource) return;
     if (now - this.#lastKeyframeRequest < KEYFRAME_REQUEST_INTERVAL_MS) {
       this.#keyframeWanted = true;
@@ -526,7 +571,13 @@ export class Room<Source extends RoomSource = Peer> {
 
   /** The video stream's measured rate in bytes per millisecond (0 until measured). */
   get videoBytesPerMs(): number {
-    return this.#videoRate.bytesPerMs;
+    return this.layers ? this.layers.top.room.videoBytesPerMs : this.#videoRate.bytesPerMs;
+  }
+
+  /** Takes a viewer that left out of the room (and out of its simulcast layer); false when it was not in. */
+  removeViewer(viewer: Viewer): boolean {
+    this.layers?.removeViewer(viewer);
+    return this.viewers.delete(viewer);
   }
 
   /** Sends a BYE for the viewer's streams (before closing it). */
@@ -556,12 +607,15 @@ export class Room<Source extends RoomSource = Peer> {
     const sample = this.#rateSample;
     const seconds = (now - sample.at) / 1000;
     if (sample.at === 0 || seconds <= 0) {
-      this.#rateSample = { at: now, bytes: this.bytesIn, units: this.accessUnits };
+      const units = this.layers ? this.layers.top.room.accessUnits : this.accessUnits;
+      this.#rateSample = { at: now, bytes: this.bytesIn, units };
       return false;
     }
+    // A simulcast room's frames are counted by its layers; the top layer's are the room's.
+    const units = this.layers ? this.layers.top.room.accessUnits : this.accessUnits;
     const bitrate = Math.round(((this.bytesIn - sample.bytes) * 8) / seconds / 1000);
-    const fps = Math.round(((this.accessUnits - sample.units) / seconds) * 10) / 10;
-    this.#rateSample = { at: now, bytes: this.bytesIn, units: this.accessUnits };
+    const fps = Math.max(0, Math.round(((units - sample.units) / seconds) * 10) / 10);
+    this.#rateSample = { at: now, bytes: this.bytesIn, units };
     const moved = (a: number, b: number) => Math.abs(a - b) > Math.max(1, b * 0.1);
     const changed = moved(bitrate, this.bitrateKbps) || moved(fps, this.fps);
     this.bitrateKbps = bitrate;
@@ -571,6 +625,8 @@ export class Room<Source extends RoomSource = Peer> {
 
   /** The room as the bus and the API describe it. */
   info(): RoomInfo {
+    // A simulcast room shows its top layer's picture.
+    const picture = this.layers ? this.layers.top.room : this;
     return {
       id: this.id,
       createdAt: this.createdAt.toISOString(),
@@ -578,12 +634,13 @@ export class Room<Source extends RoomSource = Peer> {
       video: {
         codec: videoCodecOf(this.video.name)?.toUpperCase() ?? this.video.name,
         profile: videoProfile(this.video) ?? "",
-        width: this.width,
-        height: this.height,
+        width: picture.width,
+        height: picture.height,
         fps: this.fps || undefined,
       },
       audio: this.audio ? { codec: "opus" } : null,
       bitrateKbps: this.bitrateKbps,
+      ...(this.layers ? { layers: this.layers.info() } : {}),
       takeovers: this.takeovers,
     };
   }
@@ -606,6 +663,7 @@ export class Room<Source extends RoomSource = Peer> {
     rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
     viewer.peer.sendRtpPacket(rewriter.packet, rewriter.headerLength);
     if (track.lastSequence < 0 || seqNewer(outSequence, track.lastSequence)) {
+      track.frameEnded = rewriter.marker;
       track.lastSequence = outSequence;
       track.lastTimestamp = outTimestamp;
       track.lastSentAt = now;
@@ -619,6 +677,9 @@ export class Room<Source extends RoomSource = Peer> {
    * otherwise as the original packet again. False when nothing was sent (unknown packet, refused).
    */
   #resend(viewer: Viewer, track: ViewerTrack, sentSequence: number, now: number): boolean {
+    // Sent before the viewer's stream was remapped (another simulcast layer, an earlier encoder): this
+    // history would answer with a different packet under that number.
+    if (track.resendFloor >= 0 && seqDiff(sentSequence, track.resendFloor) < 0) return false;
     const original = seqAdd(sentSequence, -track.sequenceOffset);
     const packet = this.#history.get(original);
     // Not yet replayed to this viewer: it cannot have lost it.
@@ -701,6 +762,7 @@ export class Room<Source extends RoomSource = Peer> {
   ) {
     const elapsed = Math.max(1, Math.round(((now - track.lastSentAt) / 1000) * clockRate));
     track.sequenceOffset = (track.lastSequence + 1 - sequenceNumber) & 0xffff;
+    track.resendFloor = (track.lastSequence + 1) & 0xffff;
     track.timestampOffset = (track.lastTimestamp + elapsed - timestamp) >>> 0;
     track.remap = false;
     track.replay = undefined;

@@ -20,6 +20,7 @@ import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
 import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
 import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
+import { parseSimulcastOffer, type SimulcastOffer } from "../sdp/simulcast.ts";
 import { type CloseReason, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
 import {
@@ -104,6 +105,8 @@ interface PublisherMedia {
   video: ChosenCodec;
   audio: ReturnType<typeof chooseOpus>;
   twccExtensionId: number | undefined;
+  /** The video's simulcast layers, when the publisher sends several (rooms/layers.ts). */
+  simulcast: SimulcastOffer | undefined;
 }
 
 type Session =
@@ -184,6 +187,7 @@ export class SessionManager {
     let audio: ReturnType<typeof chooseOpus>;
     let audioOffered: string[] | undefined;
     let twccExtensionId: number | undefined;
+    let simulcast: SimulcastOffer | undefined;
     for (const m of offer.media) {
       const codec = !usable(m) || (m.direction !== "sendonly" && m.direction !== "sendrecv")
         ? undefined
@@ -204,6 +208,9 @@ export class SessionManager {
         ? undefined
         : m.extensions.find((e) => e.uri === TWCC_URI);
       if (twcc && codec) twccExtensionId ??= twcc.id;
+      // The video line's simulcast layers are each received (rooms/layers.ts); other lines get one stream.
+      const layers = codec && codec === video ? simulcastOf(m) : undefined;
+      if (layers) simulcast = layers;
       sections.push(
         codec
           ? {
@@ -211,7 +218,11 @@ export class SessionManager {
             accepted: true,
             direction: "recvonly",
             codec,
-            extensions: twcc && twcc.id === twccExtensionId ? [twcc] : [],
+            extensions: [
+              ...(twcc && twcc.id === twccExtensionId ? [twcc] : []),
+              ...(layers?.extensions ?? []),
+            ],
+            ...(layers ? { simulcastRids: layers.rids } : {}),
           }
           : { offer: m, accepted: false },
       );
@@ -235,7 +246,7 @@ export class SessionManager {
       );
     }
     const peer = this.#newPeer(offer);
-    const media = { video, audio, twccExtensionId };
+    const media = { video, audio, twccExtensionId, simulcast };
     if (existing) {
       // Publishing to a room that already has a publisher replaces it (the room's own key or the master key
       // proves the same trust), so a reconnecting encoder (OBS after a network drop) keeps the room and its
@@ -646,7 +657,7 @@ export class SessionManager {
       this.#options.log("info", `whip session ${short(peer.id)} closed (${reason}); room ${room.id} closed`);
       this.#endRoom(room);
     } else {
-      const wasCounted = room.viewers.delete(session.viewer);
+      const wasCounted = room.removeViewer(session.viewer);
       this.#options.log("info", `whep session ${short(peer.id)} closed (${reason})`);
       if (wasCounted && room.live) {
         this.#options.bus.publish({ type: "room-changed", room: room.info() });
@@ -684,7 +695,13 @@ export class SessionManager {
       video: media.video,
       audio: media.audio,
       now: new Date(),
-      media: { ...this.#options.media, twccExtensionId: media.twccExtensionId },
+      media: {
+        ...this.#options.media,
+        twccExtensionId: media.twccExtensionId,
+        ...(media.simulcast
+          ? { simulcast: { rids: media.simulcast.rids, ridExtensionId: media.simulcast.ridExtensionId } }
+          : {}),
+      },
     });
     let lastKeyframePost = -Infinity;
     const thumbnail = { dueAt: -Infinity, requestedAt: -Infinity };
@@ -731,7 +748,9 @@ export class SessionManager {
     let room = session.room;
     const previous = room.publisher;
     this.#takeovers.delete(room);
-    if (videoCodecOf(room.video.name) === videoCodecOf(session.media.video.name)) {
+    // Viewers can follow a new publisher with the same codec and the same simulcast layers (or none).
+    const sameLayers = room.layers?.rids.join(";") === session.media.simulcast?.rids.join(";");
+    if (videoCodecOf(room.video.name) === videoCodecOf(session.media.video.name) && sameLayers) {
       room.replacePublisher({ publisher: session.peer, publisherSessionId: session.id, ...session.media });
       this.#options.log("info", `whip session ${short(session.id)} takes over room ${room.id}`);
     } else {
@@ -739,8 +758,13 @@ export class SessionManager {
       // starts again with the new codec.
       this.#options.log(
         "info",
-        `whip session ${short(session.id)} takes over room ${room.id} with ${session.media.video.name} ` +
-          `instead of ${room.video.name}: its viewers are ended`,
+        `whip session ${short(session.id)} takes over room ${room.id} with ${
+          describeLayers(session.media)
+        } ` +
+          `instead of ${room.video.name}${
+            room.layers ? ` (simulcast ${room.layers.rids.join(";")})` : ""
+          }: ` +
+          "its viewers are ended",
       );
       if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
       this.#endRoom(room);
@@ -803,6 +827,19 @@ function parse(sdp: string): ParsedOffer {
     if (e instanceof SdpError) throw new SessionError(400, `malformed SDP: ${e.message}`);
     throw e;
   }
+}
+
+function simulcastOf(m: OfferedMedia): SimulcastOffer | undefined {
+  try {
+    return parseSimulcastOffer(m);
+  } catch (e) {
+    if (e instanceof SdpError) throw new SessionError(400, `malformed SDP: ${e.message}`);
+    throw e;
+  }
+}
+
+function describeLayers(media: PublisherMedia): string {
+  return media.video.name + (media.simulcast ? ` (simulcast ${media.simulcast.rids.join(";")})` : "");
 }
 
 function usable(m: OfferedMedia): boolean {

@@ -1,6 +1,7 @@
 /** Building the server's SDP answer: ICE-lite, DTLS passive, BUNDLE over one transport (pure). */
 import type { ChosenCodec } from "./codecs.ts";
 import type { Direction, OfferedMedia } from "./offer.ts";
+import { simulcastAnswerLines } from "./simulcast.ts";
 
 /** An address the server can be reached on over UDP. */
 export interface Candidate {
@@ -29,6 +30,8 @@ export type AnswerSection =
     /** Header extensions the server accepts on this m-line (ids as offered). */
     extensions?: { id: number; uri: string }[];
     sent?: SentStream;
+    /** The publisher's simulcast layers the server receives (`a=rid ... recv`, `a=simulcast:recv`). */
+    simulcastRids?: readonly string[];
   };
 
 /** Everything an answer is built from. */
@@ -91,6 +94,7 @@ export function buildAnswer(p: AnswerParams): string {
       `a=rtpmap:${c.payloadType} ${c.name}/${c.clockRate}${c.channels ? `/${c.channels}` : ""}`,
     );
     for (const ext of section.extensions ?? []) lines.push(`a=extmap:${ext.id} ${ext.uri}`);
+    if (section.simulcastRids) lines.push(...simulcastAnswerLines(section.simulcastRids));
     if (c.fmtp !== "") lines.push(`a=fmtp:${c.payloadType} ${c.fmtp}`);
     for (const fb of c.feedback) lines.push(`a=rtcp-fb:${c.payloadType} ${fb}`);
     if (c.rtxPayloadType !== undefined) {

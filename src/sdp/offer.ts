@@ -38,6 +38,9 @@ export interface OfferedMedia {
   rtcpMux: boolean;
   /** `a=bundle-only` (RFC 8843 §6): port 0 then means "bundled", not "rejected". */
   bundleOnly: boolean;
+  /** Raw `a=rid` values (RFC 8851) and `a=simulcast` values (RFC 8853), read by simulcast.ts. */
+  rids: string[];
+  simulcast: string[];
 }
 
 /** The parts of an offer the server answers. */
@@ -88,6 +91,8 @@ export function parseOffer(sdp: string): ParsedOffer {
           extensions: [],
           rtcpMux: false,
           bundleOnly: false,
+          rids: [],
+          simulcast: [],
         },
       });
     } else if (type === "a") {
@@ -112,6 +117,8 @@ export function parseOffer(sdp: string): ParsedOffer {
     }
     m.rtcpMux = attrs.has("rtcp-mux");
     m.bundleOnly = attrs.has("bundle-only");
+    m.rids = attrs.get("rid") ?? [];
+    m.simulcast = attrs.get("simulcast") ?? [];
     m.codecs = parseCodecs(m, attrs);
     for (const ext of attrs.get("extmap") ?? []) {
       const match = /^(\d+)(?:\/\w+)? (\S+)/.exec(ext);

@@ -15,6 +15,8 @@ export interface PublishOptions {
   /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
   degradation?: string;
   codec?: string;
+  /** Simulcast: one encoding per layer, e.g. `[{ rid: "h" }, { rid: "l", scaleResolutionDownBy: 4 }]`. */
+  sendEncodings?: { rid: string; scaleResolutionDownBy?: number }[];
 }
 
 /**
@@ -25,60 +27,68 @@ export function publishFromPage(
   page: Page,
   options: PublishOptions,
 ): Promise<{ location: string; roomId: string }> {
-  return page.evaluate(async ({ token, room, videoOnly, width, height, degradation, codec }) => {
-    const stream = await navigator.mediaDevices.getUserMedia({
-      video: { width, height, frameRate: 30 },
-      audio: !videoOnly,
-    });
-    const pc = new RTCPeerConnection();
-    const video = pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", streams: [stream] });
-    const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
-    video.setCodecPreferences(
-      codec ? codecs.filter((c) => c.mimeType === codec || c.mimeType === "video/rtx") : [
-        ...codecs.filter((c) => c.mimeType === "video/H264"),
-        ...codecs.filter((c) => c.mimeType !== "video/H264"),
-      ],
-    );
-    for (const track of stream.getAudioTracks()) {
-      pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-    }
-    await pc.setLocalDescription(await pc.createOffer());
-    const res = await fetch(`/whip?room=${encodeURIComponent(room)}`, {
-      method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
-      body: pc.localDescription!.sdp,
-    });
-    if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${await res.text()}`);
-    await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
-    if (degradation) {
-      const parameters = video.sender.getParameters();
-      (parameters as unknown as { degradationPreference: string }).degradationPreference = degradation;
-      await video.sender.setParameters(parameters);
-    }
-    (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`publisher stuck in ${pc.connectionState}`)), 15000);
-      const check = () => {
-        if (pc.connectionState === "connected") {
-          clearTimeout(timer);
-          resolve();
-        } else if (pc.connectionState === "failed") {
-          clearTimeout(timer);
-          reject(new Error("publisher connection failed"));
-        }
-      };
-      pc.onconnectionstatechange = check;
-      check();
-    });
-    return { location: res.headers.get("Location")!, roomId: res.headers.get("X-Room-Id")! };
-  }, {
-    width: 640,
-    height: 480,
-    degradation: "",
-    codec: "",
-    ...options,
-    videoOnly: options.videoOnly ?? false,
-  });
+  return page.evaluate(
+    async ({ token, room, videoOnly, width, height, degradation, codec, sendEncodings }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({
+        video: { width, height, frameRate: 30 },
+        audio: !videoOnly,
+      });
+      const pc = new RTCPeerConnection();
+      const video = pc.addTransceiver(stream.getVideoTracks()[0], {
+        direction: "sendonly",
+        streams: [stream],
+        ...(sendEncodings.length > 0 ? { sendEncodings } : {}),
+      });
+      const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
+      video.setCodecPreferences(
+        codec ? codecs.filter((c) => c.mimeType === codec || c.mimeType === "video/rtx") : [
+          ...codecs.filter((c) => c.mimeType === "video/H264"),
+          ...codecs.filter((c) => c.mimeType !== "video/H264"),
+        ],
+      );
+      for (const track of stream.getAudioTracks()) {
+        pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      }
+      await pc.setLocalDescription(await pc.createOffer());
+      const res = await fetch(`/whip?room=${encodeURIComponent(room)}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${token}` },
+        body: pc.localDescription!.sdp,
+      });
+      if (res.status !== 201) throw new Error(`WHIP POST answered ${res.status}: ${await res.text()}`);
+      await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
+      if (degradation) {
+        const parameters = video.sender.getParameters();
+        (parameters as unknown as { degradationPreference: string }).degradationPreference = degradation;
+        await video.sender.setParameters(parameters);
+      }
+      (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`publisher stuck in ${pc.connectionState}`)), 15000);
+        const check = () => {
+          if (pc.connectionState === "connected") {
+            clearTimeout(timer);
+            resolve();
+          } else if (pc.connectionState === "failed") {
+            clearTimeout(timer);
+            reject(new Error("publisher connection failed"));
+          }
+        };
+        pc.onconnectionstatechange = check;
+        check();
+      });
+      return { location: res.headers.get("Location")!, roomId: res.headers.get("X-Room-Id")! };
+    },
+    {
+      width: 640,
+      height: 480,
+      degradation: "",
+      codec: "",
+      sendEncodings: [],
+      ...options,
+      videoOnly: options.videoOnly ?? false,
+    },
+  );
 }
 
 /** Watches a room over WHEP into a muted `<video>`; returns the session URL. */
