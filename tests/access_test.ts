@@ -168,6 +168,19 @@ Deno.test({
     await flowing("the new publisher's media to reach the same viewer");
     const room = await (await fetch(`${server.baseUrl}/rooms/alice`)).json();
     assert.equal(room.viewer_count, 1, "the viewer stayed");
+
+    // The publisher leaves while a takeover waits: the waiting session continues the room at once.
+    const third = await connect("publisher", ALICE);
+    const thirdId = third.location.split("/").pop()!.slice(0, 8);
+    await second.close();
+    await waitFor(
+      "the waiting session to continue the room",
+      () => server.logs(),
+      (l) => l.includes(`whip session ${thirdId} takes over room alice`),
+    );
+    assert.equal((await (await fetch(`${server.baseUrl}/rooms/alice`)).json()).viewer_count, 1);
+    sendMedia(third);
+    await flowing("the third publisher's media to reach the same viewer");
   } catch (e) {
     console.error(`--- server log (tail) ---\n${server.logs().split("\n").slice(-30).join("\n")}`);
     throw e;
@@ -338,6 +351,68 @@ Deno.test({
     console.error(`--- server log (tail) ---\n${server.logs().split("\n").slice(-30).join("\n")}`);
     throw e;
   } finally {
+    await browser?.close();
+    await server.stop();
+  }
+});
+
+Deno.test({
+  name: "a takeover with another codec also waits for media, then restarts the room with the new codec",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ LOG_LEVEL: "info", RATE_LIMIT_PER_MINUTE: "0" });
+  const certificate = await createClientCertificate();
+  let browser: Browser | undefined;
+  let timer: ReturnType<typeof setInterval> | undefined;
+  const clients: LightClient[] = [];
+  try {
+    const h264 = await LightClient.connect({
+      baseUrl: server.baseUrl,
+      role: "publisher",
+      room: "codec",
+      token: server.token,
+      certificate,
+    });
+    clients.push(h264);
+    let seq = 0;
+    timer = setInterval(() => h264.sendRtp(syntheticVideoPacket(h264, seq, seq++ % 30 === 0)), 10);
+    const viewer = await LightClient.connect({
+      baseUrl: server.baseUrl,
+      role: "viewer",
+      room: "codec",
+      certificate,
+    });
+    clients.push(viewer);
+    await waitFor("media to reach the viewer", () => viewer.stats.rtpPackets, (n) => n >= 50);
+
+    browser = await launchChromium();
+    const page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(page, { token: server.token, room: "codec", videoOnly: true, codec: "video/VP8" });
+    await waitFor(
+      "the VP8 takeover",
+      () => server.logs(),
+      (l) => /takes over room codec with VP8 instead of H264/.test(l),
+    );
+    // The offer alone did not end the room: the restart came with the VP8 publisher's media.
+    const log = server.logs();
+    assert.ok(
+      log.indexOf("will take over room codec at its first packet") < log.indexOf("with VP8 instead of H264"),
+    );
+    const listed = await waitFor(
+      "the room restarted with VP8",
+      async () => (await (await fetch(`${server.baseUrl}/rooms/codec`)).json()),
+      (r) => r.video?.codec === "VP8",
+    );
+    assert.equal(listed.viewer_count, 0, "the H.264 viewer could not follow and was ended");
+    assert.match(server.logs(), /whep session \S+ closed \(publisher-left\)/);
+  } catch (e) {
+    console.error(`--- server log (tail) ---\n${server.logs().split("\n").slice(-30).join("\n")}`);
+    throw e;
+  } finally {
+    clearInterval(timer);
+    await Promise.all(clients.map((c) => c.close()));
     await browser?.close();
     await server.stop();
   }
