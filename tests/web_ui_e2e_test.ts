@@ -12,6 +12,7 @@
 import assert from "node:assert/strict";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
+import { signViewerToken } from "../src/access/viewer_token.ts";
 import { freePort, type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
 import { waitFor } from "./helpers/wait.ts";
 
@@ -399,6 +400,8 @@ Deno.test({
     TCP_PORT: String(freePort("tcp")),
     WHIP_TOKEN: "ui-endings-" + crypto.randomUUID(),
     VIDEO_CODECS: "h264",
+    PRIVATE_ROOMS: "backstage",
+    VIEWER_TOKEN_SECRET: "ui-viewer-token-secret",
   };
   let server = await startServerProcess(env);
   const base = server.baseUrl;
@@ -453,7 +456,7 @@ Deno.test({
       );
       await page.getByRole("button", { name: "Start streaming" }).click();
       assert.notEqual(await border("#token"), await border("#room"), "after a try it is marked");
-      assert.match(await page.locator("#status").innerText(), /Enter the token/);
+      assert.match(await page.locator("#status").innerText(), /Enter your stream key or token/);
 
       const notFound = await page.goto(`${base}/no/such/page`);
       assert.equal(notFound?.status(), 404);
@@ -544,6 +547,52 @@ Deno.test({
         assert.doesNotMatch(status, /enable H\.264 in the encoder/);
         await shootBothSizes(publish, "publish-no-h264");
         await lacking.close();
+      },
+    );
+
+    await t.step(
+      "a private room plays from its link's token; without one, or expired, the page says so",
+      async () => {
+        const publisher = await context.newPage();
+        await publisher.goto(`${base}/publish`);
+        await publisher.getByLabel("Token").fill(server.token);
+        await publisher.getByLabel("Room name").fill("backstage");
+        await publisher.getByRole("button", { name: "Start streaming" }).click();
+        await publisher.locator('#status[data-state="live"]').waitFor({ timeout: 20000 });
+        const now = Date.now() / 1000;
+        const valid = signViewerToken(env.VIEWER_TOKEN_SECRET, "backstage", now + 600);
+        const expired = signViewerToken(env.VIEWER_TOKEN_SECRET, "backstage", now - 1);
+        const page = await context.newPage();
+        await page.goto(`${base}/watch/backstage?token=${valid}`);
+        await waitForPlayback(page);
+        await page.locator("#live-badge").waitFor({ timeout: 10000 });
+
+        const whepPosts: string[] = [];
+        page.on(
+          "request",
+          (r) => r.method() === "POST" && r.url().includes("/whep") && whepPosts.push(r.url()),
+        );
+        await page.goto(`${base}/watch/backstage`);
+        await page.locator('#message[data-state="private"]').waitFor({ timeout: 10000 });
+        assert.match(
+          await page.locator("#message").innerText(),
+          /“backstage” is private: open it with the link/,
+        );
+        await page.goto(`${base}/watch/backstage?token=${expired}`);
+        await page.locator('#message[data-state="private"]').waitFor({ timeout: 10000 });
+        assert.match(
+          await page.locator("#message").innerText(),
+          /The viewer token in this link does not open “backstage” \(viewer token expired\)/,
+        );
+        assert.equal(
+          whepPosts.length,
+          1,
+          "one refused WHEP attempt without a token, none with an expired one",
+        );
+        await shootBothSizes(page, "watch-private-expired-token");
+        await page.close();
+        await publisher.getByRole("button", { name: "Stop" }).click();
+        await publisher.close();
       },
     );
 

@@ -95,7 +95,7 @@ async function start() {
   if (live || busy) return;
   const token = tokenInput.value.trim();
   const room = roomInput.value.trim();
-  if (!token) return fail("Enter the token first.", tokenInput);
+  if (!token) return fail("Enter your stream key or token first.", tokenInput);
   if (room && !roomInput.checkValidity()) {
     return fail("Room names use letters, digits, - and _ only.", roomInput);
   }

@@ -27,6 +27,7 @@ import {
   serverAway,
   viewers,
   viewerToken,
+  withToken,
 } from "./api.js";
 
 const video = document.getElementById("video");
@@ -56,6 +57,7 @@ let unplayable = null; // created_at of the room this browser cannot play (406):
 let retryTimer;
 let retryDelay = 1000;
 let noticeTimer;
+let stopFeed = () => {};
 
 linkPages();
 document.getElementById("room-title").textContent = roomId || "No room";
@@ -64,13 +66,25 @@ document.title = `${roomId} · Live`;
 if (!/^[A-Za-z0-9_-]{1,64}$/.test(roomId)) {
   show("missing", "There is no room with that name.");
 } else {
-  followRooms(onRooms, (state) => {
+  start();
+}
+
+async function start() {
+  if (viewerToken) {
+    // A token the server refuses would fail every reconnection of the feed (each 401 spends the address's
+    // failure budget): check it once first.
+    const check = await fetch(apiUrl(withToken("/rooms")), { cache: "no-store" }).catch(() => null);
+    if (check?.status === 401 || check?.status === 403) return askForToken(await reason(check));
+    await check?.body?.cancel();
+  }
+  stopFeed = followRooms(onRooms, (state) => {
     if (state !== "live") feedKnown = false;
   });
   connect();
 }
 
 function onRooms(rooms) {
+  if (privateRoom) return;
   feedKnown = true;
   feedRoom = rooms.find((r) => r.id === roomId) ?? null;
   renderRoomInfo();
@@ -88,7 +102,7 @@ function onRooms(rooms) {
 }
 
 async function connect() {
-  if (session || connecting) return;
+  if (session || connecting || privateRoom) return;
   clearTimeout(retryTimer);
   const codec = feedRoom?.video?.codec;
   if (codec && browserHas(codec, "receiver") === false) return cannotPlay(codec);
@@ -193,13 +207,22 @@ function away() {
 }
 
 /**
- * A private room refused the page's viewer token (or it had none): say so and ask for one; a token given
- * reloads the page with `?token=`. Private rooms are not in the public feed, so the page stops there.
+ * The server will not let this page watch: a private room without a viewer token, with one it refuses, or
+ * the auth webhook said no. Say which, stop asking (every refusal spends the address's failure budget) and
+ * offer to enter a token, which reloads the page with `?token=`.
  */
 function askForToken(why) {
   clearTimeout(retryTimer);
   privateRoom = true;
-  show("private", `This room is private: ${why}. Open it with the link you were given (…?token=…).`);
+  stopFeed();
+  stop();
+  const text = viewerToken
+    ? `The viewer token in this link does not open “${roomId}” (${why}). Ask for a new link.`
+    : /private/.test(why)
+    ? `“${roomId}” is private: open it with the link that carries its viewer token (…?token=…).`
+    : `You may not watch “${roomId}”: ${why}.`;
+  show("private", text);
+  if (!/private|token/.test(why)) return; // the webhook's refusal: a token would not help
   const token = prompt(`“${roomId}” is private (${why}). Viewer token:`);
   if (token?.trim()) {
     const url = new URL(location.href);
@@ -276,7 +299,7 @@ function show(state, text = "") {
   message.dataset.state = state;
   message.hidden = state === "playing";
   messageText.textContent = text;
-  messageMore.hidden = !(state === "missing" || state === "ended" || state === "unplayable");
+  messageMore.hidden = !["missing", "ended", "unplayable", "private"].includes(state);
 }
 
 function renderRoomInfo() {
