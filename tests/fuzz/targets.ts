@@ -675,7 +675,8 @@ function sessionsTarget(ctx: FuzzContext): FuzzTarget {
         ? mutateSdp(rng, publish ? offers[0] : offers[1], offers)
         : offers[publish ? 0 : 1];
       // "dup" exercises a takeover: a clean publisher first, then the fuzzed offer for the same room. (The
-      // world's own room "fuzz" is never published to: a valid takeover would rightly replace its publisher.)
+      // world's own room "fuzz" is never published to: a valid takeover that sends media would replace its
+      // publisher.)
       const name = rng.chance(0.8) ? `f${rng.u32().toString(36)}` : rng.pick(["dup", "", "a/b"]);
       let first: { sessionId: string } | undefined;
       try {
@@ -684,7 +685,11 @@ function sessionsTarget(ctx: FuzzContext): FuzzTarget {
           ? w.sessions.publish(sdp, name)
           : w.sessions.watch(rng.chance(0.9) ? "fuzz" : "nope", sdp);
         if (first) {
-          check(!w.sessions.has("whip", first.sessionId), "the taken-over publisher session lives on");
+          // A takeover happens at the new session's first packet: an offer alone must not cut the publisher.
+          check(
+            w.sessions.has("whip", first.sessionId),
+            "an offer that sent no media ended the live publisher",
+          );
         }
         created++;
         checkAnswer(session.answer);
@@ -693,7 +698,7 @@ function sessionsTarget(ctx: FuzzContext): FuzzTarget {
         if (!(e instanceof SessionError)) throw e;
         statuses[e.status] = (statuses[e.status] ?? 0) + 1;
       } finally {
-        // The fuzzed takeover was refused: the first publisher must still be there; end it.
+        // Refused or waiting for media, the takeover left the first publisher in place: end it.
         if (first && w.sessions.has("whip", first.sessionId)) w.sessions.end("whip", first.sessionId);
       }
       checkSessionsAlive(ctx);
