@@ -12,21 +12,20 @@
  * (BENCH_SERVERS, default `ours,pion`), --server-root DIR (BENCH_SERVER_ROOT), --profile (BENCH_PROFILE=1:
  * take a V8 CPU profile of this server over each window through its inspector, print where the µs per
  * received packet go and save the `.cpuprofile` under storage/bench-cache/; the profiler costs a few
- * percent, so compare profiled runs with each other).
+ * percent, so compare profiled runs with each other), --client gstreamer (BENCH_CLIENT: publishers are
+ * simple-whip-client, GStreamer webrtcbin + libnice, an independent WebRTC stack, sending the clip's video;
+ * libnice never uses loopback, so servers and clients run in a private network namespace, see
+ * tests/helpers/netns.ts; needs root; packets are the servers' own counts).
  */
 import { join } from "node:path";
 import { type ClientCertificate, createClientCertificate, LightClient } from "./light_client.ts";
-import { type Clip, loadClip, publishClip } from "./media_clip.ts";
+import { type Clip, ensureClip, loadClip, publishClip } from "./media_clip.ts";
 import { cpuModel, processCpu } from "./proc_stats.ts";
-import {
-  parseServerNames,
-  scrapeMetrics,
-  type ServerName,
-  type ServerUnderTest,
-  startServer,
-} from "./servers.ts";
+import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { freePort } from "../helpers/server_process.ts";
+import { createNetNamespace, type NetNamespace, netnsUnavailable } from "../helpers/netns.ts";
+import { buildSoupShim, hasCommand, hasGstElement, spawnForeign } from "../interop/harness.ts";
 import { startCpuProfile, summarizeCpuProfile } from "./cpu_profile.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
@@ -34,6 +33,8 @@ const ROOT = new URL("../../", import.meta.url).pathname;
 const IDLE_SECONDS = 2;
 /** Seconds between the publishers starting and the window, for ICE/DTLS and the first keyframe. */
 const WARM_UP_SECONDS = 2;
+/** Extra seconds for the GStreamer clients' catch-up burst (see gstreamerPublishers). */
+const GSTREAMER_CATCH_UP_SECONDS = 4;
 
 interface Settings {
   publishers: number[];
@@ -42,6 +43,7 @@ interface Settings {
   servers: ServerName[];
   serverRoot: string;
   profile: boolean;
+  client: "light" | "gstreamer";
 }
 
 function settings(): Settings {
@@ -58,7 +60,13 @@ function settings(): Settings {
     servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
     serverRoot: flag("server-root") ?? Deno.env.get("BENCH_SERVER_ROOT") ?? ROOT,
     profile: Deno.args.includes("--profile") || Deno.env.get("BENCH_PROFILE") === "1",
+    client: parseClient(flag("client") ?? Deno.env.get("BENCH_CLIENT") ?? "light"),
   };
+}
+
+function parseClient(name: string): "light" | "gstreamer" {
+  if (name !== "light" && name !== "gstreamer") throw new Error("--client takes light or gstreamer");
+  return name;
 }
 
 /** What one server measured with N publishers. */
@@ -86,20 +94,20 @@ function cpuSample(pid: number) {
   return { at: performance.now(), total: user + system, system };
 }
 
-async function measure(
+/** N publishers sending to a server; `sent` is undefined when the clients do not count. */
+interface Publishers {
+  sent(): number | undefined;
+  stop(): Promise<void>;
+}
+
+async function lightPublishers(
   server: ServerUnderTest,
   clip: Clip,
   certificate: ClientCertificate,
-  publishers: number,
-  seconds: number,
-  inspectPort: number | undefined,
-): Promise<IngestResult> {
-  const idleStart = cpuSample(server.pid);
-  await sleep(IDLE_SECONDS * 1000);
-  const idleEnd = cpuSample(server.pid);
-
+  count: number,
+): Promise<Publishers> {
   const clients = await Promise.all(
-    Array.from({ length: publishers }, (_, i) =>
+    Array.from({ length: count }, (_, i) =>
       LightClient.connect({
         baseUrl: server.baseUrl,
         role: "publisher",
@@ -109,24 +117,132 @@ async function measure(
       })),
   );
   const senders = clients.map((c) => publishClip(c, clip));
-  const sent = () => senders.reduce((sum, s) => sum + s.sent(), 0);
+  await waitFor("every publisher sending", () => senders.map((s) => s.sent()), (n) => n.every((x) => x > 0));
+  return {
+    sent: () => senders.reduce((sum, s) => sum + s.sent(), 0),
+    async stop() {
+      for (const s of senders) s.stop();
+      await Promise.all(clients.map((c) => c.close()));
+    },
+  };
+}
+
+/**
+ * simple-whip-client (GStreamer webrtcbin + libnice) publishers inside `gstreamer.netns`, sending the clip's
+ * video from an .mp4 in real time (no encoder: the clients stay cheap). They count nothing, so the servers'
+ * own counters give the packets.
+ */
+async function gstreamerPublishers(
+  server: ServerUnderTest,
+  gstreamer: GstreamerSetup,
+  count: number,
+): Promise<Publishers> {
+  const video = `filesrc location=${gstreamer.clip} ! qtdemux ! h264parse config-interval=-1 ! ` +
+    "identity sync=true ! rtph264pay pt=102 ssrc=2 config-interval=-1 mtu=1200 ! queue ! " +
+    "application/x-rtp,media=video,encoding-name=H264,payload=102";
+  const clients = Array.from({ length: count }, (_, i) =>
+    spawnForeign(
+      "whip-client",
+      [
+        "-u",
+        `${server.baseUrl}/whip?room=ingest-${i}`,
+        "-t",
+        server.token || "none",
+        "-n",
+        "-o",
+        "-l",
+        "3",
+        "-V",
+        video,
+      ],
+      { LD_PRELOAD: gstreamer.shim },
+      gstreamer.netns,
+    ));
+  const stop = async () => {
+    await Promise.all(clients.map((c) => c.stop("SIGINT", 3000)));
+  };
+  // Every client connected: the clip's video is ~250 packets/s, so wait for most of N times that.
+  const ratePerSecond = async () => {
+    const before = await server.rtpIn();
+    await sleep(1000);
+    return (await server.rtpIn()) - before;
+  };
   try {
-    await waitFor(
-      "every publisher sending",
-      () => senders.map((s) => s.sent()),
-      (n) => n.every((x) => x > 0),
-    );
+    await waitFor("every publisher sending", ratePerSecond, (rate) => rate > count * 180, 40_000);
+    // webrtcbin holds the clip's first seconds until DTLS is up and then sends them at once: let that pass.
+    await sleep(GSTREAMER_CATCH_UP_SECONDS * 1000);
+  } catch (e) {
+    await stop();
+    throw new Error(`${(e as Error).message}\n${clients.map((c) => c.output().slice(-1500)).join("\n")}`);
+  }
+  return { sent: () => undefined, stop };
+}
+
+/** What the GStreamer clients need: a namespace, the libsoup shim and the clip as .mp4. */
+interface GstreamerSetup {
+  netns: NetNamespace;
+  shim: string;
+  clip: string;
+}
+
+async function setUpGstreamer(cacheDir: string): Promise<GstreamerSetup> {
+  const absent = [
+    hasCommand("whip-client") ? "" : "whip-client (apt: simple-whip-client)",
+    hasCommand("cc") ? "" : "cc (apt: gcc)",
+    ...["webrtcbin", "nicesrc", "qtdemux", "h264parse", "rtph264pay"].map((e) =>
+      hasGstElement(e) ? "" : `GStreamer ${e}`
+    ),
+    netnsUnavailable() === undefined ? "" : `a private network namespace (${netnsUnavailable()})`,
+  ].filter((a) => a !== "");
+  if (absent.length > 0) throw new Error(`--client gstreamer needs ${absent.join(", ")}`);
+  await ensureClip(cacheDir);
+  const clip = join(cacheDir, "clip-720p30-60s.mp4");
+  try {
+    await Deno.stat(clip);
+  } catch {
+    // The 10 s clip six times over (Annex B streams concatenate), so one pass outlasts warm-up and window.
+    const h264 = await Deno.readFile(join(cacheDir, "clip-720p30.h264"));
+    const looped = new Uint8Array(h264.length * 6);
+    for (let i = 0; i < 6; i++) looped.set(h264, i * h264.length);
+    await Deno.writeFile(clip + ".h264", looped);
+    const { code, stderr } = await new Deno.Command("ffmpeg", {
+      args: ["-hide_banner", "-loglevel", "error", "-y", "-r", "30", "-i", clip + ".h264"]
+        .concat(["-c", "copy", "-f", "mp4", clip + ".part"]),
+    }).output();
+    await Deno.remove(clip + ".h264");
+    if (code !== 0) throw new Error(`ffmpeg failed: ${new TextDecoder().decode(stderr)}`);
+    await Deno.rename(clip + ".part", clip);
+  }
+  const shim = await buildSoupShim(await Deno.makeTempDir({ prefix: "ingest-shim-" }));
+  return { netns: await createNetNamespace(), shim, clip };
+}
+
+async function measure(
+  server: ServerUnderTest,
+  startPublishers: () => Promise<Publishers>,
+  publishers: number,
+  seconds: number,
+  inspectPort: number | undefined,
+): Promise<IngestResult> {
+  const idleStart = cpuSample(server.pid);
+  await sleep(IDLE_SECONDS * 1000);
+  const idleEnd = cpuSample(server.pid);
+
+  const clients = await startPublishers();
+  try {
     await sleep(WARM_UP_SECONDS * 1000);
-    const metricsBefore = await scrapeMetrics(server.baseUrl);
+    const rtpInBefore = await server.rtpIn();
     const profiler = inspectPort === undefined ? undefined : await startCpuProfile(inspectPort);
-    const before = { ...cpuSample(server.pid), sent: sent() };
+    const before = { ...cpuSample(server.pid), sent: clients.sent() };
     await sleep(seconds * 1000);
-    const after = { ...cpuSample(server.pid), sent: sent() };
+    const after = { ...cpuSample(server.pid), sent: clients.sent() };
     const profile = await profiler?.stop();
-    const metricsAfter = await scrapeMetrics(server.baseUrl);
+    const rtpInAfter = await server.rtpIn();
     const window = (after.at - before.at) / 1000;
-    const packets = after.sent - before.sent;
-    const rtpIn = "sfu_rtp_packets_in_total";
+    const counted = rtpInAfter - rtpInBefore;
+    const packets = after.sent !== undefined && before.sent !== undefined
+      ? after.sent - before.sent
+      : counted;
     let profileSummary: string | undefined;
     if (profile) {
       const path = join(ROOT, `storage/bench-cache/ingest-${publishers}-${server.pid}.cpuprofile`);
@@ -142,14 +258,11 @@ async function measure(
       systemMicrosPerPacket: (after.system - before.system) / packets,
       cpuPercent: (after.total - before.total) / 1e4 / window,
       idleCpuPercent: (idleEnd.total - idleStart.total) / 1e4 / ((idleEnd.at - idleStart.at) / 1000),
-      serverRtpInPerSecond: metricsAfter.has(rtpIn)
-        ? (metricsAfter.get(rtpIn)! - (metricsBefore.get(rtpIn) ?? 0)) / window
-        : undefined,
+      serverRtpInPerSecond: after.sent === undefined ? undefined : counted / window,
       profileSummary,
     };
   } finally {
-    for (const s of senders) s.stop();
-    await Promise.all(clients.map((c) => c.close()));
+    await clients.stop();
   }
 }
 
@@ -205,13 +318,18 @@ function table(results: IngestResult[]): string[] {
 
 if (import.meta.main) {
   const s = settings();
-  const clip = await loadClip(join(ROOT, "storage/bench-cache"));
+  const cacheDir = join(ROOT, "storage/bench-cache");
+  const clip = await loadClip(cacheDir);
   const certificate = await createClientCertificate();
+  const gstreamer = s.client === "gstreamer" ? await setUpGstreamer(cacheDir) : undefined;
   const runs: IngestResult[][] = [];
   const out: string[] = [
     "",
     `Ingest: ${s.seconds} s window per run, no viewers; each publisher sends the clip 1280x720p30 H.264 ` +
-    `${(clip.videoBitrate / 1e6).toFixed(2)} Mbit/s + Opus 64 kbit/s`,
+    `${(clip.videoBitrate / 1e6).toFixed(2)} Mbit/s` +
+    (gstreamer
+      ? " (video only) with simple-whip-client (GStreamer webrtcbin) in a private network namespace"
+      : " + Opus 64 kbit/s with the light client on loopback"),
   ];
   for (let repeat = 0; repeat < s.repeat; repeat++) {
     const order = repeat % 2 === 0 ? s.servers : [...s.servers].reverse();
@@ -223,12 +341,17 @@ if (import.meta.main) {
           sessions: publishers,
           serverRoot: s.serverRoot,
           inspectPort,
+          netns: gstreamer?.netns,
         });
         console.error(
           `run ${repeat + 1}: ${server.label} (pid ${server.pid}), ${publishers} publisher(s)...`,
         );
         try {
-          results.push(await measure(server, clip, certificate, publishers, s.seconds, inspectPort));
+          const start = () =>
+            gstreamer
+              ? gstreamerPublishers(server, gstreamer, publishers)
+              : lightPublishers(server, clip, certificate, publishers);
+          results.push(await measure(server, start, publishers, s.seconds, inspectPort));
         } catch (e) {
           console.error(`${server.label} failed: ${(e as Error).stack}\n${server.logs()}`);
         } finally {
@@ -267,6 +390,7 @@ if (import.meta.main) {
       }
     }
   }
+  await gstreamer?.netns.close();
   out.push(
     "",
     `Machine: ${cpuModel()}, ${navigator.hardwareConcurrency} cores, load avg ${

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { freePort } from "../helpers/server_process.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { buildPionSfu } from "./pion_sfu.ts";
+import type { NetNamespace } from "../helpers/netns.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -17,6 +18,8 @@ export interface ServerUnderTest {
   pid: number;
   /** WHIP bearer token (empty when the server takes any). */
   token: string;
+  /** RTP packets the server has read from publishers so far (its own counter). */
+  rtpIn(): Promise<number>;
   logs(): string;
   stop(): Promise<void>;
 }
@@ -40,23 +43,25 @@ export function parseServerNames(list: string): ServerName[] {
 
 /**
  * Starts a server by name; `sessions` sizes this server's admission limits, `inspectPort` opens its V8
- * inspector (for a CPU profile).
+ * inspector (for a CPU profile), `netns` runs it inside a private network namespace (for libnice clients:
+ * media on the namespace's 192.0.2.1, HTTP forwarded to the same port on the host's loopback).
  */
 export function startServer(
   name: ServerName,
-  o: { sessions: number; serverRoot?: string; cacheDir?: string; inspectPort?: number },
+  o: { sessions: number; serverRoot?: string; cacheDir?: string; inspectPort?: number; netns?: NetNamespace },
 ): Promise<ServerUnderTest> {
   const cacheDir = o.cacheDir ?? join(ROOT, "storage/bench-cache");
   if (name.startsWith("ours:")) {
     const root = name.slice("ours:".length);
-    return startOurs(root, o.sessions, o.inspectPort, `this server (${root})`);
+    return startOurs(root, o.sessions, o.inspectPort, o.netns, `this server (${root})`);
   }
   switch (name) {
     case "ours":
-      return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort);
+      return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort, o.netns);
     case "pion":
-      return startPion(cacheDir);
+      return startPion(cacheDir, o.netns);
     default:
+      if (o.netns) throw new Error("the werift baseline does not run in a namespace");
       return startWerift();
   }
 }
@@ -79,27 +84,30 @@ function collect(
 async function startOurs(
   serverRoot: string,
   sessions: number,
-  inspectPort?: number,
+  inspectPort: number | undefined,
+  netns: NetNamespace | undefined,
   label = "this server",
 ): Promise<ServerUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "bench-server-" });
-  const httpPort = freePort("tcp");
+  const httpPort = netns ? await netns.forwardPort() : freePort("tcp");
   const token = `bench-${crypto.randomUUID()}`;
-  const child = new Deno.Command(Deno.execPath(), {
-    // BENCH_SERVER_FLAGS adds Deno flags to the server, e.g. --cpu-prof to profile it.
-    args: [
-      "run",
-      "--unstable-net",
-      "--allow-all",
-      ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
-      ...(inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectPort}`]),
-      join(serverRoot, "main.ts"),
-    ],
+  const run = (program: string, args: string[]) => netns ? netns.command(program, args) : { program, args };
+  const command = run(Deno.execPath(), [
+    "run",
+    "--unstable-net",
+    "--allow-all",
+    ...(Deno.env.get("BENCH_SERVER_FLAGS")?.split(" ").filter((f) => f !== "") ?? []),
+    ...(inspectPort === undefined ? [] : [`--inspect=127.0.0.1:${inspectPort}`]),
+    join(serverRoot, "main.ts"),
+  ]);
+  const child = new Deno.Command(command.program, {
+    args: command.args,
     cwd: Deno.env.get("BENCH_SERVER_CWD") ?? serverRoot,
     env: {
       TCP_ADDRESS: "127.0.0.1",
       TCP_PORT: String(httpPort),
-      UDP_ADDRESS: "127.0.0.1",
+      UDP_ADDRESS: netns ? "0.0.0.0" : "127.0.0.1",
+      ...(netns ? { PUBLIC_IP: netns.address } : {}),
       UDP_PORT: String(freePort("udp")),
       WHIP_TOKEN: token,
       STORAGE_DIR: join(dir, "storage"),
@@ -124,6 +132,7 @@ async function startOurs(
     baseUrl,
     pid: child.pid,
     token,
+    rtpIn: async () => (await scrapeMetrics(baseUrl)).get("sfu_rtp_packets_in_total") ?? NaN,
     logs: () => log.text,
     async stop() {
       try {
@@ -160,11 +169,16 @@ async function startListening(label: string, command: Deno.Command): Promise<Ser
     await drained;
     throw new Error(`${label} did not start:\n${log.text}`);
   }
+  const baseUrl = `http://127.0.0.1:${listening}`;
   return {
     label,
-    baseUrl: `http://127.0.0.1:${listening}`,
+    baseUrl,
     pid: child.pid,
     token: "",
+    async rtpIn() {
+      const res = await fetch(`${baseUrl}/stats`);
+      return Number(/^rtp_in (\d+)/m.exec(await res.text())?.[1] ?? NaN);
+    },
     logs: () => log.text,
     async stop() {
       try {
@@ -176,15 +190,16 @@ async function startListening(label: string, command: Deno.Command): Promise<Ser
   };
 }
 
-async function startPion(cacheDir: string): Promise<ServerUnderTest> {
+async function startPion(cacheDir: string, netns: NetNamespace | undefined): Promise<ServerUnderTest> {
   const binary = await buildPionSfu(cacheDir);
+  const http = netns ? `127.0.0.1:${await netns.forwardPort()}` : "127.0.0.1:0";
+  const udp = `${netns ? netns.address : "127.0.0.1"}:${freePort("udp")}`;
+  const command = netns
+    ? netns.command(binary, ["-http", http, "-udp", udp])
+    : { program: binary, args: ["-http", http, "-udp", udp] };
   return startListening(
     "Pion v3 (Broadcast Box way)",
-    new Deno.Command(binary, {
-      args: ["-http", "127.0.0.1:0", "-udp", `127.0.0.1:${freePort("udp")}`],
-      stdout: "piped",
-      stderr: "piped",
-    }),
+    new Deno.Command(command.program, { args: command.args, stdout: "piped", stderr: "piped" }),
   );
 }
 

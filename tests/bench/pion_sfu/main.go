@@ -5,8 +5,9 @@
 // in Broadcast Box.
 //
 // It speaks just enough WHIP/WHEP for the benchmark clients: POST /whip?room=R, POST /whep?target_id=R
-// (404 while R has no publisher), DELETE on the Location, GET /healthz. It prints "LISTENING <port>" on
-// stdout when ready. It is built from Debian's Pion sources by tests/bench/pion_sfu.ts.
+// (404 while R has no publisher), DELETE on the Location, GET /healthz, and GET /stats ("rtp_in N": RTP
+// packets read from publishers, for benchmarks whose clients do not count what they send). It prints
+// "LISTENING <port>" on stdout when ready. It is built from Debian's Pion sources by tests/bench/pion_sfu.ts.
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor"
@@ -51,16 +53,20 @@ const maxOfferBytes = 64 << 10
 
 func newAPI(udp net.PacketConn) (*webrtc.API, error) {
 	media := &webrtc.MediaEngine{}
-	// The codecs the benchmark clients offer (and browsers send): H.264 constrained baseline and Opus.
-	if err := media.RegisterCodec(webrtc.RTPCodecParameters{
-		RTPCodecCapability: webrtc.RTPCodecCapability{
-			MimeType:    webrtc.MimeTypeH264,
-			ClockRate:   90000,
-			SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
-		},
-		PayloadType: 102,
-	}, webrtc.RTPCodecTypeVideo); err != nil {
-		return nil, err
+	// H.264 as the benchmark clients offer it: browsers and the light client say constrained baseline
+	// (42e01f), GStreamer's payloader copies the stream's SPS (x264's baseline is 42c0xx). Pion matches the
+	// profile bytes exactly, so each is registered.
+	for i, profile := range []string{"42e01f", "42c01f", "42001f"} {
+		if err := media.RegisterCodec(webrtc.RTPCodecParameters{
+			RTPCodecCapability: webrtc.RTPCodecCapability{
+				MimeType:    webrtc.MimeTypeH264,
+				ClockRate:   90000,
+				SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=" + profile,
+			},
+			PayloadType: webrtc.PayloadType(102 + 2*i),
+		}, webrtc.RTPCodecTypeVideo); err != nil {
+			return nil, err
+		}
 	}
 	if err := media.RegisterCodec(webrtc.RTPCodecParameters{
 		RTPCodecCapability: webrtc.RTPCodecCapability{
@@ -111,6 +117,9 @@ func (s *sfu) addSession(kind string, pc *webrtc.PeerConnection) string {
 	return "/" + kind + "/" + id
 }
 
+// rtpIn counts RTP packets read from publishers.
+var rtpIn uint64
+
 // forward copies one remote track into the room's local track, as Broadcast Box's audio and video writers do.
 func forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP) {
 	buf := make([]byte, 1500)
@@ -120,6 +129,7 @@ func forward(remote *webrtc.TrackRemote, local *webrtc.TrackLocalStaticRTP) {
 		if err != nil {
 			return
 		}
+		atomic.AddUint64(&rtpIn, 1)
 		if err := packet.Unmarshal(buf[:n]); err != nil {
 			continue
 		}
@@ -255,6 +265,8 @@ func (s *sfu) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && r.URL.Path == "/healthz":
 		_, _ = io.WriteString(w, "ok\n")
+	case r.Method == http.MethodGet && r.URL.Path == "/stats":
+		_, _ = fmt.Fprintf(w, "rtp_in %d\n", atomic.LoadUint64(&rtpIn))
 	case r.Method == http.MethodDelete && (strings.HasPrefix(r.URL.Path, "/whip/") || strings.HasPrefix(r.URL.Path, "/whep/")):
 		s.remove(w, r.URL.Path)
 	case r.Method == http.MethodPost && (r.URL.Path == "/whip" || r.URL.Path == "/whep"):
