@@ -35,6 +35,7 @@ import type { RoomInfo } from "./bus.ts";
 import { CAUGHT_UP, JoinReplay, LOST, NOT_DUE } from "./join_replay.ts";
 import { ResendBudget } from "./resend_budget.ts";
 import { SimulcastLayers } from "./layers.ts";
+import { PliAnswers } from "./pli_answers.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
 export interface ViewerTrack {
@@ -191,6 +192,11 @@ const REPLAY_RESEND_WINDOW_MS = 10_000;
 const HISTORY_PACKETS = 1024;
 /** A GOP longer than this many packets is not replayed (viewers then wait for the next keyframe). */
 export const MAX_HISTORY_PACKETS = 4096;
+/**
+ * A joining viewer of a publisher that answers PLI is replayed the GOP only when its keyframe is younger than
+ * this; an older one would mean seconds of fast-forward, while a fresh keyframe is a round trip away.
+ */
+const REPLAY_FOR_PLI_ANSWERING_MS = 300;
 /** The replay timer never wakes more often than this (each wake-up sends what became due). */
 const MIN_REPLAY_WAKE_MS = 4;
 /** Retry spacing of NACKs to the publisher when its RTT is unknown. */
@@ -258,6 +264,7 @@ export class Room<Source extends RoomSource = Peer> {
   #videoRate = new RateMeter();
   /** Viewers whose join replay runs. */
   #replaying = new Set<Viewer>();
+  #pliAnswers = new PliAnswers();
   #twcc = new TwccRecorder();
   #rateSample = { at: 0, bytes: 0, units: 0 };
   #lastKeyframeRequest = -Infinity;
@@ -328,7 +335,9 @@ export class Room<Source extends RoomSource = Peer> {
       this.#videoRate.add(packet.length, now);
       if (this.#options.retransmissions || this.#options.keyframeCache) {
         this.#history.store(sequenceNumber, packet);
+        const keyframeBefore = this.#gop.keyframeSequence;
         this.#gop.push(sequenceNumber, header.timestamp, keyframeStart);
+        if (this.#gop.keyframeSequence !== keyframeBefore) this.#pliAnswers.keyframe(now);
         this.#fitGop();
       }
       const unit = this.#depacketizer.push(payload, sequenceNumber, header.timestamp, header.marker);
@@ -387,8 +396,11 @@ export class Room<Source extends RoomSource = Peer> {
     if (this.layers) return this.layers.addViewer(viewer, now);
     const track = viewer.video;
     const gop = this.#gop;
+    // A publisher that answers PLI gives a fresh keyframe sooner than an old GOP could be caught up.
+    const freshKeyframeSooner = this.#pliAnswers.answersQuickly(now) &&
+      now - this.#pliAnswers.keyframeAt > REPLAY_FOR_PLI_ANSWERING_MS;
     if (
-      track && this.#options.keyframeCache && gop.keyframeSequence >= 0 &&
+      track && this.#options.keyframeCache && gop.keyframeSequence >= 0 && !freshKeyframeSooner &&
       gop.length <= this.#history.capacity && this.#history.lengthOf(gop.keyframeSequence) >= 0
     ) {
       this.counters.keyframeCacheHits++;
@@ -540,6 +552,7 @@ export class Room<Source extends RoomSource = Peer> {
     this.#options = { ...this.#options, twccExtensionId: options.twccExtensionId };
     this.#twcc = new TwccRecorder();
     this.#lastKeyframeRequest = -Infinity;
+    this.#pliAnswers.reset();
     // The new session's streams are new even when an encoder reuses its SSRCs (simple-whip-client does):
     // an SSRC no packet can carry makes the first packet of each kind remap the viewers.
     if (this.#videoSource) this.#videoSource.ssrc = -1;
@@ -561,6 +574,7 @@ export class Room<Source extends RoomSource = Peer> {
     this.#keyframeWanted = false;
     this.#lastKeyframeRequest = now;
     this.counters.keyframeRequests++;
+    this.#pliAnswers.asked(now);
     this.publisher.sendRtcp(
       compound(
         buildEmptyReceiverReport(this.feedbackSsrc),
@@ -728,6 +742,7 @@ export class Room<Source extends RoomSource = Peer> {
       this.#history.clear();
       this.#gop.clear();
       this.#videoRate.reset();
+      this.#pliAnswers.reset();
       // Replays of the old stream end; those viewers start again at the new stream's keyframe.
       for (const viewer of this.#replaying) {
         const track = viewer.video;

@@ -332,3 +332,34 @@ Deno.test("during a replay a late publisher retransmission the cursor skipped go
   assert.ok(late, "sent at once, not held for the cursor");
   assert.equal(late.timestamp, frame.timestamp, "with the timestamp its frame was replayed with");
 });
+
+Deno.test("a publisher that answers PLI: a viewer joining late in the GOP waits for a fresh keyframe", () => {
+  const { room, viewer } = setup();
+  let seq = 100;
+  const send = (payload: number[], now: number) =>
+    room.handlePublisherRtp(rtp(102, 1, seq, seq++ * 100, payload), now);
+  send(IDR, 0);
+  // Two joins whose PLIs were answered within 100 ms teach the room that this publisher answers.
+  room.addViewer(viewer(), 10);
+  send(IDR, 100);
+  room.addViewer(viewer(), 600);
+  send(IDR, 650);
+  for (let now = 660; now < 2000; now += 10) send(P, now);
+  const late = viewer();
+  room.addViewer(late, 2000);
+  assert.equal(late.peer.sent.length, 0, "no replay of a 1.3 s old GOP");
+  send(P, 2010);
+  send(IDR, 2080); // the answer to its PLI
+  assert.equal(late.peer.sent.length, 1);
+  assert.equal(late.peer.sent[0].payload[0], 0x65, "starts at the fresh keyframe");
+  // A publisher that never answers (OBS): its GOP is replayed.
+  const other = setup();
+  other.room.handlePublisherRtp(rtp(102, 1, 1, 100, IDR), 0);
+  for (let i = 2; i < 100; i++) other.room.handlePublisherRtp(rtp(102, 1, i, i * 100, P), i * 20);
+  const joiner = other.viewer();
+  other.room.addViewer(joiner, 2000);
+  assert.ok(
+    joiner.peer.sent.length > 0 && joiner.peer.sent[0].payload[0] === 0x65,
+    "replayed from the keyframe",
+  );
+});
