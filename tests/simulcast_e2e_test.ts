@@ -9,6 +9,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
+import { openSse } from "./helpers/sse.ts";
 import type { RoomStatsJson } from "../src/http/room_stats.ts";
 
 /** The layers as Chromium's examples name them: h full size, m half, l quarter. */
@@ -19,7 +20,8 @@ export const THREE_LAYERS = [
 ];
 
 Deno.test({
-  name: "Chromium publishes three simulcast layers; all arrive, a default viewer decodes the top one",
+  name:
+    "Chromium publishes three simulcast layers; all arrive, a default viewer decodes the top one, a pinned one the quarter-size layer",
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
@@ -75,6 +77,55 @@ Deno.test({
     assert.equal(room.viewers[0].layer, "h");
     const listed = await (await fetch(`${server.baseUrl}/rooms/layers`)).json();
     assert.equal(listed.video.width, 1280, "the room shows its top layer's picture");
+
+    // Manual selection, the WHEP layer extension's way (as Broadcast Box's player does it).
+    const links: string = await viewerPage.evaluate(() =>
+      (globalThis as unknown as { whepLinks: string }).whepLinks
+    );
+    const layerUrl = /<([^>]+)>; rel="urn:ietf:params:whep:ext:core:layer"/.exec(links)?.[1];
+    const sseUrl = /<([^>]+)>; rel="urn:ietf:params:whep:ext:core:server-sent-events"; events="layers"/.exec(
+      links,
+    )
+      ?.[1];
+    assert.ok(layerUrl && sseUrl, `both extension links in ${links}`);
+    const events = await openSse(`${server.baseUrl}${sseUrl}`);
+    const first = await events.waitFor(() => true) as Record<string, { layers: { encodingId: string }[] }>;
+    const [mid] = Object.keys(first);
+    assert.deepEqual(first[mid].layers.map((l) => l.encodingId).sort(), ["h", "l", "m"]);
+    const select = (body: string) =>
+      fetch(`${server.baseUrl}${layerUrl}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body,
+      });
+
+    let r = await select("{not json");
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /JSON/);
+    r = await select(JSON.stringify({ mediaId: mid, encodingId: "x" }));
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /unknown encodingId "x".*h, m, l/);
+    r = await select("x".repeat(5000));
+    assert.equal(r.status, 413);
+    await r.body?.cancel();
+
+    let asked = Date.now();
+    r = await select(JSON.stringify({ mediaId: mid, encodingId: "l" }));
+    assert.equal(r.status, 204);
+    await waitFor("the quarter-size layer", () => receiveStats(viewerPage), (s) => s.frameWidth === 320);
+    const down = Date.now() - asked;
+    asked = Date.now();
+    r = await select(JSON.stringify({ mediaId: mid, encodingId: "" }));
+    assert.equal(r.status, 204);
+    await waitFor("the top layer again", () => receiveStats(viewerPage), (s) => s.frameWidth === 1280);
+    const up = Date.now() - asked;
+    console.log(`pinned to l: decoding 320x180 after ${down} ms; back to automatic: 1280x720 after ${up} ms`);
+    assert.ok(down < 3000 && up < 3000, "each switch within 3 s");
+    const current = await events.waitFor((e) =>
+      (e as Record<string, { current: string }>)[mid]?.current === "h"
+    );
+    assert.ok(current);
+    events.close();
   } finally {
     await browser?.close();
     await server.stop();

@@ -10,6 +10,7 @@ import { HttpError, readTextCapped, requireContentType } from "./body.ts";
 import { type AccessPolicy, bearerToken } from "./auth.ts";
 import { SessionError } from "../rooms/errors.ts";
 import type { RequestClient } from "./rate_limit.ts";
+import { whepExtensionLinks } from "./whep_layers.ts";
 
 /** What the WHIP/WHEP handlers need. */
 export interface IngestDeps {
@@ -76,7 +77,15 @@ export async function postWhep(
   const created = limited(() =>
     deps.sessions.watch(roomId, offer, { relay, address: node ? undefined : client.key })
   );
-  return sdpCreated(created.answer, `/whep/${created.sessionId}`, created.etag, created.roomId, deps);
+  const response = sdpCreated(
+    created.answer,
+    `/whep/${created.sessionId}`,
+    created.etag,
+    created.roomId,
+    deps,
+  );
+  for (const link of whepExtensionLinks(created.sessionId)) response.headers.append("Link", link);
+  return response;
 }
 
 /** Seconds a client held back by a per-address limit is asked to wait. */

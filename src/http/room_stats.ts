@@ -67,7 +67,7 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       encoding_id: layer.rid,
       width: layer.room.width ?? null,
       height: layer.room.height ?? null,
-      bitrate_kbps: Math.round(layer.room.videoBytesPerMs * 8),
+      bitrate_kbps: Math.round(layer.mediaRate.bytesPerMs * 8),
       packets_received: layer.packets,
       bytes_received: layer.bytes,
       active: layer.active,

@@ -3,6 +3,7 @@ import { SessionError } from "../rooms/errors.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
 import { roomStatsJson } from "./room_stats.ts";
+import { layerEvents, postLayer } from "./whep_layers.ts";
 import {
   addOptionsLinks,
   type ClusterHooks,
@@ -106,6 +107,14 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   for (const handler of deps.extra ?? []) {
     const response = await handler(req, url);
     if (response) return response;
+  }
+  if (first === "whep" && (second === "layer" || second === "sse") && segments.length === 3) {
+    // The WHEP layer and event-stream extensions (whep_layers.ts); the session id is the credential.
+    if (!SESSION_ID.test(segments[2])) throw new HttpError(404, "no WHEP session");
+    allow(req, second === "layer" ? ["POST", "OPTIONS"] : ["GET", "POST", "OPTIONS"]);
+    return second === "layer"
+      ? await postLayer(req, segments[2], deps.sessions)
+      : await layerEvents(req, segments[2], deps.sessions);
   }
   if ((first === "whip" || first === "whep") && segments.length <= 2) {
     const kind = first;
@@ -248,7 +257,10 @@ function preflight(path: string): Response {
   const [first, second, ...rest] = path.split("/").filter((s) => s !== "");
   const ingest = (first === "whip" || first === "whep") && rest.length === 0;
   // The endpoints take POST; a session URL takes PATCH and DELETE (and /whep/<room> is also an endpoint).
-  const methods = !ingest
+  const extension = first === "whep" && (second === "layer" || second === "sse") && rest.length === 1;
+  const methods = extension
+    ? (second === "layer" ? "POST, OPTIONS" : "GET, POST, OPTIONS")
+    : !ingest
     ? "GET, HEAD, OPTIONS"
     : second === undefined
     ? "POST, OPTIONS"

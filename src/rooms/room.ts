@@ -100,6 +100,8 @@ export interface Viewer {
   sentReports: Map<number, number>;
   /** Another cluster node pulling the room for its own viewers: served like a viewer, not counted as one. */
   relay?: boolean;
+  /** The mid of the viewer's video m-line (the WHEP layer API names media by it). */
+  videoMid?: string;
 }
 
 /**

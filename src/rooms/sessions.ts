@@ -33,6 +33,7 @@ import {
   type Viewer,
 } from "./room.ts";
 import { SessionError } from "./errors.ts";
+import type { LayerInfo } from "./layers.ts";
 import type { RoomBus } from "./bus.ts";
 
 /** What the session layer needs from the UDP transport. */
@@ -301,6 +302,7 @@ export class SessionManager {
             codec.rtxPayloadType = chooseRtx(m, codec.payloadType);
           }
           viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true, codec.rtxPayloadType);
+          viewer.videoMid = m.mid;
           sections.push({
             offer: m,
             accepted: true,
@@ -365,6 +367,53 @@ export class SessionManager {
     });
     this.#options.log("info", `whep session ${short(peer.id)} created for room ${room.id}`);
     return { sessionId: peer.id, roomId: room.id, answer: this.#answer(peer, sections), etag: etag(peer) };
+  }
+
+  /**
+   * The simulcast layers a WHEP session can choose from (WHEP layer extension): its video mid, the room's
+   * layers and the one it receives. Throws 404 for an unknown session; `layers` is empty for one encoding.
+   */
+  viewerLayers(sessionId: string): { mid: string; layers: LayerInfo[]; current: string | undefined } {
+    const session = this.#whepSession(sessionId);
+    const layers = session.room.layers;
+    return {
+      mid: session.viewer.videoMid ?? "",
+      layers: layers?.info() ?? [],
+      current: layers?.layerOf(session.viewer)?.rid,
+    };
+  }
+
+  /**
+   * Pins a WHEP session's video to the layer `encodingId` (empty: the server chooses again). Throws 404
+   * for an unknown session, 400 for another media or a layer the room does not have.
+   */
+  selectLayer(sessionId: string, mediaId: string | undefined, encodingId: string): void {
+    const session = this.#whepSession(sessionId);
+    const viewer = session.viewer;
+    if (mediaId !== undefined && mediaId !== viewer.videoMid) {
+      throw new SessionError(
+        400,
+        `mediaId "${short(mediaId)}" is not this session's video (${viewer.videoMid})`,
+      );
+    }
+    const layers = session.room.layers;
+    if (encodingId !== "" && !layers?.rids.includes(encodingId)) {
+      throw new SessionError(
+        400,
+        layers
+          ? `unknown encodingId "${short(encodingId)}": the room's layers are ${layers.rids.join(", ")}`
+          : "the room has one encoding (no simulcast): only an empty encodingId is valid",
+      );
+    }
+    layers?.pin(viewer, encodingId === "" ? undefined : encodingId, this.#clock());
+  }
+
+  #whepSession(sessionId: string): Session & { kind: "whep" } {
+    const session = this.#sessions.get(sessionId);
+    if (!session || session.kind !== "whep") {
+      throw new SessionError(404, `no WHEP session ${short(sessionId)}`);
+    }
+    return session;
   }
 
   /** Ends a session of the given kind; throws 404 when there is none with that id. */

@@ -116,6 +116,8 @@ export function watchFromPage(page: Page, room: string): Promise<string> {
     if (res.status !== 201) throw new Error(`WHEP POST answered ${res.status}: ${await res.text()}`);
     await pc.setRemoteDescription({ type: "answer", sdp: await res.text() });
     (globalThis as unknown as { pc: RTCPeerConnection }).pc = pc;
+    // The WHEP extension links (layer selection, events), for tests that use them.
+    (globalThis as unknown as { whepLinks: string }).whepLinks = res.headers.get("Link") ?? "";
     return res.headers.get("Location")!;
   }, room);
 }
