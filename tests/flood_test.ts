@@ -12,6 +12,7 @@ import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
 import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { createClientCertificate, LightClient } from "./bench/light_client.ts";
+import { waitFor } from "./helpers/wait.ts";
 import type { FloodPlan, FloodResult } from "./fuzz/flood.ts";
 import type { Page } from "playwright-core";
 
@@ -198,11 +199,7 @@ Deno.test({
         })
       ));
     // Warm up: every viewer is receiving.
-    const deadline = Date.now() + 20_000;
-    while ((await received()).some((n) => n < 50)) {
-      if (Date.now() > deadline) throw new Error(`viewers not receiving: ${await received()}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await waitFor("every viewer to receive", received, (counts) => counts.every((n) => n >= 50));
     await new Promise((r) => setTimeout(r, 1000));
 
     const rssBefore = rssKiB(server.pid);

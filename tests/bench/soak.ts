@@ -19,6 +19,7 @@ import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { type ServerProcess, startServerProcess } from "../helpers/server_process.ts";
 import { openSse } from "../helpers/sse.ts";
 import { processFdCount, processRssBytes } from "./proc_stats.ts";
+import type { RoomJson } from "../../src/http/rooms.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const ROOM = "soak";
@@ -496,11 +497,6 @@ class Soak {
   async #consume(response: Promise<Response | undefined>): Promise<void> {
     await (await response)?.arrayBuffer();
   }
-}
-
-interface RoomJson {
-  id: string;
-  thumbnail_url: string | null;
 }
 
 /** Runs `task` on every item, at most `limit` at a time. */
