@@ -38,21 +38,26 @@ async function packetsOut(baseUrl: string): Promise<number> {
 
 Deno.test({
   name: "a publisher taken over gets an RTCP BYE",
+  ignore: !hasCommand("ffmpeg"),
   sanitizeOps: false,
   sanitizeResources: false,
 }, async () => {
   const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
   const first = await byeWatchingPublisher(server.baseUrl, server.token, "takeover");
   let second: Awaited<ReturnType<typeof byeWatchingPublisher>> | undefined;
+  let sender: ReturnType<typeof publishClip> | undefined;
   try {
     await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("takeover"));
     second = await byeWatchingPublisher(server.baseUrl, server.token, "takeover");
+    // The takeover happens at the new session's first media packet.
+    sender = publishClip(second.client, await loadClip(join(ROOT, "storage/bench-cache")));
     await waitFor("a BYE at the first publisher", () => first.seen.byeAt, (at) => at > 0, 5000);
     assert.equal(second.seen.byeAt, 0, "the new publisher is not told goodbye");
   } catch (e) {
     console.error(server.logs().slice(-3000));
     throw e;
   } finally {
+    sender?.stop();
     first.client.abandon();
     await second?.client.close();
     await server.stop();
