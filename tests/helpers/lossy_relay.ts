@@ -3,6 +3,7 @@
  * measurements where kernel netem is not available. Each client address gets its own upstream socket, so
  * the server sees one distinct address per client (as with a NAT).
  */
+import { datagrams } from "../../src/net/datagrams.ts";
 
 /** Impairment applied by the relay. */
 export interface Impairment {
@@ -57,7 +58,7 @@ export function startLossyRelay(
   const later = (fn: () => void) => impairment.delayMs > 0 ? setTimeout(fn, impairment.delayMs) : fn();
   (async () => {
     try {
-      for await (const [data, from] of front) {
+      for await (const [data, from] of datagrams(front, () => closed)) {
         const client = from as Deno.NetAddr;
         const key = `${client.hostname}:${client.port}`;
         let upstream = upstreams.get(key);
@@ -67,7 +68,7 @@ export function startLossyRelay(
           upstreams.set(key, socket);
           (async () => {
             try {
-              for await (const [reply] of socket) {
+              for await (const [reply] of datagrams(socket, () => closed)) {
                 if (random() < impairment.downstreamLoss) {
                   relay.dropped++;
                   continue;
