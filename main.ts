@@ -25,6 +25,9 @@ try {
     log("warn", "CLUSTER_TOKEN is set but REDIS_URL is not: this node runs alone and never uses the token");
   }
   const server = await startServer(config, log);
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    if (server.recoverHttp(event.reason)) event.preventDefault();
+  });
   const host = config.tcpAddress === "0.0.0.0" ? "localhost" : config.tcpAddress;
   const scheme = config.tls ? "https" : "http";
   const base = `${scheme}://${host}:${server.httpPort}`;

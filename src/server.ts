@@ -22,6 +22,8 @@ import { LoopLagSampler } from "./metrics/loop_lag.ts";
 import { HttpGate } from "./http/http_gate.ts";
 import { normalizeAddress } from "./http/client_address.ts";
 import { openFileLimit } from "./http/descriptor_limit.ts";
+import { httpConnectionLimits } from "./http/connection_budget.ts";
+import { ErrorBurst } from "./http/error_burst.ts";
 import { timeBody } from "./http/body.ts";
 import { AccessPolicy } from "./http/auth.ts";
 import { StreamKeyFile } from "./access/stream_keys.ts";
@@ -43,6 +45,11 @@ export interface RunningServer {
   gate: HttpGate;
   /** Name of the room bus channel, for parties that want to listen. */
   busName: string;
+  /**
+   * For the process owner's `unhandledrejection` listener: true (and the HTTP side restarted) when `reason`
+   * is Deno.serve's accept loop dying of EMFILE/ENFILE, which must then not end the process.
+   */
+  recoverHttp(reason: unknown): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -65,7 +72,7 @@ export async function startServer(
       `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${firstLine(e)}`,
     );
   }
-  const httpLimits = httpConnectionLimits(config);
+  const httpLimits = httpConnectionLimits(config, openFileLimit());
   const trustedProxies = new Set(config.trustedProxies.map((a) => normalizeAddress(a) ?? a));
   let gate: HttpGate;
   try {
@@ -105,7 +112,7 @@ export async function startServer(
   if (certificate.generated) log("info", `generated a self-signed ECDSA certificate in ${config.certsDir}`);
   log("info", `SRTP: ${srtpBackendName()}`);
   log(
-    "info",
+    httpLimits.lowered ? "warn" : "info",
     `HTTP: at most ${httpLimits.maxConnections} connections, ${httpLimits.maxPerAddress} per address ` +
       `(${httpLimits.basis}); timeouts: headers ${config.httpHeaderTimeoutMs / 1000} s, body ` +
       `${config.httpBodyTimeoutMs / 1000} s, idle ${config.httpIdleTimeoutMs / 1000} s`,
@@ -187,7 +194,6 @@ export async function startServer(
     cluster,
   });
 
-  const abort = new AbortController();
   const router = createRouter({
     sessions,
     directory,
@@ -206,28 +212,64 @@ export async function startServer(
     apiOrigins: new Set(config.apiOrigins),
   });
   const bodyTimeoutMs = config.httpBodyTimeoutMs;
+  const handler = gate.wrap((req, info) => router(timeBody(req, bodyTimeoutMs), info));
+  let backendAbort = new AbortController();
   // Requests reach Deno.serve only through the gate, on a private loopback port.
-  const server = Deno.serve(
-    {
-      hostname: "127.0.0.1",
-      port: 0,
-      // HTTPS straight from Deno when TLS_CERT/TLS_KEY are set (config checked they load and match).
-      ...(config.tls ? { cert: config.tls.cert, key: config.tls.key } : {}),
-      signal: abort.signal,
-      onListen: () => {},
-      onError: (e) => {
-        log("error", `HTTP handler failed: ${e}`);
-        return new Response("internal error\n", {
-          status: 500,
-          headers: { "Content-Type": "text/plain", "X-Content-Type-Options": "nosniff" },
-        });
+  const startBackend = () =>
+    Deno.serve(
+      {
+        hostname: "127.0.0.1",
+        port: 0,
+        // HTTPS straight from Deno when TLS_CERT/TLS_KEY are set (config checked they load and match).
+        ...(config.tls ? { cert: config.tls.cert, key: config.tls.key } : {}),
+        signal: backendAbort.signal,
+        onListen: () => {},
+        onError: (e) => {
+          log("error", `HTTP handler failed: ${e}`);
+          return new Response("internal error\n", {
+            status: 500,
+            headers: { "Content-Type": "text/plain", "X-Content-Type-Options": "nosniff" },
+          });
+        },
       },
-    },
-    gate.wrap((req, info) => router(timeBody(req, bodyTimeoutMs), info)),
-  );
+      handler,
+    );
+  let server = startBackend();
   gate.start(server.addr.port);
-
+  let restartingBackend = false;
+  const backendFailures = new ErrorBurst(10_000);
   let stopping: Promise<void> | undefined;
+  /**
+   * Deno.serve's accept loop ends for good on EMFILE/ENFILE and rejects a promise nobody can catch; the
+   * gate's caps keep descriptors below the limit, but without FFI the limit is only assumed. The process
+   * owner passes such rejections here: a new Deno.serve takes over and the gate relays to it.
+   */
+  const recoverHttp = (reason: unknown): boolean => {
+    if (!(reason instanceof Deno.errors.Http) || !/os error 2[34]\b/.test(String(reason))) return false;
+    if (restartingBackend || stopping) return true;
+    restartingBackend = true;
+    const loud = backendFailures.occurred(performance.now()) !== undefined;
+    if (loud) {
+      log("error", `HTTP: the request handler stopped accepting (${firstLine(reason)}); starting a new one`);
+    }
+    backendAbort.abort();
+    const retry = () => {
+      if (stopping) return;
+      try {
+        backendAbort = new AbortController();
+        server = startBackend();
+      } catch {
+        setTimeout(retry, 1000);
+        return;
+      }
+      gate.setBackend(server.addr.port);
+      restartingBackend = false;
+      if (loud) log("info", "HTTP: the request handler accepts again");
+    };
+    retry();
+    return true;
+  };
+
   return {
     httpPort: gate.port,
     gate,
@@ -238,9 +280,10 @@ export async function startServer(
     directory,
     socket,
     busName,
+    recoverHttp,
     shutdown() {
       stopping ??= (async () => {
-        abort.abort();
+        backendAbort.abort();
         await gate.close();
         clearInterval(statsTimer);
         access.stop();
@@ -311,36 +354,6 @@ export function advertisedAddresses(
   }
   addresses.push("127.0.0.1");
   return addresses;
-}
-
-/** Descriptors kept for everything that is not an HTTP connection (UDP, files, ffmpeg pipes, Redis). */
-const RESERVED_DESCRIPTORS = 128;
-/** What the open-file limit is assumed to be when it cannot be read (no --allow-ffi): a common default. */
-const ASSUMED_OPEN_FILE_LIMIT = 1024;
-
-/**
- * The HTTP connection caps: MAX_HTTP_CONNECTIONS, or as many as the open-file limit allows with a reserve
- * (a relayed connection holds up to three descriptors: the client's, and both ends of the loopback hop);
- * one address never gets more than half of them.
- */
-export function httpConnectionLimits(
-  config: Pick<Config, "maxHttpConnections" | "maxHttpConnectionsPerAddress">,
-  fileLimit: number | undefined = openFileLimit(),
-): { maxConnections: number; maxPerAddress: number; basis: string } {
-  let maxConnections = config.maxHttpConnections;
-  let basis = "MAX_HTTP_CONNECTIONS";
-  if (maxConnections === 0) {
-    const limit = fileLimit ?? ASSUMED_OPEN_FILE_LIMIT;
-    maxConnections = Math.max(8, Math.floor((limit - RESERVED_DESCRIPTORS) / 3));
-    basis = fileLimit === undefined
-      ? `open-file limit unknown without --allow-ffi, assumed ${ASSUMED_OPEN_FILE_LIMIT}`
-      : `open-file limit ${fileLimit}`;
-  }
-  const maxPerAddress = Math.max(
-    1,
-    Math.min(config.maxHttpConnectionsPerAddress, Math.floor(maxConnections / 2)),
-  );
-  return { maxConnections, maxPerAddress, basis };
 }
 
 async function ensureWritableDir(variable: string, dir: string): Promise<void> {

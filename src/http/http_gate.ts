@@ -17,6 +17,7 @@ import { ConnectionClock, type ConnectionTimeouts, type Expiry } from "./connect
 import { ConnectionLimits, type Refusal } from "./connection_limits.ts";
 import { addressKey, normalizeAddress } from "./client_address.ts";
 import type { Log } from "../log.ts";
+import { ErrorBurst } from "./error_burst.ts";
 
 /** Settings of the gate. */
 export interface HttpGateOptions extends ConnectionTimeouts {
@@ -61,6 +62,8 @@ const REQUEST_READ_BYTES = 2048;
 /** Server-to-client reads (pages, thumbnails). An active connection thus holds 18 KiB of buffers. */
 const RESPONSE_READ_BYTES = 16 * 1024;
 const MAX_PENDING_REFUSALS = 8;
+/** A burst of accept errors ends after this long without one. */
+const ERROR_BURST_QUIET_MS = 10_000;
 const SPARE_BACKENDS = 4;
 const encoder = new TextEncoder();
 
@@ -82,7 +85,8 @@ export class HttpGate {
   #byBackendPort = new Map<number, Connection>();
   #sweeper: ReturnType<typeof setInterval> | undefined;
   #closed = false;
-  #backendFailures = 0;
+  #acceptErrors = new ErrorBurst(ERROR_BURST_QUIET_MS);
+  #backendErrors = new ErrorBurst(ERROR_BURST_QUIET_MS);
   #pendingRefusals = 0;
   #spares: Deno.TcpConn[] = [];
   #refilling = false;
@@ -117,6 +121,14 @@ export class HttpGate {
     this.#sweeper = setInterval(() => this.#sweep(), tick);
     this.#refillSpares();
     this.#running = this.#acceptLoop();
+  }
+
+  /** Relays new connections to another `Deno.serve` port (the old one stopped accepting). */
+  setBackend(backendPort: number): void {
+    this.#backendPort = backendPort;
+    // Spares wait in the old listener's backlog, which nobody accepts from any more.
+    for (const spare of this.#spares.splice(0)) spare.close();
+    this.#refillSpares();
   }
 
   /**
@@ -163,7 +175,6 @@ export class HttpGate {
   }
 
   async #acceptLoop(): Promise<void> {
-    let failures = 0;
     while (!this.#closed) {
       let client: Deno.TcpConn;
       try {
@@ -171,12 +182,14 @@ export class HttpGate {
       } catch (e) {
         if (this.#closed || e instanceof Deno.errors.BadResource) return;
         this.counters.acceptErrors++;
-        if (failures++ === 0) {
+        const earlier = this.#acceptErrors.occurred(performance.now());
+        if (earlier !== undefined) {
           const code = (e as { code?: string }).code ?? (e as Error).name;
           this.#options.log(
             "error",
             `HTTP: cannot accept connections (${code}: ${(e as Error).message}); ` +
-              `${this.limits.total} open, still serving them and retrying`,
+              `${this.limits.total} open, still serving them and retrying` +
+              (earlier > 0 ? ` (the previous burst had ${earlier} more)` : ""),
             { code },
           );
         }
@@ -184,10 +197,6 @@ export class HttpGate {
         // to come back (a timeout or a client leaving) instead of spinning.
         await new Promise((resolve) => setTimeout(resolve, 50));
         continue;
-      }
-      if (failures > 0) {
-        this.#options.log("info", `HTTP: accepting connections again after ${failures} failed accepts`);
-        failures = 0;
       }
       this.#admit(client);
     }
@@ -254,12 +263,11 @@ export class HttpGate {
         this.#refillSpares();
       } catch (e) {
         // Out of descriptors, most likely: say so once per burst, not once per connection.
-        if (this.#backendFailures++ === 0) {
+        if (this.#backendErrors.occurred(performance.now()) !== undefined) {
           this.#options.log("error", `HTTP: cannot reach the request handler: ${(e as Error).message}`);
         }
         return;
       }
-      this.#backendFailures = 0;
       if (connection.closed) {
         backend.close();
         return;
