@@ -55,9 +55,10 @@ Deno.test("METRICS_TOKEN, nosniff, CORS for trickle PATCH, X-Forwarded-For with 
     assert.equal((await get(`/publish?api=${server.baseUrl}`)).status, 200);
     assert.equal((await get("/publish?api=/")).status, 200);
 
-    // One client behind the trusted proxy, seen with two source ports: one budget (1 per minute).
+    // One client behind the trusted proxy, seen with two source ports: one budget (1 failed POST per minute;
+    // a POST without the token is a failure).
     const post = async (forwardedFor: string) => {
-      const res = await fetch(`${server.baseUrl}/whep/nosuchroom`, {
+      const res = await fetch(`${server.baseUrl}/whip`, {
         method: "POST",
         headers: { "Content-Type": "application/sdp", "X-Forwarded-For": forwardedFor },
         body: "v=0\r\n",
