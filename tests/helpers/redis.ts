@@ -1,5 +1,6 @@
 /** Runs Debian's `redis-server` on a free loopback port in a temporary directory, for cluster tests. */
 import { freePort } from "./server_process.ts";
+import { waitFor } from "./wait.ts";
 
 /** A running (or stopped, restartable) Redis. */
 export interface RedisProcess {
@@ -65,13 +66,12 @@ export async function startRedis(options: { password?: string; tls?: RedisTls } 
       for await (const chunk of current.stdout) log += decoder.decode(chunk, { stream: true });
     })().catch(() => {});
     current.stderr.cancel().catch(() => {});
-    const deadline = Date.now() + 10_000;
-    for (;;) {
+    const up = async (): Promise<boolean> => {
       try {
         if (options.tls) {
           // Up once the TLS port accepts connections (the handshake is the client's business).
           (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-          return;
+          return true;
         }
         const conn = await Deno.connect({ hostname: "127.0.0.1", port });
         const auth = options.password ? `AUTH ${options.password}\r\n` : "";
@@ -79,11 +79,14 @@ export async function startRedis(options: { password?: string; tls?: RedisTls } 
         const buf = new Uint8Array(16);
         const n = await conn.read(buf);
         conn.close();
-        if (n && /\+PONG/.test(new TextDecoder().decode(buf.subarray(0, n)))) return;
-      } catch { /* not up yet */ }
-      if (Date.now() > deadline) throw new Error(`redis-server did not start:\n${log}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+        return n !== null && /\+PONG/.test(new TextDecoder().decode(buf.subarray(0, n)));
+      } catch {
+        return false; // not up yet
+      }
+    };
+    await waitFor("redis-server to answer", up, Boolean, 10_000, 50).catch(() => {
+      throw new Error(`redis-server did not start:\n${log}`);
+    });
   };
   const kill = async () => {
     if (!child) return;

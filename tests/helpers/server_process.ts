@@ -1,5 +1,6 @@
 /** Runs the real server (`main.ts`) as a child process on free ports, for end-to-end tests. */
 import type { NetNamespace } from "./netns.ts";
+import { waitFor } from "./wait.ts";
 
 /** A running server process. */
 export interface ServerProcess {
@@ -91,19 +92,26 @@ export async function startServerProcess(
     for await (const chunk of child.stderr) log += decoder.decode(chunk, { stream: true });
   })();
   const baseUrl = `http://127.0.0.1:${httpPort}`;
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    try {
-      const res = await fetch(`${baseUrl}/healthz`);
-      await res.body?.cancel();
-      if (res.ok) break;
-    } catch { /* not up yet */ }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      await drained;
-      throw new Error(`server did not start:\n${log}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  try {
+    await waitFor(
+      "the server to answer /healthz",
+      async () => {
+        try {
+          const res = await fetch(`${baseUrl}/healthz`);
+          await res.body?.cancel();
+          return res.ok;
+        } catch {
+          return false; // not up yet
+        }
+      },
+      Boolean,
+      20_000,
+      100,
+    );
+  } catch {
+    child.kill("SIGKILL");
+    await drained;
+    throw new Error(`server did not start:\n${log}`);
   }
   return {
     baseUrl,
