@@ -153,6 +153,43 @@ Deno.test({
   }
 });
 
+Deno.test({
+  name: "cluster: a VP9 room published on node A plays in VP9 through node B",
+  ignore: redisMissing,
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const redis = await startRedis();
+  let a: ServerProcess | undefined;
+  let b: ServerProcess | undefined;
+  let browser: Browser | undefined;
+  try {
+    a = await startClusterNode(redis, "node-a");
+    b = await startClusterNode(redis, "node-b");
+    const nodeB = b;
+    browser = await launchChromium();
+    const publisherPage = await browser.newPage();
+    const viewerPage = await browser.newPage();
+    await publisherPage.goto(`${a.baseUrl}/healthz`);
+    await viewerPage.goto(`${b.baseUrl}/healthz`);
+    await publishFromPage(publisherPage, { token: a.token, room: "vp9-room", codec: "video/VP9" });
+    const listed = await waitFor("the VP9 room on B", () => rooms(nodeB), (r) => r.length === 1);
+    assert.equal(listed[0].video.codec, "VP9");
+    // B's pull offers VP9 with the room's profile-id; without it the origin would answer 406.
+    await watchFromPage(viewerPage, "vp9-room");
+    const stats = await waitFor(
+      "VP9 frames through the relay",
+      () => receiveStats(viewerPage),
+      (s) => s.framesDecoded > 30,
+      30_000,
+    );
+    assert.equal(stats.videoCodec, "video/VP9");
+    assert.match(b.logs(), /relay of room vp9-room from node node-a up/);
+  } finally {
+    await stopAll([a, b], browser, redis);
+  }
+});
+
 /** Decoded frames of the page's viewer connection. */
 async function framesOf(page: Page): Promise<number> {
   return (await receiveStats(page)).framesDecoded;

@@ -104,7 +104,9 @@ function parseInfo(v: unknown): RoomInfo | undefined {
   }
   if (Number.isNaN(Date.parse(v.createdAt)) || !isCount(v.bitrateKbps)) return undefined;
   const video = v.video;
-  if (!isObject(video) || !isShortString(video.codec) || !isShortString(video.profile)) return undefined;
+  if (!isObject(video) || !isShortString(video.codec)) return undefined;
+  // VP8 has no profile: an empty one is valid.
+  if (typeof video.profile !== "string" || video.profile.length > 32) return undefined;
   const optional = (x: unknown) => x === undefined || x === null || isCount(x);
   if (!optional(video.width) || !optional(video.height) || !optional(video.fps)) return undefined;
   const audio = v.audio;

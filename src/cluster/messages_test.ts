@@ -27,6 +27,9 @@ Deno.test("room entries and messages round-trip through JSON", () => {
     count: null,
   });
   assert.deepEqual(parseMessage('{"type":"node-left","nodeId":"b"}'), { type: "node-left", nodeId: "b" });
+  // A VP8 room has no profile.
+  const vp8 = { ...entry, info: { ...entry.info, video: { codec: "VP8", profile: "" } } };
+  assert.equal(parseEntry(JSON.stringify(vp8))?.info.video.codec, "VP8");
 });
 
 Deno.test("malformed or hostile data from Redis is dropped", () => {

@@ -2,7 +2,7 @@
  * The SDP of a server-to-server WHEP pull (pure): the offer this node sends as a receive-only client, and
  * what it needs from the other node's answer (ICE credentials, candidates, fingerprint, the codecs chosen).
  */
-import type { ChosenCodec } from "../sdp/codecs.ts";
+import { type ChosenCodec, videoCodecOf } from "../sdp/codecs.ts";
 
 /** What a pull offer is built from. */
 export interface PullOfferParams {
@@ -12,7 +12,15 @@ export interface PullOfferParams {
   fingerprint: string;
   /** H.264 profile (4 hex digits, e.g. "42e0") the room carries, offered first so the origin keeps it. */
   profile?: string;
+  /**
+   * The room's video codec as the rooms API names it (H264, AV1, VP9, VP8, H265); default H264. For the
+   * others the offer lists just that codec, with `profile` as its profile parameter.
+   */
+  codec?: string;
 }
+
+/** The fmtp parameter carrying a non-H.264 codec's profile (RoomInfo.video.profile). */
+const PROFILE_PARAMETER: Record<string, string> = { VP9: "profile-id", AV1: "profile", H265: "profile-id" };
 
 /** Offered H.264 payload types: the room's profile first, then the common ones as fallbacks. */
 const VIDEO_PAYLOAD_TYPES = [102, 104, 106, 108, 110];
@@ -20,10 +28,17 @@ const FALLBACK_PROFILES = ["42e0", "4200", "4d00", "6400"];
 const AUDIO_PAYLOAD_TYPE = 111;
 const VIDEO_FEEDBACK = ["nack", "nack pli", "ccm fir"];
 
-/** A receive-only BUNDLE offer for H.264 (several profiles) and Opus, without candidates (the origin is ICE-lite). */
+/**
+ * A receive-only BUNDLE offer for the room's video (H.264 in several profiles, or the room's other codec)
+ * and Opus, without candidates (the origin is ICE-lite).
+ */
 export function buildPullOffer(p: PullOfferParams): string {
-  const profiles = [...new Set([...(p.profile ? [p.profile.toLowerCase()] : []), ...FALLBACK_PROFILES])]
-    .slice(0, VIDEO_PAYLOAD_TYPES.length);
+  const codec = (p.codec ?? "H264").toUpperCase();
+  const isH264 = codec === "H264";
+  const profiles = isH264
+    ? [...new Set([...(p.profile ? [p.profile.toLowerCase()] : []), ...FALLBACK_PROFILES])]
+      .slice(0, VIDEO_PAYLOAD_TYPES.length)
+    : [p.profile ?? ""];
   const videoTypes = VIDEO_PAYLOAD_TYPES.slice(0, profiles.length);
   const lines = [
     "v=0",
@@ -49,9 +64,13 @@ export function buildPullOffer(p: PullOfferParams): string {
   lines.push(`m=video 9 UDP/TLS/RTP/SAVPF ${videoTypes.join(" ")}`, ...common("0"));
   profiles.forEach((profile, i) => {
     const pt = videoTypes[i];
-    lines.push(`a=rtpmap:${pt} H264/90000`);
+    lines.push(`a=rtpmap:${pt} ${codec}/90000`);
     for (const fb of VIDEO_FEEDBACK) lines.push(`a=rtcp-fb:${pt} ${fb}`);
-    lines.push(`a=fmtp:${pt} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${profile}1f`);
+    if (isH264) {
+      lines.push(`a=fmtp:${pt} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=${profile}1f`);
+    } else if (PROFILE_PARAMETER[codec] && /^\d{1,2}$/.test(profile)) {
+      lines.push(`a=fmtp:${pt} ${PROFILE_PARAMETER[codec]}=${profile}`);
+    }
   });
   lines.push(
     `m=audio 9 UDP/TLS/RTP/SAVPF ${AUDIO_PAYLOAD_TYPE}`,
@@ -91,7 +110,9 @@ export function parsePullAnswer(sdp: string): PullAnswer {
   if (candidates.length === 0) throw new Error("answer has no IPv4 UDP host candidate");
   const sections = splitSections(lines);
   const video = chosen(sections.find((s) => s.kind === "video"));
-  if (!video || video.name.toUpperCase() !== "H264") throw new Error("answer accepts no H.264 video");
+  if (!video || !videoCodecOf(video.name)) {
+    throw new Error("answer accepts no video codec this node forwards");
+  }
   const audio = chosen(sections.find((s) => s.kind === "audio"));
   return {
     ufrag,

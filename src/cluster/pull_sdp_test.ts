@@ -1,6 +1,13 @@
 import assert from "node:assert/strict";
 import { parseOffer } from "../sdp/offer.ts";
-import { chooseH264, chooseOpus, h264Profile } from "../sdp/codecs.ts";
+import {
+  chooseH264,
+  chooseOpus,
+  choosePublisherVideo,
+  chooseViewerVideo,
+  h264Profile,
+  videoProfile,
+} from "../sdp/codecs.ts";
 import { type AnswerSection, buildAnswer } from "../sdp/answer.ts";
 import { buildPullOffer, parsePullAnswer } from "./pull_sdp.ts";
 
@@ -80,4 +87,45 @@ Deno.test("answers the pull cannot use are refused with a reason", () => {
   const offer = buildPullOffer({ ufrag: "abcd", pwd: "p".repeat(24), fingerprint: FINGERPRINT });
   const noCandidates = serverAnswer(offer, "42e0", true).replace(/a=candidate:[^\r\n]*\r\n/g, "");
   assert.throws(() => parsePullAnswer(noCandidates), /candidate/);
+});
+
+Deno.test("a pull of a VP8, VP9, AV1 or H.265 room offers that codec and profile, and takes the answer", () => {
+  for (
+    const [codec, profile, fmtp] of [
+      ["VP8", "", ""],
+      ["VP9", "2", "profile-id=2"],
+      ["AV1", "0", "profile=0"],
+      ["H265", "1", "profile-id=1"],
+    ]
+  ) {
+    const sdp = buildPullOffer({
+      ufrag: "abcd",
+      pwd: "p".repeat(24),
+      fingerprint: FINGERPRINT,
+      codec,
+      profile,
+    });
+    const offer = parseOffer(sdp);
+    // The origin's room, as its publisher's offer made it.
+    const publisherLine = parseOffer(sdp.replace("a=recvonly", "a=sendonly")).media[0];
+    const room = choosePublisherVideo(publisherLine)!;
+    assert.equal(room.name, codec);
+    assert.equal(room.fmtp, fmtp);
+    const choice = chooseViewerVideo(offer.media[0], room)!;
+    assert.equal(choice.codec.name, codec, `the origin answers the ${codec} pull`);
+    const answer = buildAnswer({
+      sessionId: "1",
+      iceUfrag: "srvu",
+      icePwd: "server-password-0123456789abcdef",
+      fingerprint: FINGERPRINT,
+      candidates: [{ address: "127.0.0.1", port: 8443 }],
+      sections: [
+        { offer: offer.media[0], accepted: true, direction: "sendonly", codec: choice.codec },
+        { offer: offer.media[1], accepted: false },
+      ],
+    });
+    const pulled = parsePullAnswer(answer);
+    assert.equal(pulled.video.name, codec);
+    assert.equal(videoProfile(pulled.video) ?? "", profile);
+  }
 });

@@ -166,6 +166,7 @@ export class RelayManager {
           certificate: this.#options.certificate,
           bindAddress: this.#options.bindAddress,
           profile: remote.entry.info.video.profile,
+          codec: remote.entry.info.video.codec,
           timeoutMs: this.#options.connectTimeoutMs,
         });
       } catch (e) {

@@ -40,8 +40,10 @@ export interface WhepPullOptions {
   certificate: ServerCertificate;
   /** Address to bind the pull's UDP socket to (UDP_ADDRESS). */
   bindAddress: string;
-  /** H.264 profile of the room, offered first. */
+  /** H.264 profile of the room, offered first (or the profile parameter of its other codec). */
   profile?: string;
+  /** The room's video codec as the rooms API names it (default H264). */
+  codec?: string;
   /** HTTP + ICE + DTLS must finish within this. */
   timeoutMs?: number;
   /** Silence (no media, no consent answer) after which the pull counts as dead. */
@@ -118,6 +120,7 @@ export class WhepPull {
         pwd: localPwd,
         fingerprint: options.certificate.fingerprint,
         profile: options.profile,
+        codec: options.codec,
       });
       const endpoint = `${options.baseUrl}/whep?target_id=${encodeURIComponent(options.roomId)}`;
       const headers: Record<string, string> = {
