@@ -257,7 +257,7 @@ export const SETTINGS: readonly SettingDoc[] = [
     name: "MAX_HTTP_CONNECTIONS",
     defaultValue: "(from the open-file limit)",
     description: "open HTTP connections in total; (limit - 128) / 3 by default (each takes up to 3 " +
-      "descriptors); beyond, new connections get 503 and are closed",
+      "descriptors), and never more when the limit is known; beyond, new connections get 503 and are closed",
   },
   {
     name: "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
