@@ -2,7 +2,7 @@
  * VP8, VP9 and AV1 end to end with Chromium: a page publishes its fake camera with only that codec
  * (setCodecPreferences), another page watches and decodes the same codec, the rooms API names it with the
  * bitstream's picture size, and the thumbnail is a JPEG of the same picture. A viewer that cannot receive
- * the room's codec gets a 406 naming both sides.
+ * the room's codec gets a 406 naming both sides. The publish page's codec choice; VP8 simulcast.
  */
 import assert from "node:assert/strict";
 import sharp from "sharp";
@@ -131,6 +131,81 @@ Deno.test({
     await page.locator('#status[data-state="live"]').waitFor({ timeout: 20000 });
     const info = await (await fetch(`${server.baseUrl}/rooms/chosen`)).json();
     assert.equal(info.video.codec, "VP9");
+  } catch (e) {
+    console.error(`--- server ---\n${server.logs()}`);
+    throw e;
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "VP8 simulcast: three layers arrive, a viewer decodes the top one and switches to the quarter-size one",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  const browser = await launchChromium();
+  try {
+    const publisher = await browser.newPage();
+    const viewer = await browser.newPage();
+    await publisher.goto(`${server.baseUrl}/healthz`);
+    await viewer.goto(`${server.baseUrl}/healthz`);
+    await publishFromPage(publisher, {
+      token: server.token,
+      room: "vp8-layers",
+      codec: "video/VP8",
+      videoOnly: true,
+      width: 1280,
+      height: 720,
+      degradation: "maintain-resolution",
+      sendEncodings: [
+        { rid: "h", scaleResolutionDownBy: 1 },
+        { rid: "m", scaleResolutionDownBy: 2 },
+        { rid: "l", scaleResolutionDownBy: 4 },
+      ],
+    });
+    const stats = () => fetch(`${server.baseUrl}/rooms/vp8-layers/stats`).then((r) => r.json());
+    const layered = await waitFor(
+      "three VP8 layers with their picture sizes (from the VP8 key frame headers)",
+      stats,
+      (s) => s.layers?.length === 3 && s.layers.every((l: { width: number | null }) => l.width !== null),
+      30_000,
+    );
+    const widths = Object.fromEntries(
+      layered.layers.map((l: { encoding_id: string; width: number }) => [l.encoding_id, l.width]),
+    );
+    assert.deepEqual(widths, { h: 1280, m: 640, l: 320 });
+
+    await watchFromPage(viewer, "vp8-layers");
+    const top = await waitFor(
+      "the top VP8 layer",
+      () => receiveStats(viewer),
+      (s) => s.framesDecoded > 10 && s.frameWidth === 1280,
+      30_000,
+    );
+    assert.equal(top.videoCodec, "video/VP8");
+    // Switching layers waits for a keyframe of the target layer: VP8 keyframe detection per layer.
+    const links: string = await viewer.evaluate(() =>
+      (globalThis as unknown as { whepLinks: string }).whepLinks
+    );
+    const layerUrl = /<([^>]+)>; rel="urn:ietf:params:whep:ext:core:layer"/.exec(links)?.[1];
+    assert.ok(layerUrl, links);
+    const r = await fetch(`${server.baseUrl}${layerUrl}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      // The viewer page's video transceiver was added first: mid 0.
+      body: JSON.stringify({ mediaId: "0", encodingId: "l" }),
+    });
+    assert.equal(r.status, 204, await r.text());
+    await waitFor(
+      "the quarter-size VP8 layer",
+      () => receiveStats(viewer),
+      (s) => s.frameWidth === 320,
+      30_000,
+    );
   } catch (e) {
     console.error(`--- server ---\n${server.logs()}`);
     throw e;

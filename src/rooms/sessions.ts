@@ -321,6 +321,15 @@ export class SessionManager {
       }
       if (m.kind === "audio" && wantsMedia && room.audio && !viewer.audio) {
         const codec = chooseOpus(m);
+        if (!codec) {
+          this.#options.log(
+            "info",
+            `viewer of room ${room.id}: its audio (${
+              offeredVideoNames(m).join(", ") || "no codec"
+            }) has no ` +
+              "Opus, the only audio codec the server forwards: video only",
+          );
+        }
         if (codec) {
           viewer.audio = newViewerTrack(codec.payloadType, randomSsrc(), false);
           sections.push({
