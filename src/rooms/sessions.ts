@@ -11,7 +11,7 @@ import {
   codecLabel,
   DEFAULT_VIDEO_CODEC_ORDER,
   describeVideo,
-  offeredVideoNames,
+  offeredEncodings,
   PUBLISHER_VIDEO_FEEDBACK,
   type VideoCodecName,
   videoCodecOf,
@@ -203,7 +203,7 @@ export class SessionManager {
         : m.kind === "audio" && !audio
         ? (audio = chooseOpus(m, this.#options.transportCc === false ? [] : ["transport-cc"]))
         : undefined;
-      if (m.kind === "audio" && usable(m) && !audio) audioOffered ??= offeredVideoNames(m);
+      if (m.kind === "audio" && usable(m) && !audio) audioOffered ??= offeredEncodings(m);
       // Transport-wide sequence numbers let the server give the publisher congestion feedback.
       const twcc = this.#options.transportCc === false
         ? undefined
@@ -230,7 +230,7 @@ export class SessionManager {
     }
     const accepted = order.map((c) => codecLabel(c)).join(", ");
     if (!video) {
-      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredVideoNames);
+      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredEncodings);
       throw new SessionError(
         406,
         offered.length > 0
@@ -325,7 +325,7 @@ export class SessionManager {
           this.#options.log(
             "info",
             `viewer of room ${room.id}: its audio (${
-              offeredVideoNames(m).join(", ") || "no codec"
+              offeredEncodings(m).join(", ") || "no codec"
             }) has no ` +
               "Opus, the only audio codec the server forwards: video only",
           );
@@ -355,7 +355,7 @@ export class SessionManager {
       sections.push({ offer: m, accepted: false });
     }
     if (!viewer.video) {
-      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredVideoNames);
+      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredEncodings);
       throw new SessionError(
         406,
         `room "${room.id}" sends ${describeVideo(room.video)} video; the offer can receive ` +

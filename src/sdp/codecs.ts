@@ -230,8 +230,8 @@ export function describeVideo(room: ChosenCodec): string {
   return spec ? `${label} (${spec.key}=${fmtpParameter(room, spec.key) ?? spec.fallback})` : label;
 }
 
-/** The distinct video encodings an m-line offers (RTX, RED, FEC left out), for a 406 reason. */
-export function offeredVideoNames(media: OfferedMedia): string[] {
+/** The distinct encodings an m-line offers (RTX, RED, FEC left out), for a 406 reason or a log line. */
+export function offeredEncodings(media: OfferedMedia): string[] {
   const names = new Set<string>();
   for (const c of media.codecs) {
     const upper = c.name.toUpperCase();

@@ -6,7 +6,7 @@ import {
   describeVideo,
   h264DecodeRank,
   h264Profile,
-  offeredVideoNames,
+  offeredEncodings,
   parseVideoCodecOrder,
   videoProfile,
 } from "./codecs.ts";
@@ -102,7 +102,7 @@ Deno.test("viewer video: same codec and profile; otherwise nothing, with a reaso
   const vp8Only = videoLine(["VP8"]);
   assert.equal(chooseViewerVideo(vp8Only, vp9Profile2), undefined);
   assert.equal(describeVideo(vp9Profile2), "VP9 (profile-id=2)");
-  assert.deepEqual(offeredVideoNames(videoLine(["VP8", "rtx apt=96", "H264"])), ["VP8", "H264"]);
+  assert.deepEqual(offeredEncodings(videoLine(["VP8", "rtx apt=96", "H264"])), ["VP8", "H264"]);
   const av1 = choosePublisherVideo(videoLine(["AV1"]))!;
   assert.equal(chooseViewerVideo(watchOffer.media[0], av1)?.codec.name, "AV1");
   assert.equal(describeVideo(av1), "AV1 (profile=0)");
