@@ -324,9 +324,7 @@ export class SessionManager {
         if (!codec) {
           this.#options.log(
             "info",
-            `viewer of room ${room.id}: its audio (${
-              offeredEncodings(m).join(", ") || "no codec"
-            }) has no ` +
+            `viewer of room ${room.id}: its audio (${offeredEncodings(m).join(", ") || "no codec"}) has no ` +
               "Opus, the only audio codec the server forwards: video only",
           );
         }
