@@ -2,7 +2,8 @@
  * The public TCP port: an accept loop in front of `Deno.serve` that counts and times every connection.
  *
  * `Deno.serve` has no header, body or idle timeouts and no connection caps, and its accept loop ends the
- * process on `EMFILE`; it cannot be handed an accepted connection either. So this module owns the public
+ * process on `EMFILE`; it cannot be handed an accepted connection either (`Deno.serveHttp` is gone in Deno 2;
+ * `node:http` has such knobs, but `Deno.serve` is the server's HTTP host). So this module owns the public
  * listener and relays each connection's bytes to a `Deno.serve` bound to 127.0.0.1 on a private port (TLS,
  * when configured, passes through untouched and is terminated by `Deno.serve`). Here:
  * - connections over the total cap or the per-address cap are closed at once (plain HTTP gets a 503 line);
