@@ -21,7 +21,7 @@ if (missing) console.warn(`keyframe cache e2e ignored: missing ${missing}`);
 
 const CLIP_SECONDS = 40;
 
-for (const codec of ["h264", "vp8"] as const) {
+for (const codec of ["h264", "vp8", "vp9"] as const) {
   Deno.test({
     name: `a viewer joining mid-GOP of a PLI-ignoring ${codec} publisher starts from the keyframe cache`,
     ignore: missing !== undefined,

@@ -25,15 +25,15 @@ export function clipPublisherMissing(): string | undefined {
 }
 
 /**
- * Makes (once per temp dir) a 640x360 30 fps clip with a keyframe every `gopSeconds`: H.264 baseline (.mp4) or
- * VP8 (.ivf).
+ * Makes (once per temp dir) a 640x360 30 fps clip with a keyframe every `gopSeconds`: H.264 baseline (.mp4),
+ * VP8 (.vp8.ivf) or VP9 (.vp9.ivf).
  */
 export async function makeGopClip(
   seconds = 90,
   gopSeconds = 2,
-  codec: "h264" | "vp8" = "h264",
+  codec: "h264" | "vp8" | "vp9" = "h264",
 ): Promise<string> {
-  const ext = codec === "vp8" ? "ivf" : "mp4";
+  const ext = codec === "h264" ? "mp4" : `${codec}.ivf`;
   const path = `${Deno.env.get("TMPDIR") ?? "/tmp"}/sfu-gop${gopSeconds}-${seconds}s.${ext}`;
   try {
     await Deno.stat(path);
@@ -46,6 +46,19 @@ export async function makeGopClip(
       .concat(
         codec === "vp8"
           ? ["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "1M", "-auto-alt-ref", "0"]
+          : codec === "vp9"
+          ? [
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "1M",
+            "-auto-alt-ref",
+            "0",
+          ]
           : ["-c:v", "libx264", "-profile:v", "baseline", "-sc_threshold", "0", "-bf", "0"],
       )
       .concat([`${path}.tmp.${ext}`]),
@@ -68,10 +81,11 @@ export async function startClipPublisher(
 ): Promise<ForeignProcess & { cleanup(): Promise<void> }> {
   const dir = await Deno.makeTempDir({ prefix: "clip-publisher-" });
   const shim = await buildSoupShim(dir);
-  // An .ivf clip (from makeGopClip with "vp8") is sent as VP8, an .mp4 one as H.264.
-  const video = clip.endsWith(".ivf")
-    ? `filesrc location=${clip} ! ivfparse ! identity sync=true ! rtpvp8pay pt=96 ssrc=2 ! queue ! ` +
-      "application/x-rtp,media=video,encoding-name=VP8,payload=96"
+  // A .vp8.ivf or .vp9.ivf clip (from makeGopClip) is sent as VP8 or VP9, an .mp4 one as H.264.
+  const vpx = /\.(vp[89])\.ivf$/.exec(clip)?.[1];
+  const video = vpx
+    ? `filesrc location=${clip} ! ivfparse ! identity sync=true ! rtp${vpx}pay pt=96 ssrc=2 ! queue ! ` +
+      `application/x-rtp,media=video,encoding-name=${vpx.toUpperCase()},payload=96`
     : `filesrc location=${clip} ! qtdemux ! h264parse config-interval=-1 ! identity sync=true ! ` +
       "rtph264pay pt=96 ssrc=2 config-interval=-1 ! queue ! application/x-rtp,media=video,encoding-name=H264,payload=96";
   const process = spawnForeign(
