@@ -178,9 +178,13 @@ export class Peer {
       if (!this.#paths.isProven(from)) return;
     } else {
       // werift's cookie exchange is not tied to an address: a ClientHello with the cookie sent from a forged
-      // source would make it send its certificate flight there. The handshake stays with the first address.
+      // source would make it send its certificate flight there. The handshake stays with the first address
+      // and moves only to one proven by the server's own binding request (a client switching pairs).
       const key = `${from.hostname}|${from.port}`;
-      if (this.#dtlsFrom !== undefined && this.#dtlsFrom !== key) return;
+      if (
+        this.#dtlsFrom !== undefined && this.#dtlsFrom !== key &&
+        !this.#paths.handshakeMove(from, now, this, this.#options.transmit)
+      ) return;
       this.#dtlsFrom = key;
     }
     this.#handshakeNow = now;
