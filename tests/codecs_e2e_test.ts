@@ -288,3 +288,44 @@ Deno.test({
     await server.stop();
   }
 });
+
+for (const [codec, mode] of [["VP9", "L3T3_KEY"], ["AV1", "L1T3"]]) {
+  Deno.test({
+    name: `${codec} SVC ${mode} is forwarded whole: a viewer decodes the full-size picture`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+  }, async () => {
+    const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+    const browser = await launchChromium();
+    try {
+      const publisher = await browser.newPage();
+      const viewer = await browser.newPage();
+      await publisher.goto(`${server.baseUrl}/healthz`);
+      await viewer.goto(`${server.baseUrl}/healthz`);
+      await publishFromPage(publisher, {
+        token: server.token,
+        room: "svc",
+        codec: `video/${codec}`,
+        width: 1280,
+        height: 720,
+        videoOnly: true,
+        degradation: "maintain-resolution",
+        sendEncodings: [{ scalabilityMode: mode }],
+      });
+      await watchFromPage(viewer, "svc");
+      const stats = await waitFor(
+        `${codec} ${mode} frames`,
+        () => receiveStats(viewer),
+        (s) => s.framesDecoded > 60 && s.frameWidth === 1280,
+        30_000,
+      );
+      assert.equal(stats.videoCodec, `video/${codec}`);
+    } catch (e) {
+      console.error(`--- server ---\n${server.logs()}`);
+      throw e;
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+}
