@@ -81,6 +81,11 @@ export class IcePaths {
 
   /** Whether a valid check came from this address. */
   isChecked(address: PathAddress): boolean {
+    // Media comes from the selected address: answered without building a key (the selected one is checked).
+    const selected = this.selected;
+    if (selected !== undefined && selected.port === address.port && selected.hostname === address.hostname) {
+      return true;
+    }
     return this.#checked.has(addressKey(address));
   }
 

@@ -206,7 +206,7 @@ export class Peer {
       this.counters.decryptFailures++;
       return;
     }
-    // Decrypted in place: the datagram's buffer belongs to this call (the socket allocates one per receive).
+    // Decrypted in place: the datagram's buffer belongs to this call (the socket reads the next one into it).
     const srtp = this.#srtp!;
     const plain = isRtcp ? srtp.unprotectRtcp(data, data) : srtp.unprotectRtp(data, data);
     if (!plain) {

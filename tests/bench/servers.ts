@@ -117,6 +117,7 @@ async function startOurs(
       // Admission limits would turn the clients away; settings a version does not know are ignored.
       RATE_LIMIT_PER_MINUTE: "0",
       MAX_SESSIONS: String(sessions + 10),
+      MAX_PUBLISHERS: String(sessions + 10),
       MAX_VIEWERS_PER_ROOM: String(sessions + 10),
       LOG_LEVEL: "warn",
     },
