@@ -89,6 +89,11 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       socket.junk,
     ),
     counter(
+      "sfu_udp_send_batches_total",
+      "sendmmsg calls that sent the datagrams queued in one datagram's handling, timer tick or task.",
+      socket.batches,
+    ),
+    counter(
       "sfu_internal_errors_total",
       "Exceptions on the packet path (bugs, not bad input; the first of each peer is logged).",
       socket.internalErrors,

@@ -7,6 +7,7 @@
  */
 import { classifyDatagram } from "./demux.ts";
 import { datagrams } from "./datagrams.ts";
+import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
 import { SendTo } from "./udp_sendto.ts";
 import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
@@ -24,6 +25,8 @@ export interface SocketCounters {
   sendErrors: number;
   /** Exceptions under the packet path: bugs, not bad input (each peer's first is logged). */
   internalErrors: number;
+  /** `sendmmsg` batches sent (see outbox.ts). */
+  batches: number;
 }
 
 /** Largest datagram read whole (the UDP maximum); the buffer is allocated once per socket. */
@@ -40,6 +43,7 @@ export class MediaSocket implements PeerTransport {
     unknownPeer: 0,
     sendErrors: 0,
     internalErrors: 0,
+    batches: 0,
   };
   /** Where the first internal error of each peer is reported (the server sets its log). */
   log: (level: "error", message: string) => void = (_level, message) => console.error(message);
@@ -49,18 +53,14 @@ export class MediaSocket implements PeerTransport {
   #loggedErrors = new WeakSet<Peer>();
   #timer: ReturnType<typeof setInterval>;
   #closed = false;
-  #onSendError = (): void => {
-    this.counters.sendErrors++;
-  };
-
   #sendTo: SendTo | undefined;
-  /** Datagrams go into the sendmmsg batch instead of out one by one. */
-  #batching = false;
+  #outbox: Outbox;
 
   /** Timers (consent requests, probe retransmissions, timeouts) run this often. */
   constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250) {
     this.#conn = conn;
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
+    this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
     this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
   }
 
@@ -117,13 +117,13 @@ export class MediaSocket implements PeerTransport {
           }
           if (peer) peer.handleStun(data.slice(), from, now);
           else this.counters.unknownPeer++;
-          return;
+          break;
         }
         case "dtls": {
           peer = this.#peers.byAddress(from);
           if (peer) peer.handleDtls(data.slice(), from, now);
           else this.counters.unknownPeer++;
-          return;
+          break;
         }
         case "rtp":
         case "rtcp": {
@@ -132,15 +132,9 @@ export class MediaSocket implements PeerTransport {
             this.counters.unknownPeer++;
             return;
           }
-          // One publisher packet becomes one datagram per viewer: queue them and hand them to the kernel
-          // with a single sendmmsg.
-          this.#batching = this.#sendTo !== undefined;
-          try {
-            peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
-          } finally {
-            this.#flushBatch();
-          }
-          return;
+          // One publisher packet becomes one datagram per viewer: they leave with one sendmmsg below.
+          peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
+          break;
         }
         default:
           this.counters.junk++;
@@ -157,29 +151,18 @@ export class MediaSocket implements PeerTransport {
           e instanceof Error ? e.stack ?? e.message : String(e)
         }`,
       );
+    } finally {
+      this.#outbox.flush();
     }
   }
 
-  /** Sends one datagram. `data` is only read during the call, so callers may reuse their buffer. */
+  /**
+   * Queues one datagram in the outbox (sent at the end of the datagram, tick or task that produced it).
+   * `data` is only read during the call, so callers may reuse their buffer.
+   */
   transmit = (data: Uint8Array, to: PeerAddress): void => {
-    if (this.#closed) return;
-    this.counters.datagramsOut++;
-    this.counters.bytesOut += data.length;
-    if (this.#batching ? this.#sendTo!.queue(data, to) : this.#sendTo?.send(data, to)) return;
-    // Deno reads the buffer after this returns, and callers may reuse theirs: send a copy.
-    this.#conn.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(
-      this.#onSendError,
-    );
+    this.#outbox.push(data, to);
   };
-
-  #flushBatch(): void {
-    if (!this.#batching) return;
-    this.#batching = false;
-    const sendTo = this.#sendTo!;
-    const dropped = sendTo.dropped;
-    sendTo.flush();
-    this.counters.sendErrors += sendTo.dropped - dropped;
-  }
 
   addPeer(peer: Peer): void {
     this.#peers.add(peer);
@@ -200,13 +183,19 @@ export class MediaSocket implements PeerTransport {
 
   /** Drops peers whose consent expired or that never connected. */
   sweep(now: number): void {
-    for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+    try {
+      for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+    } finally {
+      this.#outbox.flush();
+    }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    // Close notifies and BYEs of the sessions ended at shutdown are still queued.
+    this.#outbox.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }

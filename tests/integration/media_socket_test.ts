@@ -116,3 +116,35 @@ Deno.test("an exception under a peer counts as an internal error, logged once fo
     socket.close();
   }
 });
+
+Deno.test("sends from a timer or another socket's read (join replay, relay) leave in one sendmmsg", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = viewer.addr as PeerAddress;
+  try {
+    if (socket.sendPath.startsWith("Deno")) {
+      console.log(`skipped: no FFI send path (${socket.sendPath})`);
+      return;
+    }
+    const batchesBefore = socket.counters.batches;
+    const packet = new Uint8Array(100);
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        for (let i = 0; i < 20; i++) {
+          packet[0] = i; // the caller reuses its buffer: the outbox copied each datagram
+          socket.transmit(packet, to);
+        }
+        resolve();
+      }, 1)
+    );
+    const received: number[] = [];
+    const buffer = new Uint8Array(2048);
+    while (received.length < 20) received.push((await viewer.receive(buffer))[0][0]);
+    assert.deepEqual(received, [...Array(20).keys()]);
+    assert.equal(socket.counters.batches - batchesBefore, 1);
+    assert.equal(socket.counters.datagramsOut, 20);
+  } finally {
+    viewer.close();
+    socket.close();
+  }
+});
