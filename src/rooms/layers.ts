@@ -112,7 +112,8 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
       layer.lastPacketAt = now;
       layer.packets++;
       layer.bytes += packet.length;
-      layer.mediaRate.add(header.padding ? packet.length - header.paddingSize : packet.length, now);
+      // Padding-only probes are not media: the packet up to its padding counts (payloadEnd).
+      layer.mediaRate.add(header.payloadEnd, now);
       layer.room.handlePublisherRtp(packet, now);
     }
     if (now >= this.#nextReview) this.review(now);
