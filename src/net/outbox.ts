@@ -72,6 +72,27 @@ export class Outbox {
     );
   }
 
+  /**
+   * A batch slot addressed to `to` for a datagram written in place (the room seals a viewer's SRTP straight
+   * into it), then {@link commit}ted; undefined when the datagram must go through {@link push} instead.
+   */
+  reserve(to: OutboxAddress): Uint8Array | undefined {
+    if (this.#closed || this.#sendTo === undefined) return undefined;
+    return this.#sendTo.reserve(to);
+  }
+
+  /** Queues the `length` bytes written into the slot from {@link reserve}. */
+  commit(length: number): void {
+    const counters = this.#counters;
+    counters.datagramsOut++;
+    counters.bytesOut += length;
+    this.#sendTo!.commit(length);
+    if (this.#queued++ === 0 && !this.#flushQueued) {
+      this.#flushQueued = true;
+      queueMicrotask(this.#flushLater);
+    }
+  }
+
   /** Hands what is queued to the kernel. */
   flush(): void {
     if (this.#queued === 0) return;

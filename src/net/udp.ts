@@ -156,6 +156,11 @@ export class MediaSocket implements PeerTransport {
     }
   }
 
+  /** The outbox's batch slots: forwarded RTP is sealed straight into them (see {@link Outbox.reserve}). */
+  get slots(): Outbox {
+    return this.#outbox;
+  }
+
   /**
    * Queues one datagram in the outbox (sent at the end of the datagram, tick or task that produced it).
    * `data` is only read during the call, so callers may reuse their buffer.
