@@ -28,8 +28,6 @@ export interface LightClientOptions {
   srtpBackend?: "auto" | "native" | "portable";
   /** Milliseconds allowed for HTTP + ICE + DTLS. */
   timeoutMs?: number;
-  /** The video codec offered (rtpmap name and fmtp); default H.264 packetization-mode 1. */
-  videoCodec?: { name: string; fmtp?: string };
   /** Called with each decrypted RTP packet (valid only during the call). */
   onRtp?: (packet: Uint8Array, now: number) => void;
   /** Called with each decrypted (compound) RTCP packet (valid only during the call). */
@@ -39,12 +37,21 @@ export interface LightClientOptions {
    * own address (tests of what a spoofer could do in that window).
    */
   beforeDtls?: Uint8Array[];
+  /**
+   * Where to send media instead of the server's candidate (given that candidate): e.g. a relay that delays
+   * the path (tests/helpers/lossy_relay.ts).
+   */
+  route?: (candidate: { hostname: string; port: number }) => { hostname: string; port: number };
 }
 
 /** What a client counted. */
 export interface LightClientStats {
   /** performance.now() when connect() started. */
   startedAt: number;
+  /** When the server's answer arrived (HTTP 201). */
+  answeredAt: number;
+  /** When the server answered the nominating ICE check. */
+  iceAt: number;
   /** When DTLS finished. */
   connectedAt: number;
   /** When the first RTP packet decrypted (0 until then). */
@@ -93,6 +100,9 @@ export class LightClient {
   #checkAnswered: (() => void) | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** HelloVerifyRequests received (werift's DtlsClient fails the handshake on a second one). */
+  #helloVerified = 0;
+  #dtlsTrace: number[] = [];
   #dtlsServerRole: boolean;
   #tieBreaker = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n);
 
@@ -113,6 +123,8 @@ export class LightClient {
     this.#conn = conn;
     this.stats = {
       startedAt: init.startedAt,
+      answeredAt: performance.now(),
+      iceAt: 0,
       connectedAt: 0,
       firstRtpAt: 0,
       rtpPackets: 0,
@@ -127,11 +139,8 @@ export class LightClient {
     this.audioSsrc = init.audioSsrc;
     this.#remoteUfrag = init.answer.ufrag;
     this.#remotePwd = init.answer.pwd;
-    this.#remote = {
-      transport: "udp",
-      hostname: init.answer.candidate.address,
-      port: init.answer.candidate.port,
-    };
+    const candidate = { hostname: init.answer.candidate.address, port: init.answer.candidate.port };
+    this.#remote = { transport: "udp", ...(options.route?.(candidate) ?? candidate) };
     this.media = init.answer.media;
     this.#dtlsServerRole = init.answer.setup === "active";
     this.location = init.location;
@@ -154,7 +163,6 @@ export class LightClient {
         port: (conn.addr as Deno.NetAddr).port,
         videoSsrc,
         audioSsrc,
-        videoCodec: options.videoCodec,
       });
       const url = options.role === "publisher"
         ? `${options.baseUrl}/whip?room=${encodeURIComponent(options.room)}`
@@ -194,21 +202,7 @@ export class LightClient {
    * reads one socket in order, so it has then handled everything this client sent before the check.
    */
   answeredCheck(timeoutMs = 5000): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    return new Promise<void>((resolve, reject) => {
-      this.#checkAnswered = resolve;
-      const retry = () => {
-        if (!this.#checkAnswered) return;
-        if (performance.now() > deadline) {
-          this.#checkAnswered = undefined;
-          reject(new Error("consent check unanswered"));
-          return;
-        }
-        this.#sendCheck(false, true);
-        setTimeout(retry, 200);
-      };
-      retry();
-    });
+    return this.#awaitCheck(false, timeoutMs, 200, () => new Error("consent check unanswered"));
   }
 
   /** Protects and sends one RTP packet (publishers). */
@@ -261,20 +255,14 @@ export class LightClient {
     const deadline = performance.now() + timeoutMs;
     const reading = this.#readLoop();
     reading.catch(() => {});
-    // ICE: retransmit the nominating check until it is answered (RFC 8445 §7.2.4, aggressive enough here).
-    await new Promise<void>((resolve, reject) => {
-      this.#checkAnswered = resolve;
-      const retry = () => {
-        if (!this.#checkAnswered) return;
-        if (performance.now() > deadline) {
-          reject(new Error(`ICE check to ${this.#remote.hostname}:${this.#remote.port} timed out`));
-          return;
-        }
-        this.#sendCheck(true);
-        setTimeout(retry, 100);
-      };
-      retry();
-    });
+    // ICE: retransmit the nominating check until it is answered (RFC 8445 §7.2.4), backing off from 100 ms.
+    await this.#awaitCheck(
+      true,
+      deadline - performance.now(),
+      100,
+      () => new Error(`ICE check to ${this.#remote.hostname}:${this.#remote.port} timed out`),
+    );
+    this.stats.iceAt = performance.now();
     for (const datagram of this.#options.beforeDtls ?? []) this.#send(datagram);
     const transport = clientDtlsTransport((data) => this.#send(data));
     const dtlsOptions = {
@@ -292,7 +280,13 @@ export class LightClient {
     this.#dtlsData = (data) => transport.onData(data, [this.#remote.hostname, this.#remote.port]);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(
-        () => reject(new Error("DTLS handshake timed out")),
+        () =>
+          reject(
+            new Error(
+              `DTLS handshake timed out (${this.#helloVerified} HelloVerifyRequests, ` +
+                `last handshake types ${this.#dtlsTrace.join(",")})`,
+            ),
+          ),
         deadline - performance.now(),
       );
       dtls.onConnect.once(() => {
@@ -326,6 +320,8 @@ export class LightClient {
       const first = data[0];
       if (first <= 3) this.#handleStun(data, from);
       else if (first >= 20 && first <= 63) {
+        if (data[0] === 22 && data.length > 13) this.#dtlsTrace = [...this.#dtlsTrace.slice(-5), data[13]];
+        if (isHelloVerifyRequest(data) && this.#helloVerified++ > 0) continue;
         try {
           this.#dtlsData?.(Buffer.from(data.buffer, data.byteOffset, data.length));
         } catch {
@@ -378,8 +374,43 @@ export class LightClient {
     }
   }
 
-  #sendCheck(nominate: boolean, awaited = nominate): void {
-    if (this.#closed) return;
+  /**
+   * Sends one binding request and retransmits the same transaction (RFC 5389 §7.2.1: a retransmission keeps
+   * its transaction id, so an answer that arrives after the next retransmission still counts) with a
+   * doubling interval from `firstRtoMs` up to 1.6 s, until it is answered or `timeoutMs` passed.
+   */
+  #awaitCheck(
+    nominate: boolean,
+    timeoutMs: number,
+    firstRtoMs: number,
+    timedOut: () => Error,
+  ): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    const request = this.#checkRequest(nominate);
+    this.#pendingCheck = request.id;
+    return new Promise<void>((resolve, reject) => {
+      this.#checkAnswered = resolve;
+      let rto = firstRtoMs;
+      const retry = () => {
+        if (!this.#checkAnswered || this.#closed) return;
+        if (performance.now() > deadline) {
+          this.#checkAnswered = undefined;
+          reject(timedOut());
+          return;
+        }
+        this.#send(request.bytes);
+        setTimeout(retry, Math.min(rto, Math.max(0, deadline - performance.now()) + 1));
+        rto = Math.min(rto * 2, 1600);
+      };
+      retry();
+    });
+  }
+
+  #sendCheck(nominate: boolean): void {
+    if (!this.#closed) this.#send(this.#checkRequest(nominate).bytes);
+  }
+
+  #checkRequest(nominate: boolean): { bytes: Uint8Array; id: string } {
     const request = new Message(methods.BINDING, classes.REQUEST);
     request.setAttribute("USERNAME", `${this.#remoteUfrag}:${this.#localUfrag}`);
     request.setAttribute("PRIORITY", 1853824767);
@@ -387,14 +418,24 @@ export class LightClient {
     if (nominate) request.setAttribute("USE-CANDIDATE", null);
     request.addMessageIntegrity(Buffer.from(this.#remotePwd, "utf8"));
     request.addFingerprint();
-    if (awaited) this.#pendingCheck = request.transactionIdHex;
-    this.#send(new Uint8Array(request.bytes));
+    return { bytes: new Uint8Array(request.bytes), id: request.transactionIdHex };
   }
 
   #send(data: Uint8Array, to: Deno.NetAddr = this.#remote): void {
     if (this.#closed) return;
     this.#conn.send(data, to).catch(() => {});
   }
+}
+
+/**
+ * Whether a datagram starts with an epoch-0 handshake record carrying a HelloVerifyRequest (RFC 6347
+ * §4.2.1). A server answers each retransmitted ClientHello with one, so a client whose first ClientHello
+ * waited longer than werift's 500 ms retransmission timer gets two; werift's DtlsClient throws on the second
+ * (its Flight3 runs once) and gives the handshake up, where a browser sends its cookie again. The light
+ * client passes only the first one on.
+ */
+function isHelloVerifyRequest(data: Uint8Array): boolean {
+  return data.length > 13 && data[0] === 22 && data[3] === 0 && data[4] === 0 && data[13] === 3;
 }
 
 interface ParsedAnswer {
@@ -435,7 +476,7 @@ export function parseAnswer(sdp: string): ParsedAnswer {
   return { setup: value("a=setup:") ?? "passive", ufrag, pwd, candidate, media };
 }
 
-/** A browser-like BUNDLE offer with H.264 (packetization-mode 1), or `videoCodec`, and Opus. */
+/** A browser-like BUNDLE offer with H.264 (packetization-mode 1) and Opus. */
 export function buildOffer(o: {
   role: "publisher" | "viewer";
   ufrag: string;
@@ -444,7 +485,6 @@ export function buildOffer(o: {
   port: number;
   videoSsrc: number;
   audioSsrc: number;
-  videoCodec?: { name: string; fmtp?: string };
 }): string {
   const direction = o.role === "publisher" ? "sendonly" : "recvonly";
   const lines = [
@@ -478,14 +518,12 @@ export function buildOffer(o: {
       lines.push(`a=candidate:1 1 udp 2130706431 127.0.0.1 ${o.port} typ host`, "a=end-of-candidates");
     }
   };
-  const video = o.videoCodec ??
-    { name: "H264", fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f" };
   section("0", "video", VIDEO_PT, o.videoSsrc, [
-    `a=rtpmap:${VIDEO_PT} ${video.name}/90000`,
+    `a=rtpmap:${VIDEO_PT} H264/90000`,
     `a=rtcp-fb:${VIDEO_PT} nack`,
     `a=rtcp-fb:${VIDEO_PT} nack pli`,
     `a=rtcp-fb:${VIDEO_PT} ccm fir`,
-    ...(video.fmtp ? [`a=fmtp:${VIDEO_PT} ${video.fmtp}`] : []),
+    `a=fmtp:${VIDEO_PT} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f`,
   ]);
   section("1", "audio", AUDIO_PT, o.audioSsrc, [
     `a=rtpmap:${AUDIO_PT} opus/48000/2`,

@@ -117,9 +117,13 @@ async function startOurs(
       // Admission limits would turn the clients away; settings a version does not know are ignored.
       RATE_LIMIT_PER_MINUTE: "0",
       MAX_SESSIONS: String(sessions + 10),
-      MAX_PUBLISHERS: String(sessions + 10),
+      // The bench has one publisher; the default share (MAX_SESSIONS/10) would leave the viewers too few.
+      MAX_PUBLISHERS: "10",
       MAX_VIEWERS_PER_ROOM: String(sessions + 10),
-      LOG_LEVEL: "warn",
+      // Every bench client comes from 127.0.0.1: the per-address caps would answer a burst of joins 429.
+      MAX_PENDING_PER_ADDRESS: String(sessions + 10),
+      MAX_VIEWERS_PER_ADDRESS: String(sessions + 10),
+      LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "warn",
     },
     stdout: "null",
     stderr: "piped",

@@ -82,8 +82,7 @@ export async function flood(plan: FloodPlan): Promise<FloodResult> {
 
   let i = 0;
   const batch = 64;
-  // packetsPerSecond 0: an HTTP-only flood.
-  while (plan.packetsPerSecond > 0 && performance.now() < end) {
+  while (performance.now() < end) {
     const sends: Promise<number>[] = [];
     for (let k = 0; k < batch; k++, i++) {
       const packet = packets[i % packets.length];
