@@ -132,6 +132,7 @@ export async function startServer(
       : `UDP receive buffer at the kernel default (not raised: ${receiveBuffer.reason})`,
   );
   log("info", `UDP send path: ${socket.sendPath}`);
+  socket.log = log;
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());
   const bus = new RoomBus(busName);

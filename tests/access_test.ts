@@ -83,7 +83,9 @@ Deno.test({
     const before = Deno.statSync(path);
     await Deno.writeTextFile(path, `alice ${ALICE}\nbob ${BOB}\ndave dave-key-0005\n`);
     Deno.utimeSync(path, before.atime!, before.mtime!);
-    await new Promise((r) => setTimeout(r, 2500)); // one poll period: the change stays unseen
+    // The window in which the change must stay unseen: longer than one poll period (2 s). Nothing shows
+    // that a poll ran, so this is a sleep, not a wait.
+    await new Promise((r) => setTimeout(r, 2500));
     assert.equal((await whip("dave", "dave-key-0005")).status, 401);
     Deno.kill(server.pid, "SIGHUP");
     await waitFor(

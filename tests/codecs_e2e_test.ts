@@ -9,7 +9,16 @@ import sharp from "sharp";
 import type { Page } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
-import { offerFromPage, publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import {
+  offerFromPage,
+  publishFromPage,
+  receiveStats,
+  timeToFirstFrame,
+  watchFromPage,
+} from "./helpers/webrtc_clients.ts";
+import { createClientCertificate, LightClient } from "./bench/light_client.ts";
+import { rtpFixture } from "./fixtures/rtp_fixture.ts";
+import { metricOf } from "./helpers/metrics.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** Mean red, green and blue of what the page's `<video>` shows now. */
@@ -214,3 +223,109 @@ Deno.test({
     await server.stop();
   }
 });
+
+Deno.test({
+  name: "AV1 from a PLI-ignoring publisher: viewers joining after its only keyframe decode from the cache",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  // 30 s of AV1 at 10 fps with one keyframe, packetized per the AV1 RTP spec; the project's light client
+  // sends it paced and never acts on PLI, so only the server's cache can give a joining viewer a keyframe.
+  const packets = await rtpFixture("av1", { width: 320, height: 180, frames: 300, gop: 300 });
+  const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+  const browser = await launchChromium();
+  const publisher = await LightClient.connect({
+    baseUrl: server.baseUrl,
+    role: "publisher",
+    room: "av1-cache",
+    token: server.token,
+    certificate: await createClientCertificate(),
+    videoCodec: { name: "AV1" },
+  });
+  let sending = true;
+  const sent = (async () => {
+    const started = performance.now();
+    for (let i = 0; i < packets.length && sending; i++) {
+      const p = packets[i];
+      // Real time: each frame leaves at its RTP timestamp (90 kHz) after the first.
+      const due = started + (p.timestamp - packets[0].timestamp) / 90;
+      if (due > performance.now()) await new Promise((r) => setTimeout(r, due - performance.now()));
+      const packet = new Uint8Array(12 + p.payload.length);
+      const view = new DataView(packet.buffer);
+      packet[0] = 0x80;
+      packet[1] = (p.marker ? 0x80 : 0) | publisher.media.videoPayloadType;
+      view.setUint16(2, p.seq);
+      view.setUint32(4, p.timestamp);
+      view.setUint32(8, publisher.videoSsrc);
+      packet.set(p.payload, 12);
+      publisher.sendRtp(packet);
+    }
+  })();
+  try {
+    const info = await waitFor(
+      "the AV1 room with its picture size (from the sequence header)",
+      async () => await (await fetch(`${server.baseUrl}/rooms/av1-cache`)).json(),
+      (r) => r.video?.width !== null && r.video?.width !== undefined,
+    );
+    assert.equal(info.video.codec, "AV1");
+    assert.deepEqual([info.video.width, info.video.height], [320, 180]);
+    const page = await browser.newPage();
+    await page.goto(`${server.baseUrl}/healthz`);
+    const samples: number[] = [];
+    for (let i = 0; i < 3; i++) samples.push(await timeToFirstFrame(page, "av1-cache", 5000));
+    console.log(
+      `AV1: time to first frame from the cache: ${samples.map((s) => `${s.toFixed(0)} ms`).join(", ")}`,
+    );
+    assert.ok(await metricOf(server.baseUrl, "sfu_keyframe_cache_hits_total") >= 3);
+  } catch (e) {
+    console.error(`--- server ---\n${server.logs()}`);
+    throw e;
+  } finally {
+    sending = false;
+    await sent;
+    await publisher.close();
+    await browser.close();
+    await server.stop();
+  }
+});
+
+for (const [codec, mode] of [["VP9", "L3T3_KEY"], ["AV1", "L1T3"]]) {
+  Deno.test({
+    name: `${codec} SVC ${mode} is forwarded whole: a viewer decodes the full-size picture`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+  }, async () => {
+    const server = await startServerProcess({ RATE_LIMIT_PER_MINUTE: "0" });
+    const browser = await launchChromium();
+    try {
+      const publisher = await browser.newPage();
+      const viewer = await browser.newPage();
+      await publisher.goto(`${server.baseUrl}/healthz`);
+      await viewer.goto(`${server.baseUrl}/healthz`);
+      await publishFromPage(publisher, {
+        token: server.token,
+        room: "svc",
+        codec: `video/${codec}`,
+        width: 1280,
+        height: 720,
+        videoOnly: true,
+        degradation: "maintain-resolution",
+        sendEncodings: [{ scalabilityMode: mode }],
+      });
+      await watchFromPage(viewer, "svc");
+      const stats = await waitFor(
+        `${codec} ${mode} frames`,
+        () => receiveStats(viewer),
+        (s) => s.framesDecoded > 60 && s.frameWidth === 1280,
+        30_000,
+      );
+      assert.equal(stats.videoCodec, `video/${codec}`);
+    } catch (e) {
+      console.error(`--- server ---\n${server.logs()}`);
+      throw e;
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+}

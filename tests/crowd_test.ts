@@ -62,7 +62,7 @@ Deno.test({
             outcomes.push(/answered (\d+)/.exec(String(e))?.[1] ?? String(e));
           }),
       );
-      // One join every 250 ms: 60 within 15 s.
+      // The crowd's arrival schedule, not a wait: one join every 250 ms, 60 within 15 s.
       await new Promise((r) => setTimeout(r, 250));
     }
     await Promise.all(joins);

@@ -23,10 +23,10 @@ try {
 missing ??= netnsUnavailable() && `a private network namespace (${netnsUnavailable()})`;
 if (missing) console.warn(`Firefox e2e ignored: missing ${missing}`);
 
-/** Publishes Firefox's fake camera and microphone with only VP8 offered for video. */
-function publishVp8(page: FirefoxPage, token: string, room: string): Promise<string> {
+/** Publishes Firefox's fake camera and microphone with only `codec` offered for video (all when empty). */
+function publish(page: FirefoxPage, token: string, room: string, codec: string): Promise<string> {
   return page.evaluate(
-    async (token: string, room: string) => {
+    async (token: string, room: string, codec: string) => {
       const stream = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
       const pc = new RTCPeerConnection();
       const video = pc.addTransceiver(stream.getVideoTracks()[0], {
@@ -34,9 +34,7 @@ function publishVp8(page: FirefoxPage, token: string, room: string): Promise<str
         streams: [stream],
       });
       const codecs = RTCRtpSender.getCapabilities("video")!.codecs;
-      video.setCodecPreferences(
-        codecs.filter((c) => c.mimeType === "video/VP8" || c.mimeType === "video/rtx"),
-      );
+      if (codec) video.setCodecPreferences(codecs.filter((c) => [codec, "video/rtx"].includes(c.mimeType)));
       pc.addTransceiver(stream.getAudioTracks()[0], { direction: "sendonly", streams: [stream] });
       await pc.setLocalDescription(await pc.createOffer());
       const res = await fetch(`/whip?room=${room}`, {
@@ -51,6 +49,7 @@ function publishVp8(page: FirefoxPage, token: string, room: string): Promise<str
     },
     token,
     room,
+    codec,
   );
 }
 
@@ -100,7 +99,7 @@ function firefoxReceived(page: FirefoxPage): Promise<{ frames: number; codec: st
 }
 
 Deno.test({
-  name: "Firefox ESR publishes VP8 (Chromium decodes it) and watches Chromium's VP8",
+  name: "Firefox ESR publishes VP8 and, by default, AV1 (Chromium decodes both) and watches Chromium's VP8",
   ignore: missing !== undefined,
   sanitizeOps: false,
   sanitizeResources: false,
@@ -113,7 +112,7 @@ Deno.test({
   try {
     const ffPublisher = await firefox.newPage();
     await ffPublisher.goto(`${server.baseUrl}/healthz`);
-    await publishVp8(ffPublisher, server.token, "from-firefox");
+    await publish(ffPublisher, server.token, "from-firefox", "video/VP8");
     const chromeViewer = await chromium.newPage();
     await chromeViewer.goto(`${server.baseUrl}/healthz`);
     await waitFor(
@@ -149,6 +148,26 @@ Deno.test({
     );
     assert.equal(received.codec, "video/VP8");
     assert.ok(received.width > 0);
+
+    // Firefox's own offer (VP8, VP9, AV1; no H.264 here) gets the first of the server's order it has: AV1.
+    const ffDefault = await firefox.newPage();
+    await ffDefault.goto(`${server.baseUrl}/healthz`);
+    await publish(ffDefault, server.token, "firefox-default", "");
+    const defaultViewer = await chromium.newPage();
+    await defaultViewer.goto(`${server.baseUrl}/healthz`);
+    await waitFor(
+      "Firefox's default room to be live",
+      async () => (await fetch(`${server.baseUrl}/rooms/firefox-default`)).status,
+      (s) => s === 200,
+    );
+    await watchFromPage(defaultViewer, "firefox-default");
+    const av1 = await waitFor(
+      "Chromium to decode Firefox's default codec",
+      () => receiveStats(defaultViewer),
+      (s) => s.framesDecoded > 30,
+      30_000,
+    );
+    assert.equal(av1.videoCodec, "video/AV1");
 
     // An H.264 room: this Firefox has no H.264 decoder, and the 406 says what the room sends and what it offered.
     const h264Publisher = await chromium.newPage();

@@ -19,24 +19,56 @@ const FLOOD_INTERVAL_MS = 5;
 /** Compound NACK packets sent per interval. */
 const FLOOD_BURST = Number(Deno.env.get("NACK_FLOOD_BURST") ?? "4");
 
+/** Key of a video packet's payload (FNV-1a and length), the same at the publisher and at every viewer. */
+function payloadKey(packet: Uint8Array): string {
+  let offset = 12 + (packet[0] & 0x0f) * 4;
+  if (packet[0] & 0x10) offset += 4 + ((packet[offset + 2] << 8) | packet[offset + 3]) * 4;
+  let h = 0x811c9dc5;
+  for (let i = offset; i < packet.length; i++) h = Math.imul(h ^ packet[i], 0x01000193);
+  return `${h >>> 0}:${packet.length - offset}`;
+}
+
+/** When the publisher sent each video payload, while `tracking` (not during the flood: it costs CPU). */
+class SendTimes {
+  tracking = true;
+  #at = new Map<string, number>();
+
+  sent(packet: Uint8Array): void {
+    if (this.tracking) this.#at.set(payloadKey(packet), performance.now());
+  }
+
+  of(packet: Uint8Array): number | undefined {
+    return this.tracking ? this.#at.get(payloadKey(packet)) : undefined;
+  }
+}
+
 /** Video sequence numbers one viewer received, for its delivery ratio over a window. */
 class VideoCounter {
   ssrc = -1;
   latest = -1;
   bytes = 0;
   counting = false;
+  /** When the publisher sent the newest packet this viewer got, as far as {@link SendTimes} knows. */
+  latestSentAt = -Infinity;
+  /** How old that packet was when it arrived (a join replay delivers packets seconds old). */
+  latestAgeMs = Infinity;
   #seen = new Set<number>();
   #lowest = Infinity;
   #highest = -Infinity;
   #extended = -1;
 
-  constructor(readonly videoPayloadType: () => number) {}
+  constructor(readonly videoPayloadType: () => number, readonly sendTimes: SendTimes) {}
 
   onRtp = (packet: Uint8Array) => {
     if ((packet[1] & 0x7f) !== this.videoPayloadType()) return;
     const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
     this.ssrc = view.getUint32(8);
     const seq = view.getUint16(2);
+    const sentAt = this.sendTimes.of(packet);
+    if (sentAt !== undefined && sentAt >= this.latestSentAt) {
+      this.latestSentAt = sentAt;
+      this.latestAgeMs = performance.now() - sentAt;
+    }
     this.latest = seq;
     this.#extended = this.#extended < 0
       ? seq
@@ -82,12 +114,18 @@ Deno.test({
     token: server.token,
     certificate,
   });
+  const sendTimes = new SendTimes();
+  const send = publisher.sendRtp.bind(publisher);
+  publisher.sendRtp = (packet) => {
+    if ((packet[1] & 0x7f) === publisher.media.videoPayloadType) sendTimes.sent(packet);
+    send(packet);
+  };
   const sender = publishClip(publisher, clip);
   const viewers: LightClient[] = [];
   try {
     await waitFor("the room to go live", () => roomIds(server.baseUrl), (ids) => ids.includes("flood"));
-    const attackerCount = new VideoCounter(() => attacker.media.videoPayloadType);
-    const victimCount = new VideoCounter(() => victim.media.videoPayloadType);
+    const attackerCount = new VideoCounter(() => attacker.media.videoPayloadType, sendTimes);
+    const victimCount = new VideoCounter(() => victim.media.videoPayloadType, sendTimes);
     const attacker: LightClient = await LightClient.connect({
       baseUrl: server.baseUrl,
       role: "viewer",
@@ -104,8 +142,15 @@ Deno.test({
       onRtp: victimCount.onRtp,
     });
     viewers.push(victim);
-    // Past the join replays: both get the live stream.
-    await new Promise((r) => setTimeout(r, 2500));
+    // Past the join replays: both get the live stream (packets the publisher sent moments ago).
+    await waitFor(
+      "both viewers to receive the live stream",
+      () => [attackerCount.latestAgeMs, victimCount.latestAgeMs],
+      (ages) => ages.every((ms) => ms < 300),
+      20_000,
+      50,
+    );
+    sendTimes.tracking = false;
     const rssBefore = rssKb(server.pid);
     const resentBefore = await resendTotals(server.baseUrl);
     attackerCount.counting = true;
@@ -121,10 +166,19 @@ Deno.test({
         nackBytes += packet.length;
         attacker.sendRtcp(packet);
       }
+      // The flood's pace (FLOOD_BURST compounds every FLOOD_INTERVAL_MS), not a wait for something.
       await new Promise((r) => setTimeout(r, FLOOD_INTERVAL_MS));
     }
-    // Let what was sent arrive.
-    await new Promise((r) => setTimeout(r, 300));
+    // What was sent during the window has arrived once the other viewer gets a packet sent after it.
+    const floodEnded = performance.now();
+    sendTimes.tracking = true;
+    await waitFor(
+      "the other viewer to receive a packet sent after the flood",
+      () => victimCount.latestSentAt,
+      (at) => at > floodEnded,
+      10_000,
+      50,
+    );
     attackerCount.counting = false;
     victimCount.counting = false;
     const rssAfter = rssKb(server.pid);

@@ -85,8 +85,18 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     counter("sfu_udp_bytes_out_total", "Bytes sent from the media socket.", socket.bytesOut),
     counter(
       "sfu_udp_junk_datagrams_total",
-      "Datagrams dropped because they are not STUN, DTLS, RTP or RTCP (or could not be handled).",
+      "Datagrams dropped because they are not STUN, DTLS, RTP or RTCP.",
       socket.junk,
+    ),
+    counter(
+      "sfu_udp_send_batches_total",
+      "sendmmsg calls that sent the datagrams queued in one datagram's handling, timer tick or task.",
+      socket.batches,
+    ),
+    counter(
+      "sfu_internal_errors_total",
+      "Exceptions on the packet path (bugs, not bad input; the first of each peer is logged).",
+      socket.internalErrors,
     ),
     counter(
       "sfu_udp_unknown_peer_datagrams_total",

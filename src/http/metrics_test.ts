@@ -114,6 +114,8 @@ function sources(rooms: Map<string, Room>, media: MediaTotals): MetricsSources {
         junk: 2,
         unknownPeer: 3,
         sendErrors: 1,
+        internalErrors: 4,
+        batches: 6,
       },
     },
     media,
@@ -148,6 +150,8 @@ Deno.test("metrics text parses back line by line and carries every figure", () =
   assert.equal(value(samples, "sfu_udp_junk_datagrams_total"), 2);
   assert.equal(value(samples, "sfu_udp_unknown_peer_datagrams_total"), 3);
   assert.equal(value(samples, "sfu_udp_send_errors_total"), 1);
+  assert.equal(value(samples, "sfu_internal_errors_total"), 4);
+  assert.equal(value(samples, "sfu_udp_send_batches_total"), 6);
   assert.equal(value(samples, "sfu_srtp_decrypt_failures_total"), 2);
   assert.equal(value(samples, "sfu_rtp_packets_in_total"), 50);
   assert.equal(value(samples, "sfu_keyframe_requests_total"), 3);

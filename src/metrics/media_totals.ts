@@ -37,6 +37,7 @@ export class MediaTotals {
     return {
       // The per-packet path goes straight to the socket: no extra call per datagram.
       transmit: transport.transmit.bind(transport),
+      slots: transport.slots,
       addPeer: (peer) => {
         this.#peers.add(peer);
         transport.addPeer(peer);

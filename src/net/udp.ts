@@ -1,9 +1,14 @@
 /**
  * The one UDP socket every peer shares: a read loop that demultiplexes datagrams (RFC 7983) and routes them
- * to peers by STUN username or, once ICE validated an address, by source address. Owns the consent timer.
+ * to peers by STUN username or, once ICE validated an address, by source address (see peer_table.ts). Owns
+ * the consent timer. Every datagram is read into one reused buffer: RTP and RTCP are decrypted and handled
+ * in place during the call (whatever keeps a packet copies it); STUN and DTLS, which werift may hold on to,
+ * get a copy of their own.
  */
 import { classifyDatagram } from "./demux.ts";
 import { datagrams } from "./datagrams.ts";
+import { Outbox } from "./outbox.ts";
+import { PeerTable } from "./peer_table.ts";
 import { SendTo } from "./udp_sendto.ts";
 import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
@@ -18,7 +23,14 @@ export interface SocketCounters {
   junk: number;
   unknownPeer: number;
   sendErrors: number;
+  /** Exceptions under the packet path: bugs, not bad input (each peer's first is logged). */
+  internalErrors: number;
+  /** `sendmmsg` batches sent (see outbox.ts). */
+  batches: number;
 }
+
+/** Largest datagram read whole (the UDP maximum); the buffer is allocated once per socket. */
+const RECEIVE_BUFFER_BYTES = 65536;
 
 /** The shared media socket. */
 export class MediaSocket implements PeerTransport {
@@ -30,24 +42,25 @@ export class MediaSocket implements PeerTransport {
     junk: 0,
     unknownPeer: 0,
     sendErrors: 0,
+    internalErrors: 0,
+    batches: 0,
   };
+  /** Where the first internal error of each peer is reported (the server sets its log). */
+  log: (level: "error", message: string) => void = (_level, message) => console.error(message);
   #conn: Deno.DatagramConn;
-  #byUfrag = new Map<string, Peer>();
-  #byAddress = new Map<string, Peer>();
+  #peers = new PeerTable<Peer>();
+  /** Peers whose internal error was logged already (one line per peer, not per packet). */
+  #loggedErrors = new WeakSet<Peer>();
   #timer: ReturnType<typeof setInterval>;
   #closed = false;
-  #onSendError = (): void => {
-    this.counters.sendErrors++;
-  };
-
   #sendTo: SendTo | undefined;
-  /** Datagrams go into the sendmmsg batch instead of out one by one. */
-  #batching = false;
+  #outbox: Outbox;
 
   /** Timers (consent requests, probe retransmissions, timeouts) run this often. */
   constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250) {
     this.#conn = conn;
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
+    this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
     this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
   }
 
@@ -73,128 +86,123 @@ export class MediaSocket implements PeerTransport {
 
   /** Number of peers known to the socket. */
   get peerCount(): number {
-    return this.#byUfrag.size;
+    return this.#peers.size;
   }
 
   /** Reads until the socket is closed. Never throws for a bad datagram. */
   async run(): Promise<void> {
-    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
+    const buffer = new Uint8Array(RECEIVE_BUFFER_BYTES);
+    for await (const [data, from] of datagrams(this.#conn, () => this.#closed, buffer)) {
       this.handleDatagram(data, from, performance.now());
     }
   }
 
-  /** Routes one datagram. Exposed for tests; the read loop calls it. */
+  /**
+   * Routes one datagram. `data` is only valid during the call (the read loop reuses its buffer); RTP and
+   * RTCP are decrypted in place. Exposed for tests; the read loop calls it.
+   */
   handleDatagram(data: Uint8Array, from: PeerAddress, now: number): void {
     this.counters.datagramsIn++;
     this.counters.bytesIn += data.length;
+    let peer: Peer | undefined;
     try {
       switch (classifyDatagram(data)) {
         case "stun": {
           // Checks name the peer in USERNAME; answers to the server's own requests carry none and are
           // matched by the address they come from.
-          let peer: Peer | undefined;
-          if (isBindingSuccess(data)) peer = this.#byAddress.get(addressKey(from));
+          if (isBindingSuccess(data)) peer = this.#peers.byAddress(from);
           else {
             const ufrag = stunLocalUfrag(data);
-            peer = ufrag === undefined ? undefined : this.#byUfrag.get(ufrag);
+            peer = ufrag === undefined ? undefined : this.#peers.byUfrag(ufrag);
           }
-          if (peer) peer.handleStun(data, from, now);
+          if (peer) peer.handleStun(data.slice(), from, now);
           else this.counters.unknownPeer++;
-          return;
+          break;
         }
         case "dtls": {
-          const peer = this.#byAddress.get(addressKey(from));
-          if (peer) peer.handleDtls(data, from, now);
+          peer = this.#peers.byAddress(from);
+          if (peer) peer.handleDtls(data.slice(), from, now);
           else this.counters.unknownPeer++;
-          return;
+          break;
         }
         case "rtp":
         case "rtcp": {
-          const peer = this.#byAddress.get(addressKey(from));
+          peer = this.#peers.byAddress(from);
           if (!peer) {
             this.counters.unknownPeer++;
             return;
           }
-          // One publisher packet becomes one datagram per viewer: queue them and hand them to the kernel
-          // with a single sendmmsg.
-          this.#batching = this.#sendTo !== undefined;
-          try {
-            peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
-          } finally {
-            this.#flushBatch();
-          }
-          return;
+          // One publisher packet becomes one datagram per viewer: they leave with one sendmmsg below.
+          peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
+          break;
         }
         default:
           this.counters.junk++;
       }
-    } catch {
-      // Nothing a datagram carries may take down the loop or other peers.
-      this.counters.junk++;
+    } catch (e) {
+      // Peers turn bad input into counters, not exceptions: what arrives here is a bug. It must not take
+      // down the loop or other peers, and it is told once per peer rather than once per packet.
+      this.counters.internalErrors++;
+      if (peer && this.#loggedErrors.has(peer)) return;
+      if (peer) this.#loggedErrors.add(peer);
+      this.log(
+        "error",
+        `internal error handling a datagram${peer ? ` of peer ${peer.id}` : ""}: ${
+          e instanceof Error ? e.stack ?? e.message : String(e)
+        }`,
+      );
+    } finally {
+      this.#outbox.flush();
     }
   }
 
-  /** Sends one datagram. `data` is only read during the call, so callers may reuse their buffer. */
-  transmit = (data: Uint8Array, to: PeerAddress): void => {
-    if (this.#closed) return;
-    this.counters.datagramsOut++;
-    this.counters.bytesOut += data.length;
-    if (this.#batching ? this.#sendTo!.queue(data, to) : this.#sendTo?.send(data, to)) return;
-    // Deno reads the buffer after this returns, and callers may reuse theirs: send a copy.
-    this.#conn.send(data.slice(), { transport: "udp", hostname: to.hostname, port: to.port }).catch(
-      this.#onSendError,
-    );
-  };
-
-  #flushBatch(): void {
-    if (!this.#batching) return;
-    this.#batching = false;
-    const sendTo = this.#sendTo!;
-    const dropped = sendTo.dropped;
-    sendTo.flush();
-    this.counters.sendErrors += sendTo.dropped - dropped;
-  }
-
-  addPeer(peer: Peer): void {
-    this.#byUfrag.set(peer.localUfrag, peer);
-  }
-
-  renamePeer(peer: Peer, oldUfrag: string): void {
-    if (this.#byUfrag.get(oldUfrag) === peer) this.#byUfrag.delete(oldUfrag);
-    this.#byUfrag.set(peer.localUfrag, peer);
+  /** The outbox's batch slots: forwarded RTP is sealed straight into them (see {@link Outbox.reserve}). */
+  get slots(): Outbox {
+    return this.#outbox;
   }
 
   /**
-   * Routes datagrams from `address` to `peer`. An address stays with the live peer that had it first: a
-   * check forged with another client's address must not divert that client's media, DTLS or consent answers.
+   * Queues one datagram in the outbox (sent at the end of the datagram, tick or task that produced it).
+   * `data` is only read during the call, so callers may reuse their buffer.
    */
+  transmit = (data: Uint8Array, to: PeerAddress): void => {
+    this.#outbox.push(data, to);
+  };
+
+  addPeer(peer: Peer): void {
+    this.#peers.add(peer);
+  }
+
+  renamePeer(peer: Peer, oldUfrag: string): void {
+    this.#peers.rename(peer, oldUfrag);
+  }
+
+  /** Routes datagrams from `address` to `peer` (see {@link PeerTable.route}). */
   routeAddress(peer: Peer, address: PeerAddress): void {
-    const key = addressKey(address);
-    const owner = this.#byAddress.get(key);
-    if (owner && owner !== peer && owner.state !== "closed") return;
-    this.#byAddress.set(key, peer);
+    this.#peers.route(peer, address);
   }
 
   removePeer(peer: Peer): void {
-    if (this.#byUfrag.get(peer.localUfrag) === peer) this.#byUfrag.delete(peer.localUfrag);
-    for (const [key, p] of this.#byAddress) if (p === peer) this.#byAddress.delete(key);
+    this.#peers.remove(peer);
   }
 
   /** Drops peers whose consent expired or that never connected. */
   sweep(now: number): void {
-    for (const peer of [...this.#byUfrag.values()]) peer.checkTimeout(now);
+    try {
+      for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+    } finally {
+      this.#outbox.flush();
+    }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
+    // Close notifies and BYEs of the sessions ended at shutdown are still queued.
+    this.#outbox.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }
   }
-}
-
-function addressKey(a: PeerAddress): string {
-  return `${a.hostname}|${a.port}`;
 }

@@ -40,6 +40,8 @@ export class SendTo {
   #names = new Uint8Array(BATCH_SIZE * SOCKADDR_BYTES);
   #iovecs = new DataView(new ArrayBuffer(BATCH_SIZE * IOVEC_BYTES));
   #headers = new Uint8Array(BATCH_SIZE * MMSGHDR_BYTES);
+  /** One view per slot, made once: a datagram can be written straight into its slot (see {@link reserve}). */
+  #slots: Uint8Array[] = [];
   #queued = 0;
   /** Datagrams the kernel did not take at flush (EAGAIN); counted as send errors by the caller. */
   dropped = 0;
@@ -59,6 +61,7 @@ export class SendTo {
       headers.setUint32(h + 8, SOCKADDR_BYTES, true); // msg_namelen
       headers.setBigUint64(h + 16, iovecs + BigInt(i * IOVEC_BYTES), true); // msg_iov
       headers.setBigUint64(h + 24, 1n, true); // msg_iovlen
+      this.#slots.push(this.#data.subarray(i * SLOT_BYTES, (i + 1) * SLOT_BYTES));
     }
   }
 
@@ -103,14 +106,30 @@ export class SendTo {
   /** Copies a datagram into the batch (sent by {@link flush}); false when it cannot be batched. */
   queue(data: Uint8Array, to: { hostname: string; port: number }): boolean {
     if (data.length > SLOT_BYTES) return false;
-    const destination = this.#destination(to);
-    if (!destination) return false;
-    if (this.#queued === BATCH_SIZE) this.flush();
-    const i = this.#queued++;
-    this.#data.set(data, i * SLOT_BYTES);
-    this.#names.set(destination.sockaddr, i * SOCKADDR_BYTES);
-    this.#iovecs.setBigUint64(i * IOVEC_BYTES + 8, BigInt(data.length), true);
+    const slot = this.reserve(to);
+    if (!slot) return false;
+    slot.set(data);
+    this.commit(data.length);
     return true;
+  }
+
+  /**
+   * The next slot of the batch (2048 bytes), addressed to `to`, for the caller to write a datagram into and
+   * then {@link commit}; undefined when `to` cannot be batched (IPv6). Nothing is queued until the commit.
+   */
+  reserve(to: { hostname: string; port: number }): Uint8Array | undefined {
+    const destination = this.#destination(to);
+    if (!destination) return undefined;
+    if (this.#queued === BATCH_SIZE) this.flush();
+    this.#names.set(destination.sockaddr, this.#queued * SOCKADDR_BYTES);
+    return this.#slots[this.#queued];
+  }
+
+  /** Queues the datagram of `length` bytes written into the slot {@link reserve} returned. */
+  commit(length: number): void {
+    // iov_len is 64 bits; its high half stays 0 (no BigInt per datagram).
+    this.#iovecs.setUint32(this.#queued * IOVEC_BYTES + 8, length, true);
+    this.#queued++;
   }
 
   /** Sends everything queued with one `sendmmsg` (more if the kernel takes only part). */

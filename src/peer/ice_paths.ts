@@ -81,6 +81,11 @@ export class IcePaths {
 
   /** Whether a valid check came from this address. */
   isChecked(address: PathAddress): boolean {
+    // Media comes from the selected address: answered without building a key (the selected one is checked).
+    const selected = this.selected;
+    if (selected !== undefined && selected.port === address.port && selected.hostname === address.hostname) {
+      return true;
+    }
     return this.#checked.has(addressKey(address));
   }
 
@@ -132,6 +137,23 @@ export class IcePaths {
     if (nominated !== undefined && nominated !== key) {
       this.#probe(nominated, true, now, credentials, transmit);
     }
+  }
+
+  /**
+   * Before the handshake: DTLS came from `from`, a checked address other than the one the handshake started
+   * with (the client switched candidate pairs, as browsers with several host candidates do when a better
+   * pair succeeds). Returns whether the handshake may move there: only once the address is proven, since a
+   * check alone may carry a forged source. Until then it is probed (not nominated: media waits for the
+   * handshake) and the records are dropped; the client retransmits its flight, and a copy after the proof
+   * gets through.
+   */
+  handshakeMove(from: PathAddress, now: number, credentials: RemoteCredentials, transmit: Transmit): boolean {
+    const key = addressKey(from);
+    if (!this.#checked.has(key)) return false;
+    if (this.#provenRecently(key, now)) return true;
+    if (this.#refused(key, now)) return false;
+    this.#probe(key, false, now, credentials, transmit);
+    return false;
   }
 
   /** A STUN success response from `from`: proves the address if it answers one of the server's requests. */

@@ -44,6 +44,15 @@ export interface PeerEvents {
   onClosed(peer: Peer, reason: CloseReason): void;
 }
 
+/**
+ * Batch slots a datagram can be written into in place (the socket's outbox): `reserve` gives a slot
+ * addressed to `to` (undefined when that destination cannot be batched), `commit` queues what was written.
+ */
+export interface PacketSlots {
+  reserve(to: PeerAddress): Uint8Array | undefined;
+  commit(length: number): void;
+}
+
 /** Counters a peer keeps about what it dropped. */
 export interface PeerCounters {
   decryptFailures: number;
@@ -64,6 +73,8 @@ export interface PeerOptions {
   remoteFingerprint: { algorithm: string; value: string };
   certificate: ServerCertificate;
   transmit: (data: Uint8Array, to: PeerAddress) => void;
+  /** Where forwarded RTP is sealed in place when the socket offers it (otherwise it goes through transmit). */
+  slots?: PacketSlots;
   events: PeerEvents;
   now: number;
   consentTimeoutMs: number;
@@ -178,9 +189,13 @@ export class Peer {
       if (!this.#paths.isProven(from)) return;
     } else {
       // werift's cookie exchange is not tied to an address: a ClientHello with the cookie sent from a forged
-      // source would make it send its certificate flight there. The handshake stays with the first address.
+      // source would make it send its certificate flight there. The handshake stays with the first address
+      // and moves only to one proven by the server's own binding request (a client switching pairs).
       const key = `${from.hostname}|${from.port}`;
-      if (this.#dtlsFrom !== undefined && this.#dtlsFrom !== key) return;
+      if (
+        this.#dtlsFrom !== undefined && this.#dtlsFrom !== key &&
+        !this.#paths.handshakeMove(from, now, this, this.#options.transmit)
+      ) return;
       this.#dtlsFrom = key;
     }
     this.#handshakeNow = now;
@@ -202,7 +217,7 @@ export class Peer {
       this.counters.decryptFailures++;
       return;
     }
-    // Decrypted in place: the datagram's buffer belongs to this call (the socket allocates one per receive).
+    // Decrypted in place: the datagram's buffer belongs to this call (the socket reads the next one into it).
     const srtp = this.#srtp!;
     const plain = isRtcp ? srtp.unprotectRtcp(data, data) : srtp.unprotectRtp(data, data);
     if (!plain) {
@@ -221,14 +236,23 @@ export class Peer {
 
   /**
    * Encrypts and sends an RTP packet whose header (`headerLength` bytes) is final. `packet` is only read
-   * during the call, so the forwarder may rewrite the same buffer for the next viewer; the encrypted packet
-   * goes into a shared buffer because transmit copies or sends it before returning.
+   * during the call, so the forwarder may rewrite the same buffer for the next viewer. The packet is sealed
+   * straight into an outbox slot when there is one (no copy, no allocation); otherwise into a shared buffer,
+   * because transmit copies or sends it before returning.
    */
   sendRtpPacket(packet: Uint8Array, headerLength: number): void {
     const to = this.#paths.selected;
     if (this.state !== "connected" || !to) return;
     this.counters.rtpOut++;
     const srtp = this.#srtp!;
+    const slots = this.#options.slots;
+    if (slots !== undefined) {
+      const slot = slots.reserve(to);
+      if (slot !== undefined && packet.length + srtp.rtpOverhead <= slot.length) {
+        slots.commit(srtp.protectRtpInto(packet, headerLength, slot));
+        return;
+      }
+    }
     const out = packet.length + srtp.rtpOverhead <= SEND_BUFFER.length ? SEND_BUFFER : undefined;
     this.#options.transmit(srtp.protectRtp(packet, headerLength, out), to);
   }

@@ -11,7 +11,7 @@
  * Packets are told apart by SSRC; an SSRC not seen before is named by its RTP stream id header extension
  * (RFC 8852), which senders put in their first packets.
  */
-import type { RtpHeader } from "werift";
+import type { RtpHeaderReader } from "../rtp/rtp_header.ts";
 import type { Room, RoomSource, Viewer } from "./room.ts";
 import { RateMeter } from "../rtp/rate_meter.ts";
 
@@ -106,13 +106,14 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   }
 
   /** Routes one publisher video packet to its layer's room; packets of unknown streams are dropped. */
-  handlePublisherRtp(packet: Uint8Array, header: RtpHeader, now: number): void {
+  handlePublisherRtp(packet: Uint8Array, header: RtpHeaderReader, now: number): void {
     const layer = this.#bySsrc.get(header.ssrc) ?? this.#learnSsrc(header);
     if (layer) {
       layer.lastPacketAt = now;
       layer.packets++;
       layer.bytes += packet.length;
-      layer.mediaRate.add(header.padding ? packet.length - header.paddingSize : packet.length, now);
+      // Padding-only probes are not media: the packet up to its padding counts (payloadEnd).
+      layer.mediaRate.add(header.payloadEnd, now);
       layer.room.handlePublisherRtp(packet, now);
     }
     if (now >= this.#nextReview) this.review(now);
@@ -273,21 +274,18 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     state.target = undefined;
   }
 
-  #learnSsrc(header: RtpHeader): Layer<Source> | undefined {
-    const id = this.#ridExtensionId;
-    for (const ext of header.extensions) {
-      if (ext.id !== id) continue;
-      const rid = ridText(ext.payload);
-      const layer = this.layers.find((l) => l.rid === rid);
-      if (!layer) return undefined;
-      let count = 0;
-      for (const [ssrc, known] of this.#bySsrc) {
-        if (known === layer && ++count >= SSRCS_PER_LAYER) this.#bySsrc.delete(ssrc);
-      }
-      this.#bySsrc.set(header.ssrc, layer);
-      return layer;
+  #learnSsrc(header: RtpHeaderReader): Layer<Source> | undefined {
+    const at = header.findExtension(this.#ridExtensionId);
+    if (at < 0) return undefined;
+    const rid = ridText(header.packet.subarray(at, at + header.extensionLength));
+    const layer = this.layers.find((l) => l.rid === rid);
+    if (!layer) return undefined;
+    let count = 0;
+    for (const [ssrc, known] of this.#bySsrc) {
+      if (known === layer && ++count >= SSRCS_PER_LAYER) this.#bySsrc.delete(ssrc);
     }
-    return undefined;
+    this.#bySsrc.set(header.ssrc, layer);
+    return layer;
   }
 
   #refreshTop(now: number): void {

@@ -3,8 +3,6 @@
  * type, SSRC, sequence number and timestamp, so every viewer sees one continuous stream even across a
  * publisher's encoder restart, and a joining viewer starts from the cached keyframe at once.
  */
-import { Buffer } from "node:buffer";
-import { RtpHeader } from "werift";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import { videoCodecOf, videoProfile } from "../sdp/codecs.ts";
 import type { Peer } from "../peer/peer.ts";
@@ -29,7 +27,7 @@ import { RateMeter } from "../rtp/rate_meter.ts";
 import { ReceiveStream } from "../rtp/receive_stream.ts";
 import { seqAdd, seqDiff, seqNewer } from "../rtp/sequence.ts";
 import { TwccRecorder } from "../rtp/twcc.ts";
-import { rtpHeaderFits } from "../rtp/rtp_bounds.ts";
+import { RtpHeaderReader } from "../rtp/rtp_header.ts";
 import { RtpRewriter } from "../srtp/rtp_rewrite.ts";
 import type { RoomInfo } from "./bus.ts";
 import { CAUGHT_UP, JoinReplay, LOST, NOT_DUE } from "./join_replay.ts";
@@ -259,7 +257,12 @@ export class Room<Source extends RoomSource = Peer> {
   #audioSource: SourceStream | undefined;
   /** Everything codec-specific of the video path (keyframes, depacketizing): chosen once per room. */
   readonly videoCodec: VideoCodecSupport;
+  /** Rebuilds keyframes only (for the picture size and thumbnails); other frames are counted by marker. */
   #depacketizer;
+  /** A keyframe is being rebuilt: its RTP timestamp, or -1. */
+  #keyframeTimestamp = -1;
+  /** The publisher packet's header, read once per packet into this reused reader. */
+  #header = new RtpHeaderReader();
   /** Recent video packets: NACKs are answered and joining viewers replayed from here. */
   #history = new PacketCache(HISTORY_PACKETS);
   #gop = new GopIndex();
@@ -313,11 +316,10 @@ export class Room<Source extends RoomSource = Peer> {
 
   /** Forwards one decrypted publisher RTP packet to every viewer; `packet` is only valid during the call. */
   handlePublisherRtp(packet: Uint8Array, now: number): void {
-    const header = parseHeader(packet);
-    if (!header) return;
+    const header = this.#header;
+    if (!header.read(packet)) return;
     const isVideo = header.payloadType === this.video.payloadType;
     if (!isVideo && header.payloadType !== this.audio?.payloadType) return;
-    const payload = packet.subarray(header.payloadOffset);
     this.bytesIn += packet.length;
 
     if (this.#options.twccExtensionId !== undefined) this.#recordTransportSequence(header, now);
@@ -332,25 +334,30 @@ export class Room<Source extends RoomSource = Peer> {
 
     let keyframeStart = false;
     const sequenceNumber = header.sequenceNumber;
+    const timestamp = header.timestamp;
+    const marker = header.marker;
     if (isVideo) {
+      const payload = packet.subarray(header.payloadStart, header.payloadEnd);
       keyframeStart = this.videoCodec.startsKeyframe(payload);
       this.#videoRate.add(packet.length, now);
       if (this.#options.retransmissions || this.#options.keyframeCache) {
         this.#history.store(sequenceNumber, packet);
         const keyframeBefore = this.#gop.keyframeSequence;
-        this.#gop.push(sequenceNumber, header.timestamp, keyframeStart);
+        this.#gop.push(sequenceNumber, timestamp, keyframeStart);
         if (this.#gop.keyframeSequence !== keyframeBefore) this.#pliAnswers.keyframe(now);
         this.#fitGop();
       }
-      const unit = this.#depacketizer.push(payload, sequenceNumber, header.timestamp, header.marker);
-      if (unit) this.#onAccessUnit(unit);
+      // The marker bit ends a picture (RFC 6184 §5.1, RFC 7741 §4.1, RFC 9628 §4.1): the frame-rate count.
+      if (marker) this.accessUnits++;
+      if (keyframeStart || this.#keyframeTimestamp >= 0) {
+        this.#rebuildKeyframe(payload, sequenceNumber, timestamp, marker, keyframeStart);
+      }
     }
 
-    // Viewers negotiated no header extensions; the publisher's would be meaningless to them.
-    if (!this.#rewriter.load(packet)) return;
     if (keyframeStart) this.onKeyframeStart?.(now);
-    const timestamp = header.timestamp;
-    const marker = this.#rewriter.marker;
+    // Viewers negotiated no header extensions; the publisher's would be meaningless to them. Without
+    // viewers nothing is copied for them.
+    if (this.viewers.size > 0 && !this.#rewriter.load(packet)) return;
     let waiting = false;
     for (const viewer of this.viewers) {
       const track = isVideo ? viewer.video : viewer.audio;
@@ -732,7 +739,7 @@ export class Room<Source extends RoomSource = Peer> {
    * The publisher's stream for a kind changed SSRC (encoder restart, new track): remap every viewer so
    * sequence numbers continue from the last one sent and timestamps advance by the time that passed.
    */
-  #changeSource(isVideo: boolean, header: RtpHeader, now: number): SourceStream {
+  #changeSource(isVideo: boolean, header: RtpHeaderReader, now: number): SourceStream {
     const clockRate = isVideo ? 90000 : 48000;
     const previous = isVideo ? this.#videoSource : this.#audioSource;
     const source = { ssrc: header.ssrc, clockRate, receive: new ReceiveStream(header.ssrc, clockRate) };
@@ -751,6 +758,7 @@ export class Room<Source extends RoomSource = Peer> {
         if (track?.replay?.active) this.#endReplay(viewer, track, true, now);
       }
       this.#depacketizer.reset();
+      this.#keyframeTimestamp = -1;
       this.#lastKeyframeRequest = -Infinity;
       this.requestKeyframe(now);
     }
@@ -785,42 +793,61 @@ export class Room<Source extends RoomSource = Peer> {
     track.replay = undefined;
   }
 
-  #onAccessUnit(unit: VideoFrame): void {
-    this.accessUnits++;
+  /**
+   * Feeds the depacketizer from a keyframe's first packet to the end of that picture (marker bit, or the
+   * next picture's first packet): only keyframes are rebuilt, for the picture size and thumbnails.
+   */
+  #rebuildKeyframe(
+    payload: Uint8Array,
+    sequenceNumber: number,
+    timestamp: number,
+    marker: boolean,
+    keyframeStart: boolean,
+  ): void {
+    // A keyframe starts with its parameter sets and again with its first slice: both start the same picture.
+    if (keyframeStart && timestamp !== this.#keyframeTimestamp) {
+      this.#depacketizer.reset();
+      this.#keyframeTimestamp = timestamp;
+    }
+    const nextPicture = timestamp !== this.#keyframeTimestamp;
+    const unit = this.#depacketizer.push(payload, sequenceNumber, timestamp, marker);
+    if (unit || nextPicture) this.#keyframeTimestamp = -1;
+    if (!unit || !unit.isKeyframe) return;
     if (unit.width && unit.height) {
       this.width = unit.width;
       this.height = unit.height;
     }
-    if (unit.isKeyframe) this.onKeyframe?.(unit);
+    this.onKeyframe?.(unit);
   }
 
-  #recordTransportSequence(header: RtpHeader, now: number): void {
-    const id = this.#options.twccExtensionId;
-    for (const ext of header.extensions) {
-      if (ext.id === id && ext.payload.length >= 2) {
-        this.#twcc.record((ext.payload[0] << 8) | ext.payload[1], now * 1000);
-        return;
-      }
-    }
+  #recordTransportSequence(header: RtpHeaderReader, now: number): void {
+    const at = header.findExtension(this.#options.twccExtensionId!);
+    if (at < 0 || header.extensionLength < 2) return;
+    const packet = header.packet;
+    this.#twcc.record((packet[at] << 8) | packet[at + 1], now * 1000);
   }
 
   /** NACKs for the publisher's losses, transport-wide feedback, and periodic RR (+ REMB). */
   #sendPublisherFeedback(now: number): void {
     const video = this.#videoSource;
+    const nacksDue = video !== undefined && this.#options.retransmissions && video.receive.missingCount > 0;
+    const twccDue = this.#options.twccExtensionId !== undefined && now - this.#lastTwcc >= TWCC_INTERVAL_MS;
+    const reportDue = now - this.#lastReceiverReport >= RECEIVER_REPORT_INTERVAL_MS;
+    // Most packets owe the publisher nothing: decided before anything is allocated.
+    if (!nacksDue && !twccDue && !reportDue) return;
     const feedback: Uint8Array[] = [];
-    if (video && this.#options.retransmissions && video.receive.missingCount > 0) {
+    if (nacksDue) {
       const missing = video.receive.dueNacks(now, NACK_RETRY_MS);
       if (missing.length > 0) {
         this.counters.nacksSent += missing.length;
         feedback.push(buildNack(this.feedbackSsrc, video.ssrc, missing));
       }
     }
-    if (this.#options.twccExtensionId !== undefined && now - this.#lastTwcc >= TWCC_INTERVAL_MS) {
+    if (twccDue) {
       this.#lastTwcc = now;
       const twcc = this.#twcc.buildFeedback(this.feedbackSsrc, video?.ssrc ?? this.#audioSource?.ssrc ?? 0);
       if (twcc) feedback.push(twcc);
     }
-    const reportDue = now - this.#lastReceiverReport >= RECEIVER_REPORT_INTERVAL_MS;
     if (feedback.length === 0 && !reportDue) return;
     let report: Uint8Array;
     if (reportDue) {
@@ -870,17 +897,6 @@ export class Room<Source extends RoomSource = Peer> {
       const rtt = now - sentAt - (block.delaySinceLastSenderReport / 65536) * 1000;
       if (rtt >= 0) reception.rttMs = Math.round(rtt * 10) / 10;
     }
-  }
-}
-
-/** Parses an RTP header with werift (which needs a Buffer view); undefined when malformed. */
-function parseHeader(packet: Uint8Array): RtpHeader | undefined {
-  if (!rtpHeaderFits(packet)) return undefined;
-  try {
-    const header = RtpHeader.deSerialize(Buffer.from(packet.buffer, packet.byteOffset, packet.byteLength));
-    return header.payloadOffset <= packet.length ? header : undefined;
-  } catch {
-    return undefined;
   }
 }
 

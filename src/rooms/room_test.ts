@@ -363,3 +363,86 @@ Deno.test("a publisher that answers PLI: a viewer joining late in the GOP waits 
     "replayed from the keyframe",
   );
 });
+
+const SPS_320X180 = Uint8Array.from(
+  "6742c00bd901419f9f011000000300100000030140f142a480".match(/../g)!,
+  (b) => parseInt(b, 16),
+);
+
+Deno.test("only keyframes are rebuilt: size and onKeyframe from SPS + FU-A IDR; every frame counted by marker", () => {
+  const { room } = setup();
+  const keyframes: { timestamp: number; bytes: number }[] = [];
+  room.onKeyframe = (frame) => keyframes.push({ timestamp: frame.timestamp, bytes: frame.data.length });
+  const marked = (packet: Uint8Array) => {
+    packet[1] |= 0x80;
+    return packet;
+  };
+  let seq = 100;
+  // Keyframe at ts 3000: SPS, PPS, then an IDR slice in two FU-A fragments (start, end + marker).
+  room.handlePublisherRtp(rtp(102, 1, seq++, 3000, [...SPS_320X180]), 0);
+  room.handlePublisherRtp(rtp(102, 1, seq++, 3000, [0x68, 0xce, 0x3c, 0x80]), 0);
+  room.handlePublisherRtp(rtp(102, 1, seq++, 3000, [0x7c, 0x85, 1, 2, 3]), 0);
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 3000, [0x7c, 0x45, 4, 5])), 0);
+  // Three delta frames, one of them missing its first packet (still a picture the viewers get).
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 6000, P)), 33);
+  seq++;
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 9000, P)), 66);
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 12000, P)), 99);
+  assert.equal(keyframes.length, 1);
+  assert.equal(keyframes[0].timestamp, 3000);
+  assert.ok(keyframes[0].bytes > SPS_320X180.length + 5, "SPS, PPS and the IDR slice in one access unit");
+  assert.deepEqual([room.width, room.height], [320, 180]);
+  assert.equal(room.accessUnits, 4);
+  // A keyframe whose picture never completes (no marker, next picture arrives) is given up at that picture.
+  room.handlePublisherRtp(rtp(102, 1, seq++, 15000, [0x7c, 0x85, 1, 2, 3]), 132);
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 18000, P)), 165);
+  room.handlePublisherRtp(rtp(102, 1, seq++, 21000, [...SPS_320X180]), 198);
+  room.handlePublisherRtp(marked(rtp(102, 1, seq++, 21000, [0x65, 0x88, 0x84])), 198);
+  assert.equal(keyframes.at(-1)?.timestamp, 21000, "the next keyframe is rebuilt again");
+  assert.equal(room.accessUnits, 6);
+});
+
+Deno.test("transport-wide sequence numbers are read from the one-byte extension without werift", () => {
+  const publisher = fakePeer();
+  const room = new Room({
+    id: "r",
+    publisherSessionId: "s",
+    publisher,
+    video,
+    audio,
+    now: new Date(),
+    media: { twccExtensionId: 3 },
+  });
+  // Header extension 0xBEDE, one word: id 3, length 2 (0x31), transport sequence 0x0102, one padding byte.
+  for (let i = 0; i < 3; i++) {
+    const packet = new Uint8Array(12 + 8 + 2);
+    const view = new DataView(packet.buffer);
+    packet[0] = 0x90;
+    packet[1] = 111;
+    view.setUint16(2, 500 + i);
+    view.setUint32(4, 960 * i);
+    view.setUint32(8, 9);
+    packet.set([0xbe, 0xde, 0, 1, 0x31, 0x01, 0x02 + i, 0], 12);
+    packet.set([0xfc, 0xff], 20);
+    room.handlePublisherRtp(packet, i * 20);
+  }
+  // The 50 ms TWCC feedback goes out with the first packet after the interval.
+  room.handlePublisherRtp(rtp(111, 9, 503, 2880, [0]), 60);
+  const feedback = publisher.rtcp.flatMap(rtcpPackets).filter((p) => p[1] === 205 && (p[0] & 0x1f) === 15);
+  assert.equal(feedback.length, 1);
+  const view = new DataView(feedback[0].buffer, feedback[0].byteOffset);
+  assert.equal(view.getUint16(12), 0x0102, "base sequence number");
+  assert.equal(view.getUint16(14), 3, "packet status count");
+});
+
+/** The packets of a compound RTCP packet. */
+function rtcpPackets(compoundPacket: Uint8Array): Uint8Array[] {
+  const packets: Uint8Array[] = [];
+  let at = 0;
+  while (at + 4 <= compoundPacket.length) {
+    const end = at + (((compoundPacket[at + 2] << 8) | compoundPacket[at + 3]) + 1) * 4;
+    packets.push(compoundPacket.subarray(at, end));
+    at = end;
+  }
+  return packets;
+}

@@ -21,7 +21,7 @@ import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.t
 import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
 import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
 import { parseSimulcastOffer, type SimulcastOffer } from "../sdp/simulcast.ts";
-import { type CloseReason, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
+import { type CloseReason, type PacketSlots, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
 import {
   type MediaOptions,
@@ -39,6 +39,8 @@ import type { RoomBus } from "./bus.ts";
 /** What the session layer needs from the UDP transport. */
 export interface PeerTransport {
   transmit(data: Uint8Array, to: PeerAddress): void;
+  /** Outbox slots forwarded RTP is sealed into in place, when the socket has them. */
+  readonly slots?: PacketSlots;
   /** Routes STUN for `peer.localUfrag` to the peer. */
   addPeer(peer: Peer): void;
   /** After an ICE restart: routes STUN for the peer's new `localUfrag` to it instead of `oldUfrag`. */
@@ -628,6 +630,7 @@ export class SessionManager {
       remoteFingerprint: offer.fingerprint,
       certificate: this.#options.certificate,
       transmit: this.#options.transport.transmit,
+      slots: this.#options.transport.slots,
       events: this.#events,
       now: this.#clock(),
       consentTimeoutMs: this.#options.consentTimeoutMs,

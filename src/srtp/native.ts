@@ -148,7 +148,7 @@ export class NativeSrtpContext extends SrtpTransform {
       const ctx = this.#rtpSeal;
       s.EVP_EncryptInit_ex(ctx, null, null, null, IV);
       s.EVP_EncryptUpdate(ctx, null, LEN, p, hl);
-      if (n > hl) s.EVP_EncryptUpdate(ctx, out.subarray(hl), LEN, p.subarray(hl), n - hl);
+      if (n > hl) s.EVP_EncryptUpdate(ctx, tail(out, hl), LEN, tail(p, hl), n - hl);
       s.EVP_EncryptFinal_ex(ctx, TAG, LEN);
       s.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, TAG);
       copyHead(p, out, hl);
@@ -158,7 +158,7 @@ export class NativeSrtpContext extends SrtpTransform {
     cmIv(this.#localRtpSalt, ssrc, roc, seq);
     const ctx = this.#rtpSeal;
     s.EVP_EncryptInit_ex(ctx, null, null, null, IV);
-    if (n > hl) s.EVP_EncryptUpdate(ctx, out.subarray(hl), LEN, p.subarray(hl), n - hl);
+    if (n > hl) s.EVP_EncryptUpdate(ctx, tail(out, hl), LEN, tail(p, hl), n - hl);
     copyHead(p, out, hl);
     this.#mac(this.#macs[0], out, n, roc);
     for (let i = 0; i < 10; i++) out[n + i] = MAC[i];
@@ -355,4 +355,18 @@ function tagMatches(p: Uint8Array, at: number, n: number): boolean {
   let diff = 0;
   for (let i = 0; i < n; i++) diff |= MAC[i] ^ p[at + i];
   return diff === 0;
+}
+
+/**
+ * `buf.subarray(from)`, kept per buffer object: FFI buffer arguments take no offset, and on the forwarding
+ * path the same packet is sealed for every viewer into outbox slots that are reused, so a view per call
+ * would be an allocation per forwarded packet.
+ */
+const tails = new WeakMap<Uint8Array, Uint8Array>();
+function tail(buf: Uint8Array, from: number): Uint8Array {
+  const cached = tails.get(buf);
+  if (cached !== undefined && cached.byteOffset === buf.byteOffset + from) return cached;
+  const view = buf.subarray(from);
+  tails.set(buf, view);
+  return view;
 }

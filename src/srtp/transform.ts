@@ -30,6 +30,11 @@ export interface SrtpContext {
    * Throws RangeError for a packet that is not RTP or an `out` that is too small.
    */
   protectRtp(packet: Uint8Array, headerLength?: number, out?: Uint8Array): Uint8Array;
+  /**
+   * {@link protectRtp} into `out` (at least the packet plus {@link rtpOverhead} bytes), returning the length
+   * written instead of a view: the forwarding path seals into an outbox slot without allocating.
+   */
+  protectRtpInto(packet: Uint8Array, headerLength: number, out: Uint8Array): number;
   /** Verifies and decrypts an SRTP packet; undefined (see {@link lastFailure}) when it must be dropped. */
   unprotectRtp(packet: Uint8Array, out?: Uint8Array): Uint8Array | undefined;
   /** Encrypts and authenticates a (compound) RTCP packet. */
@@ -111,10 +116,16 @@ export abstract class SrtpTransform implements SrtpContext {
 
   protectRtp(packet: Uint8Array, headerLength?: number, out?: Uint8Array): Uint8Array {
     const hl = headerLength ?? rtpHeaderLength(packet);
+    if (out === undefined) out = new Uint8Array(packet.length + this.#tagLength);
+    const written = this.protectRtpInto(packet, hl, out);
+    return written === out.length ? out : out.subarray(0, written);
+  }
+
+  protectRtpInto(packet: Uint8Array, headerLength: number, out: Uint8Array): number {
+    const hl = headerLength;
     if (hl < 12 || hl > packet.length) throw new RangeError("protectRtp: not an RTP packet");
     const length = packet.length + this.#tagLength;
-    if (out === undefined) out = new Uint8Array(length);
-    else if (out.length < length) {
+    if (out.length < length) {
       throw new RangeError(`protectRtp: out holds ${out.length} < ${length} bytes`);
     }
     const seq = (packet[2] << 8) | packet[3];
@@ -124,8 +135,7 @@ export abstract class SrtpTransform implements SrtpContext {
     // A packet older than the stream's first (a late retransmission) still goes out with ROC 0.
     if (index < 0) index = seq;
     if (index > state.highestIndex) state.highestIndex = index;
-    const written = this.sealRtp(packet, hl, ssrc, Math.floor(index / 65536), seq, out);
-    return written === out.length ? out : out.subarray(0, written);
+    return this.sealRtp(packet, hl, ssrc, Math.floor(index / 65536), seq, out);
   }
 
   unprotectRtp(packet: Uint8Array, out?: Uint8Array): Uint8Array | undefined {

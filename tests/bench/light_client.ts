@@ -28,6 +28,8 @@ export interface LightClientOptions {
   srtpBackend?: "auto" | "native" | "portable";
   /** Milliseconds allowed for HTTP + ICE + DTLS. */
   timeoutMs?: number;
+  /** The video codec offered (rtpmap name and fmtp); default H.264 packetization-mode 1. */
+  videoCodec?: { name: string; fmtp?: string };
   /** Called with each decrypted RTP packet (valid only during the call). */
   onRtp?: (packet: Uint8Array, now: number) => void;
   /** Called with each decrypted (compound) RTCP packet (valid only during the call). */
@@ -163,6 +165,7 @@ export class LightClient {
         port: (conn.addr as Deno.NetAddr).port,
         videoSsrc,
         audioSsrc,
+        videoCodec: options.videoCodec,
       });
       const url = options.role === "publisher"
         ? `${options.baseUrl}/whip?room=${encodeURIComponent(options.room)}`
@@ -476,7 +479,7 @@ export function parseAnswer(sdp: string): ParsedAnswer {
   return { setup: value("a=setup:") ?? "passive", ufrag, pwd, candidate, media };
 }
 
-/** A browser-like BUNDLE offer with H.264 (packetization-mode 1) and Opus. */
+/** A browser-like BUNDLE offer with H.264 (packetization-mode 1), or `videoCodec`, and Opus. */
 export function buildOffer(o: {
   role: "publisher" | "viewer";
   ufrag: string;
@@ -485,6 +488,7 @@ export function buildOffer(o: {
   port: number;
   videoSsrc: number;
   audioSsrc: number;
+  videoCodec?: { name: string; fmtp?: string };
 }): string {
   const direction = o.role === "publisher" ? "sendonly" : "recvonly";
   const lines = [
@@ -518,12 +522,14 @@ export function buildOffer(o: {
       lines.push(`a=candidate:1 1 udp 2130706431 127.0.0.1 ${o.port} typ host`, "a=end-of-candidates");
     }
   };
+  const video = o.videoCodec ??
+    { name: "H264", fmtp: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f" };
   section("0", "video", VIDEO_PT, o.videoSsrc, [
-    `a=rtpmap:${VIDEO_PT} H264/90000`,
+    `a=rtpmap:${VIDEO_PT} ${video.name}/90000`,
     `a=rtcp-fb:${VIDEO_PT} nack`,
     `a=rtcp-fb:${VIDEO_PT} nack pli`,
     `a=rtcp-fb:${VIDEO_PT} ccm fir`,
-    `a=fmtp:${VIDEO_PT} level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f`,
+    ...(video.fmtp ? [`a=fmtp:${VIDEO_PT} ${video.fmtp}`] : []),
   ]);
   section("1", "audio", AUDIO_PT, o.audioSsrc, [
     `a=rtpmap:${AUDIO_PT} opus/48000/2`,

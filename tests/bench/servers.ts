@@ -116,9 +116,10 @@ async function startOurs(
       THUMBNAIL_INTERVAL: "3600",
       // Admission limits would turn the clients away; settings a version does not know are ignored.
       RATE_LIMIT_PER_MINUTE: "0",
-      MAX_SESSIONS: String(sessions + 10),
-      // The bench has one publisher; the default share (MAX_SESSIONS/10) would leave the viewers too few.
-      MAX_PUBLISHERS: "10",
+      // `sessions` publishers (bench:ingest) or `sessions` viewers (bench) fit: MAX_PUBLISHERS is the
+      // publishers' share of MAX_SESSIONS, the viewers get the rest.
+      MAX_SESSIONS: String(2 * (sessions + 10)),
+      MAX_PUBLISHERS: String(sessions + 10),
       MAX_VIEWERS_PER_ROOM: String(sessions + 10),
       // Every bench client comes from 127.0.0.1: the per-address caps would answer a burst of joins 429.
       MAX_PENDING_PER_ADDRESS: String(sessions + 10),

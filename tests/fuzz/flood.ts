@@ -82,7 +82,8 @@ export async function flood(plan: FloodPlan): Promise<FloodResult> {
 
   let i = 0;
   const batch = 64;
-  while (performance.now() < end) {
+  // packetsPerSecond 0: an HTTP-only flood.
+  while (plan.packetsPerSecond > 0 && performance.now() < end) {
     const sends: Promise<number>[] = [];
     for (let k = 0; k < batch; k++, i++) {
       const packet = packets[i % packets.length];

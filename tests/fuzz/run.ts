@@ -3,7 +3,7 @@
  *
  *   FUZZ_SEED=<n>        seed (default: random, printed first)
  *   FUZZ_COUNT=<n>       inputs in total (default 1,000,000)
- *   FUZZ_ONLY=a,b        only these targets (demux stun udp dtls srtp rtp h264 rtcp sdp sessions http)
+ *   FUZZ_ONLY=a,b        only these targets (demux stun udp dtls srtp rtp h264 codecs rtcp sdp sessions http)
  *   FUZZ_REPLAY=t:i      regenerate and run one input of one target (from a failure line)
  *   FUZZ_TRACE=1         report every input to the watchdog (slower; names the exact input that hangs)
  *

@@ -15,8 +15,11 @@ export interface PublishOptions {
   /** RTCRtpSendParameters.degradationPreference, e.g. "maintain-resolution" for a detailed picture. */
   degradation?: string;
   codec?: string;
-  /** Simulcast: one encoding per layer, e.g. `[{ rid: "h" }, { rid: "l", scaleResolutionDownBy: 4 }]`. */
-  sendEncodings?: { rid: string; scaleResolutionDownBy?: number }[];
+  /**
+   * Simulcast: one encoding per layer, e.g. `[{ rid: "h" }, { rid: "l", scaleResolutionDownBy: 4 }]`; or one
+   * encoding with an SVC `scalabilityMode` such as "L3T3_KEY".
+   */
+  sendEncodings?: { rid?: string; scaleResolutionDownBy?: number; scalabilityMode?: string }[];
 }
 
 /**

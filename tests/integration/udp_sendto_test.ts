@@ -54,3 +54,29 @@ Deno.test("a batch goes out with sendmmsg, each datagram to its own destination,
     b.close();
   }
 });
+
+Deno.test("a datagram written in place into a reserved slot goes out at commit; an uncommitted slot sends nothing", async () => {
+  const server = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const sendTo = SendTo.open((server.addr as Deno.NetAddr).port)!;
+  try {
+    const to = client.addr as Deno.NetAddr;
+    const abandoned = sendTo.reserve(to)!;
+    abandoned.fill(7, 0, 50); // written but never committed
+    const slot = sendTo.reserve(to)!;
+    assert.equal(slot, abandoned, "the same slot is offered again");
+    slot.set([1, 2, 3]);
+    sendTo.commit(3);
+    sendTo.reserve(to)!.set([4, 5]);
+    sendTo.commit(2);
+    assert.equal(sendTo.reserve({ hostname: "::1", port: 9 }), undefined, "IPv6 cannot be batched");
+    sendTo.flush();
+    const buffer = new Uint8Array(2048);
+    assert.deepEqual([...(await client.receive(buffer))[0]], [1, 2, 3]);
+    assert.deepEqual([...(await client.receive(buffer))[0]], [4, 5]);
+  } finally {
+    sendTo.close();
+    server.close();
+    client.close();
+  }
+});

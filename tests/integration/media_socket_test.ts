@@ -1,0 +1,150 @@
+/**
+ * The shared media socket with real UDP on loopback and stand-in peers: datagrams are read into one reused
+ * buffer (RTP handled in place, DTLS copied because werift may keep it), and an exception under a peer is
+ * an internal error, logged once per peer, not junk.
+ */
+import assert from "node:assert/strict";
+import { MediaSocket } from "../../src/net/udp.ts";
+import type { Peer, PeerAddress } from "../../src/peer/peer.ts";
+import { waitFor } from "../helpers/wait.ts";
+
+interface StandIn {
+  id: string;
+  localUfrag: string;
+  state: string;
+  dtls: Uint8Array[];
+  rtp: Uint8Array[];
+  rtpBytes: number[][];
+  throwOnRtp: boolean;
+  handleStun(): void;
+  handleDtls(data: Uint8Array): void;
+  handleSrtp(data: Uint8Array): void;
+  checkTimeout(): boolean;
+}
+
+function standIn(id: string): StandIn {
+  return {
+    id,
+    localUfrag: `${id}-ufrag`,
+    state: "connected",
+    dtls: [],
+    rtp: [],
+    rtpBytes: [],
+    throwOnRtp: false,
+    handleStun() {},
+    handleDtls(data) {
+      this.dtls.push(data);
+    },
+    handleSrtp(data) {
+      if (this.throwOnRtp) throw new TypeError("a bug under the packet path");
+      this.rtp.push(data);
+      this.rtpBytes.push([...data]);
+    },
+    checkTimeout: () => false,
+  };
+}
+
+function rtpDatagram(seq: number): Uint8Array {
+  const p = new Uint8Array(40).fill(seq);
+  p[0] = 0x80;
+  p[1] = 96;
+  p[2] = 0;
+  p[3] = seq;
+  return p;
+}
+
+function dtlsDatagram(fill: number): Uint8Array {
+  const p = new Uint8Array(30).fill(fill);
+  p[0] = 22;
+  p[1] = 0xfe;
+  p[2] = 0xfd;
+  return p;
+}
+
+Deno.test("datagrams are read into one reused buffer; DTLS handed over as a copy that survives the next read", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const running = socket.run();
+  try {
+    const peer = standIn("a");
+    socket.addPeer(peer as unknown as Peer);
+    socket.routeAddress(peer as unknown as Peer, client.addr as PeerAddress);
+    const server = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.port };
+    await client.send(dtlsDatagram(0x11), server);
+    await waitFor("DTLS delivered", () => peer.dtls.length, (n) => n === 1);
+    await client.send(rtpDatagram(1), server);
+    await waitFor("first RTP delivered", () => peer.rtp.length, (n) => n === 1);
+    await client.send(rtpDatagram(2), server);
+    await waitFor("second RTP delivered", () => peer.rtp.length, (n) => n === 2);
+
+    assert.deepEqual(peer.rtpBytes, [[...rtpDatagram(1)], [...rtpDatagram(2)]]);
+    // No 64 KiB allocation per datagram: both RTP views point into the same buffer.
+    assert.equal(peer.rtp[0].buffer, peer.rtp[1].buffer);
+    // The DTLS record was copied out: the RTP read into the shared buffer did not overwrite it.
+    assert.notEqual(peer.dtls[0].buffer, peer.rtp[0].buffer);
+    assert.deepEqual([...peer.dtls[0]], [...dtlsDatagram(0x11)]);
+  } finally {
+    client.close();
+    socket.close();
+    await running;
+  }
+});
+
+Deno.test("an exception under a peer counts as an internal error, logged once for that peer, not as junk", () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  try {
+    const logged: string[] = [];
+    socket.log = (_level, message) => logged.push(message);
+    const broken = standIn("broken");
+    broken.throwOnRtp = true;
+    const healthy = standIn("healthy");
+    const brokenAddress = { hostname: "127.0.0.1", port: 40001 };
+    const healthyAddress = { hostname: "127.0.0.1", port: 40002 };
+    socket.routeAddress(broken as unknown as Peer, brokenAddress);
+    socket.routeAddress(healthy as unknown as Peer, healthyAddress);
+
+    for (let seq = 0; seq < 3; seq++) socket.handleDatagram(rtpDatagram(seq), { ...brokenAddress }, seq);
+    socket.handleDatagram(rtpDatagram(9), { ...healthyAddress }, 3);
+    socket.handleDatagram(new Uint8Array([200, 1, 2, 3]), { ...healthyAddress }, 4); // junk (first byte 200)
+
+    assert.equal(socket.counters.internalErrors, 3);
+    assert.equal(socket.counters.junk, 1);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0], /peer broken: TypeError: a bug under the packet path/);
+    assert.equal(healthy.rtp.length, 1, "the other peer is served");
+  } finally {
+    socket.close();
+  }
+});
+
+Deno.test("sends from a timer or another socket's read (join replay, relay) leave in one sendmmsg", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = viewer.addr as PeerAddress;
+  try {
+    if (socket.sendPath.startsWith("Deno")) {
+      console.log(`skipped: no FFI send path (${socket.sendPath})`);
+      return;
+    }
+    const batchesBefore = socket.counters.batches;
+    const packet = new Uint8Array(100);
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        for (let i = 0; i < 20; i++) {
+          packet[0] = i; // the caller reuses its buffer: the outbox copied each datagram
+          socket.transmit(packet, to);
+        }
+        resolve();
+      }, 1)
+    );
+    const received: number[] = [];
+    const buffer = new Uint8Array(2048);
+    while (received.length < 20) received.push((await viewer.receive(buffer))[0][0]);
+    assert.deepEqual(received, [...Array(20).keys()]);
+    assert.equal(socket.counters.batches - batchesBefore, 1);
+    assert.equal(socket.counters.datagramsOut, 20);
+  } finally {
+    viewer.close();
+    socket.close();
+  }
+});
