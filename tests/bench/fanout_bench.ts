@@ -81,6 +81,11 @@ interface Result {
   serverRtpInPerSecond: number | undefined;
   serverRtpOutPerSecond: number | undefined;
   serverSendErrors: number | undefined;
+  /**
+   * Viewers the server still served at the end of the window (its sfu_viewers gauge): fewer than connected
+   * means it ended some, e.g. for consent (RFC 7675) when a starved bench client answered too late.
+   */
+  serverViewers: number | undefined;
   errors: string[];
 }
 
@@ -188,6 +193,7 @@ async function measure(
     serverSendErrors: metricsAfter.has("sfu_udp_send_errors_total")
       ? metricsAfter.get("sfu_udp_send_errors_total")! - (metricsBefore.get("sfu_udp_send_errors_total") ?? 0)
       : undefined,
+    serverViewers: metricsAfter.get("sfu_viewers"),
     errors,
   };
 }
@@ -259,7 +265,7 @@ function format(results: Result[], clip: Clip, s: Settings): string {
           ? ""
           : `; server /metrics: RTP in ${Math.round(r.serverRtpInPerSecond)}/s, RTP out ${
             Math.round(r.serverRtpOutPerSecond ?? 0)
-          }/s, send errors ${r.serverSendErrors}`) +
+          }/s, send errors ${r.serverSendErrors}, viewers served at the end ${r.serverViewers}`) +
         (r.errors.length ? `; errors: ${r.errors.join("; ")}` : ""),
     );
   }
