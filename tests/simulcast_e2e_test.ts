@@ -7,17 +7,10 @@ import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
 import { launchChromium } from "./helpers/browser.ts";
 import { type ServerProcess, startServerProcess } from "./helpers/server_process.ts";
-import { publishFromPage, receiveStats, watchFromPage } from "./helpers/webrtc_clients.ts";
+import { publishFromPage, receiveStats, THREE_LAYERS, watchFromPage } from "./helpers/webrtc_clients.ts";
 import { waitFor } from "./helpers/wait.ts";
 import { openSse } from "./helpers/sse.ts";
 import type { RoomStatsJson } from "../src/http/room_stats.ts";
-
-/** The layers as Chromium's examples name them: h full size, m half, l quarter. */
-export const THREE_LAYERS = [
-  { rid: "h", scaleResolutionDownBy: 1 },
-  { rid: "m", scaleResolutionDownBy: 2 },
-  { rid: "l", scaleResolutionDownBy: 4 },
-];
 
 Deno.test({
   name:

@@ -18,6 +18,11 @@ export interface ViewerStatsJson {
   relay: boolean;
   /** Simulcast: the encoding id (rid) of the layer the viewer receives; null for one encoding. */
   layer: string | null;
+  /**
+   * Simulcast: the layer being switched to, the pinned one, the automatic level (steps below the top) and
+   * how many congested receiver reports the viewer sent.
+   */
+  layer_state?: { target: string | null; pinned: string | null; level: number; congestions: number };
 }
 
 /** One simulcast layer as received from the publisher. */
@@ -83,6 +88,7 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       packets_resent: viewer.reception.packetsResent,
       relay: viewer.relay === true,
       layer: room.layers?.layerOf(viewer)?.rid ?? null,
+      ...(room.layers ? { layer_state: room.layers.viewerState(viewer) } : {}),
     })),
   };
 }

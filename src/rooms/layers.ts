@@ -14,11 +14,14 @@
 import type { RtpHeaderReader } from "../rtp/rtp_header.ts";
 import type { Room, RoomSource, Viewer } from "./room.ts";
 import { RateMeter } from "../rtp/rate_meter.ts";
+import { LayerSelector } from "./layer_selector.ts";
 
 /** A layer stops counting as sent when none of its packets arrived for this long (ms). */
 export const LAYER_IDLE_MS = 1500;
 /** How often viewers' layer choices are reviewed, driven by arriving packets (ms). */
 const REVIEW_INTERVAL_MS = 250;
+/** A leaving viewer catches up on the target's keyframe from history when it started this recently (ms). */
+const RECENT_KEYFRAME_MS = 1000;
 /** SSRCs remembered per layer (a publisher restarting its encoder brings new ones). */
 const SSRCS_PER_LAYER = 4;
 
@@ -55,6 +58,8 @@ interface ViewerLayer<Source extends RoomSource> {
   target: Layer<Source> | undefined;
   /** A layer the viewer asked for; undefined lets the server choose. */
   pinned: Layer<Source> | undefined;
+  /** The server's choice from the viewer's receiver reports. */
+  selector: LayerSelector;
 }
 
 /** The layers of a simulcast room and which viewer watches which. */
@@ -128,7 +133,12 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   addViewer(viewer: Viewer, now: number): number | undefined {
     this.#refreshTop(now);
     const layer = this.top;
-    this.#viewers.set(viewer, { layer, target: undefined, pinned: undefined });
+    this.#viewers.set(viewer, {
+      layer,
+      target: undefined,
+      pinned: undefined,
+      selector: new LayerSelector(now),
+    });
     return layer.room.addViewer(viewer, now);
   }
 
@@ -153,6 +163,20 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     this.#viewers.delete(viewer);
   }
 
+  /** A viewer's layer state for the stats endpoint. */
+  viewerState(
+    viewer: Viewer,
+  ): { target: string | null; pinned: string | null; level: number; congestions: number } | undefined {
+    const state = this.#viewers.get(viewer);
+    if (!state) return undefined;
+    return {
+      target: state.target?.rid ?? null,
+      pinned: state.pinned?.rid ?? null,
+      level: state.selector.level,
+      congestions: state.selector.congestions,
+    };
+  }
+
   /** The layer a viewer's video currently comes from. */
   layerOf(viewer: Viewer): Layer<Source> | undefined {
     return this.#viewers.get(viewer)?.layer;
@@ -160,7 +184,18 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
 
   /** Viewer RTCP goes to the layer room forwarding its video (NACKs are answered from that layer's history). */
   handleViewerRtcp(viewer: Viewer, packet: Uint8Array, now: number): void {
-    this.#viewers.get(viewer)?.layer.room.handleViewerRtcp(viewer, packet, now);
+    const state = this.#viewers.get(viewer);
+    if (!state) return;
+    const reception = viewer.reception;
+    const reports = reception.reports;
+    state.layer.room.handleViewerRtcp(viewer, packet, now);
+    if (reception.reports === reports) return;
+    let active = 0;
+    for (const layer of this.layers) if (layer.active) active++;
+    const level = state.selector.level;
+    if (state.selector.onReport(reception.fractionLost, reception.rttMs, active, now) !== level) {
+      this.review(now);
+    }
   }
 
   /** Runs the layer rooms' join replays; returns the earliest wake time. */
@@ -205,6 +240,10 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   review(now: number): void {
     this.#nextReview = now + REVIEW_INTERVAL_MS;
     this.#refreshTop(now);
+    // Best first: the automatic choice is `level` steps down this ladder.
+    const ladder = this.layers.filter((l) => l.active).sort((a, b) =>
+      better(a, b) ? -1 : better(b, a) ? 1 : 0
+    );
     const owner = this.#owner;
     for (const [viewer, state] of this.#viewers) {
       if (!owner.viewers.has(viewer)) {
@@ -214,7 +253,7 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
       const pinned = state.pinned && now - state.pinned.lastPacketAt < LAYER_IDLE_MS
         ? state.pinned
         : undefined;
-      const wanted = pinned ?? this.top;
+      const wanted = pinned ?? ladder[Math.min(state.selector.level, ladder.length - 1)] ?? this.top;
       if (wanted === state.layer) {
         if (state.target) this.#cancelSwitch(viewer, state);
       } else if (wanted !== state.target) {
@@ -253,11 +292,26 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     }
   }
 
-  /** A leaving viewer's frame is complete: it moves to its target and waits there for a keyframe. */
-  #frameEnded(viewer: Viewer, _now: number): void {
+  /**
+   * A leaving viewer's frame is complete: it continues on its target from the keyframe that just started
+   * there (replayed from that layer's history), or, when that is gone, waits there for the next one.
+   */
+  #frameEnded(viewer: Viewer, now: number): void {
     const state = this.#viewers.get(viewer);
-    if (state?.target) this.#move(viewer, state);
-    else if (viewer.video) viewer.video.leaving = false;
+    const track = viewer.video;
+    if (!state?.target || !track) {
+      if (track) track.leaving = false;
+      return;
+    }
+    const from = state.layer;
+    if (state.target.room.switchInAtKeyframe(viewer, now, RECENT_KEYFRAME_MS)) {
+      from.room.viewers.delete(viewer);
+      track.leaving = false;
+      state.layer = state.target;
+      state.target = undefined;
+      return;
+    }
+    this.#move(viewer, state);
   }
 
   #move(viewer: Viewer, state: ViewerLayer<Source>): void {

@@ -203,7 +203,8 @@ Deno.test("simulcast: layers are learnt from the rid extension, then by SSRC; a 
   assert.equal(viewer.peer.sent.at(-1)!.payload[1], HIGH);
 });
 
-Deno.test("simulcast: a viewer in the middle of a frame leaves at its end and waits for the next keyframe", () => {
+/** The high layer's keyframe starts while the viewer's low frame is half sent; the low frame ends `lateMs` later. */
+function midFrameSwitch(lateMs: number) {
   const { room, viewer } = setup();
   const pub = new Publisher(room);
   let now = 0;
@@ -215,12 +216,35 @@ Deno.test("simulcast: a viewer in the middle of a frame leaves at its end and wa
     if (frame >= 10) pub.high(frame, false, now);
   }
   assert.equal(room.layers!.top.rid, "h");
-  // The high keyframe starts while the viewer's low frame is half sent.
   const lowTs = 500_000 + frame * 3000;
   room.handlePublisherRtp(rtp(21, pub.lowSeq++, lowTs, false, [P, LOW, 9, 9]), now += 40);
   pub.high(frame, true, now, "first");
-  room.handlePublisherRtp(rtp(21, pub.lowSeq++, lowTs, true, [P, LOW, 9, 9]), now);
+  room.handlePublisherRtp(rtp(21, pub.lowSeq++, lowTs, true, [P, LOW, 9, 9]), now += lateMs);
   pub.high(frame++, true, now, "rest");
+  return { room, viewer, pub, frame, now };
+}
+
+Deno.test("simulcast: a viewer in the middle of a frame finishes it, then catches up on the new keyframe", () => {
+  const { room, viewer, pub, now: t } = midFrameSwitch(5);
+  let now = t;
+  for (let frame = 31; frame < 35; frame++) {
+    pub.low(frame, false, now += 40, 2);
+    pub.high(frame, false, now);
+  }
+  const sent = viewer.peer.sent;
+  const firstHigh = sent.findIndex((s) => s.payload[1] === HIGH);
+  assert.ok(firstHigh > 0);
+  assert.ok(sent[firstHigh - 1].marker, "the low layer's frame was finished first");
+  assert.equal(sent[firstHigh].payload[0], IDR, "the keyframe from its first packet (from the history)");
+  assert.ok(sent.slice(firstHigh).every((s) => s.payload[1] === HIGH));
+  assert.equal(room.layers!.layerOf(viewer)?.rid, "h");
+  assertOneContinuousStream(sent);
+});
+
+Deno.test("simulcast: when the target's keyframe is too old to catch up on, the viewer waits for the next", () => {
+  const { room, viewer, pub, frame: f, now: t } = midFrameSwitch(1100);
+  let now = t;
+  let frame = f;
   for (; frame < 35; frame++) {
     pub.low(frame, false, now += 40, 2);
     pub.high(frame, false, now);
@@ -233,7 +257,7 @@ Deno.test("simulcast: a viewer in the middle of a frame leaves at its end and wa
   pub.high(frame++, true, now += 40);
   assert.equal(sent[waitingSince].payload[0], IDR);
   assert.equal(sent[waitingSince].payload[1], HIGH);
-  assertOneContinuousStream(sent);
+  assertOneContinuousStream(sent, 1500);
 });
 
 Deno.test("simulcast: a layer that stops being sent loses its viewers to the next one", () => {

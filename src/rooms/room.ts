@@ -33,6 +33,7 @@ import type { RoomInfo } from "./bus.ts";
 import { CAUGHT_UP, JoinReplay, LOST, NOT_DUE } from "./join_replay.ts";
 import { ResendBudget } from "./resend_budget.ts";
 import { SimulcastLayers } from "./layers.ts";
+import { PaddingFilter } from "../rtp/padding_filter.ts";
 import { PliAnswers } from "./pli_answers.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
@@ -85,6 +86,8 @@ export interface ViewerReception {
   rttMs: number | undefined;
   nacksReceived: number;
   packetsResent: number;
+  /** Report blocks about the viewer's streams received so far (the layer choice reacts to new ones). */
+  reports: number;
 }
 
 /** One WHEP viewer of a room. */
@@ -120,6 +123,10 @@ export interface MediaOptions {
   maxPublisherBitrate: number;
   /** Extension id of transport-wide sequence numbers in the publisher's packets, if negotiated. */
   twccExtensionId?: number;
+  /** Send REMB with receiver reports when there is no transport-wide feedback (default true). */
+  remb?: boolean;
+  /** Drop padding-only video packets, renumbering the rest (simulcast layer rooms: see padding_filter.ts). */
+  dropPadding?: boolean;
   /** The publisher's simulcast layers (rids) and the extension id naming them; absent for one encoding. */
   simulcast?: { rids: readonly string[]; ridExtensionId: number };
 }
@@ -279,6 +286,12 @@ export class Room<Source extends RoomSource = Peer> {
   #lastTwcc = 0;
   /** The packet being forwarded, stripped of header extensions; rewritten in place for each viewer. */
   #rewriter = new RtpRewriter();
+  /** When the latest keyframe's first packet arrived. */
+  #keyframeStartAt = -Infinity;
+  /** SSRC of the last packet with a transport-wide sequence number. */
+  #lastTransportSsrc: number | undefined;
+  /** With {@link MediaOptions.dropPadding}: history, replays and viewers use its compact numbering. */
+  #paddingFilter: PaddingFilter | undefined;
 
   constructor(options: {
     id: string;
@@ -299,6 +312,7 @@ export class Room<Source extends RoomSource = Peer> {
     // The room keeps its codec for life: a publisher taking it over must send the same one (see sessions).
     this.videoCodec = videoCodecSupport(videoCodecOf(options.video.name) ?? "h264");
     this.#depacketizer = this.videoCodec.newDepacketizer();
+    if (this.#options.dropPadding) this.#paddingFilter = new PaddingFilter();
     const simulcast = this.#options.simulcast;
     this.layers = simulcast && new SimulcastLayers<Source>({
       owner: this,
@@ -309,7 +323,14 @@ export class Room<Source extends RoomSource = Peer> {
           ...options,
           id: `${options.id}/${rid}`,
           audio: undefined,
-          media: { ...this.#options, simulcast: undefined, twccExtensionId: undefined },
+          media: {
+            ...this.#options,
+            simulcast: undefined,
+            twccExtensionId: undefined,
+            dropPadding: true,
+            // Transport-wide feedback for every layer comes from this room; a layer's REMB would only cap it.
+            remb: this.#options.twccExtensionId === undefined,
+          },
         }),
     });
   }
@@ -333,12 +354,20 @@ export class Room<Source extends RoomSource = Peer> {
     source.receive.onPacket(header.sequenceNumber, header.timestamp, now);
 
     let keyframeStart = false;
-    const sequenceNumber = header.sequenceNumber;
+    let sequenceNumber = header.sequenceNumber;
     const timestamp = header.timestamp;
     const marker = header.marker;
+    if (isVideo && this.#paddingFilter) {
+      sequenceNumber = this.#paddingFilter.map(
+        sequenceNumber,
+        header.padding && header.payloadEnd <= header.payloadStart,
+      );
+      if (sequenceNumber < 0) return this.#sendPublisherFeedback(now);
+    }
     if (isVideo) {
       const payload = packet.subarray(header.payloadStart, header.payloadEnd);
       keyframeStart = this.videoCodec.startsKeyframe(payload);
+      if (keyframeStart) this.#keyframeStartAt = now;
       this.#videoRate.add(packet.length, now);
       if (this.#options.retransmissions || this.#options.keyframeCache) {
         this.#history.store(sequenceNumber, packet);
@@ -426,6 +455,33 @@ export class Room<Source extends RoomSource = Peer> {
     }
     this.requestKeyframe(now);
     return this.pollReplays(now);
+  }
+
+  /**
+   * A simulcast switch to this layer (layers.ts): the viewer continues here from this layer's latest
+   * keyframe, replayed from the history like a join, numbered right after what it was last sent. False
+   * (nothing changed) when that keyframe started more than `maxAgeMs` ago or is no longer held.
+   */
+  switchInAtKeyframe(viewer: Viewer, now: number, maxAgeMs: number): boolean {
+    const track = viewer.video;
+    const start = this.#gop.keyframeSequence;
+    if (!track || track.lastSequence < 0 || start < 0 || now - this.#keyframeStartAt > maxAgeMs) return false;
+    const first = this.#history.get(start);
+    if (!first || !this.#rewriter.load(first)) return false;
+    this.#continueNumbering(track, start, this.#rewriter.timestamp, 90000, now);
+    track.started = true;
+    const cursor = new JoinReplay({
+      start,
+      streamBytesPerMs: this.#videoRate.bytesPerMs,
+      clockRate: 90000,
+      timestampOffset: track.timestampOffset,
+      now,
+    });
+    track.replay = { cursor, active: true, until: Infinity };
+    this.viewers.add(viewer);
+    this.#replaying.add(viewer);
+    this.pollReplays(now);
+    return true;
   }
 
   /**
@@ -749,6 +805,7 @@ export class Room<Source extends RoomSource = Peer> {
     this.counters.sourceChanges++;
     if (isVideo) {
       this.#history.clear();
+      this.#paddingFilter?.reset();
       this.#gop.clear();
       this.#videoRate.reset();
       this.#pliAnswers.reset();
@@ -825,6 +882,7 @@ export class Room<Source extends RoomSource = Peer> {
     if (at < 0 || header.extensionLength < 2) return;
     const packet = header.packet;
     this.#twcc.record((packet[at] << 8) | packet[at + 1], now * 1000);
+    this.#lastTransportSsrc = header.ssrc;
   }
 
   /** NACKs for the publisher's losses, transport-wide feedback, and periodic RR (+ REMB). */
@@ -845,7 +903,11 @@ export class Room<Source extends RoomSource = Peer> {
     }
     if (twccDue) {
       this.#lastTwcc = now;
-      const twcc = this.#twcc.buildFeedback(this.feedbackSsrc, video?.ssrc ?? this.#audioSource?.ssrc ?? 0);
+      // A simulcast room has no video source of its own: the feedback names the stream last recorded (a
+      // publisher ignores feedback naming no stream it sends: measured with Chromium, whose bandwidth
+      // estimate then fell to 30 kbit/s within 15 s).
+      const mediaSsrc = video?.ssrc ?? this.#lastTransportSsrc ?? this.#audioSource?.ssrc ?? 0;
+      const twcc = this.#twcc.buildFeedback(this.feedbackSsrc, mediaSsrc);
       if (twcc) feedback.push(twcc);
     }
     if (feedback.length === 0 && !reportDue) return;
@@ -856,7 +918,7 @@ export class Room<Source extends RoomSource = Peer> {
       if (video) blocks.push(video.receive.reportBlock(now));
       if (this.#audioSource) blocks.push(this.#audioSource.receive.reportBlock(now));
       report = buildReceiverReport(this.feedbackSsrc, blocks);
-      if (this.#options.twccExtensionId === undefined) {
+      if (this.#options.twccExtensionId === undefined && this.#options.remb !== false) {
         const ssrcs = blocks.map((b) => b.ssrc);
         feedback.push(buildRemb(this.feedbackSsrc, this.#options.maxPublisherBitrate, ssrcs));
       }
@@ -887,6 +949,7 @@ export class Room<Source extends RoomSource = Peer> {
   #onViewerReport(viewer: Viewer, block: ReportBlock, now: number): void {
     const reception = viewer.reception;
     const isVideo = block.ssrc === viewer.video?.ssrc;
+    reception.reports++;
     if (isVideo || !viewer.video) {
       reception.fractionLost = block.fractionLost / 256;
       reception.cumulativeLost = block.cumulativeLost;
@@ -909,6 +972,7 @@ export function newReception(): ViewerReception {
     rttMs: undefined,
     nacksReceived: 0,
     packetsResent: 0,
+    reports: 0,
   };
 }
 

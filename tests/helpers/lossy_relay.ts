@@ -13,6 +13,14 @@ export interface Impairment {
   delayMs: number;
   /** Seeded random source, so runs are comparable. */
   random?: () => number;
+  /**
+   * A bottleneck on the server-to-client direction: a token bucket of this many bits per second feeding a
+   * FIFO that holds at most {@link queueMs} of data; what does not fit is dropped (a full router queue).
+   * Change it while running with {@link LossyRelay.setRate}.
+   */
+  rateBitsPerSecond?: number;
+  /** Longest queueing delay of the bottleneck before it drops, ms (default 200). */
+  queueMs?: number;
 }
 
 /** A running relay. */
@@ -20,6 +28,10 @@ export interface LossyRelay {
   address: { hostname: string; port: number };
   dropped: number;
   forwarded: number;
+  /** Datagrams the bottleneck dropped (its queue was full). */
+  queueDrops: number;
+  /** Sets (or with undefined, lifts) the downstream bottleneck. */
+  setRate(bitsPerSecond: number | undefined): void;
   close(): void;
 }
 
@@ -42,6 +54,10 @@ export function startLossyRelay(
   impairment: Impairment,
 ): LossyRelay {
   const random = impairment.random ?? Math.random;
+  let rate = impairment.rateBitsPerSecond;
+  const queueMs = impairment.queueMs ?? 200;
+  /** When the bottleneck has sent everything queued so far (performance.now() ms). */
+  let linkFreeAt = 0;
   const front = Deno.listenDatagram({ transport: "udp", hostname: listenHost, port: 0 });
   const upstreams = new Map<string, Deno.DatagramConn>();
   let closed = false;
@@ -49,6 +65,10 @@ export function startLossyRelay(
     address: { hostname: listenHost, port: (front.addr as Deno.NetAddr).port },
     dropped: 0,
     forwarded: 0,
+    queueDrops: 0,
+    setRate(bitsPerSecond) {
+      rate = bitsPerSecond;
+    },
     close() {
       closed = true;
       front.close();
@@ -73,10 +93,23 @@ export function startLossyRelay(
                   relay.dropped++;
                   continue;
                 }
+                let wait = 0;
+                if (rate !== undefined) {
+                  const now = performance.now();
+                  const start = Math.max(now, linkFreeAt);
+                  if (start - now > queueMs) {
+                    relay.queueDrops++;
+                    continue;
+                  }
+                  linkFreeAt = start + (reply.length * 8 * 1000) / rate;
+                  wait = linkFreeAt - now;
+                }
                 relay.forwarded++;
-                later(() => {
+                const send = () => {
                   if (!closed) front.send(reply, client).catch(() => {});
-                });
+                };
+                if (wait > 0) setTimeout(send, wait + impairment.delayMs);
+                else later(send);
               }
             } catch { /* closed */ }
           })();

@@ -5,6 +5,13 @@
  */
 import type { Page } from "playwright-core";
 
+/** Simulcast as Chromium's examples name the layers: h full size, m half, l quarter. */
+export const THREE_LAYERS = [
+  { rid: "h", scaleResolutionDownBy: 1 },
+  { rid: "m", scaleResolutionDownBy: 2 },
+  { rid: "l", scaleResolutionDownBy: 4 },
+];
+
 /** What {@link publishFromPage} publishes, and where. */
 export interface PublishOptions {
   token: string;

@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { DOWN_HOLD_MS, LayerSelector, MAX_UP_HOLD_MS, UP_HOLD_MS } from "./layer_selector.ts";
+
+/** Feeds one report every 500 ms from `from` to `to` (exclusive); returns the levels seen. */
+function feed(s: LayerSelector, from: number, to: number, loss: number, rtt?: number, levels = 3): number[] {
+  const seen: number[] = [];
+  for (let t = from; t < to; t += 500) seen.push(s.onReport(loss, rtt, levels, t));
+  return seen;
+}
+
+Deno.test("layer selector: a clean link stays on the top layer", () => {
+  const s = new LayerSelector(0);
+  assert.ok(feed(s, 0, 60_000, 0, 20).every((l) => l === 0));
+});
+
+Deno.test("layer selector: loss steps down at once, then once per hold, never below the lowest layer", () => {
+  const s = new LayerSelector(0);
+  feed(s, 0, 10_000, 0, 20);
+  assert.equal(s.onReport(0.2, 20, 3, 10_000), 1, "down at the first lossy report");
+  assert.equal(s.onReport(0.2, 20, 3, 10_500), 1, "held while the first step takes effect");
+  assert.equal(s.onReport(0.2, 20, 3, 10_000 + DOWN_HOLD_MS), 2);
+  assert.equal(s.onReport(0.3, 20, 3, 20_000), 2, "three layers: level 2 is the lowest");
+  assert.equal(s.onReport(0, 20, 2, 20_100), 1, "fewer layers sent: the level is bounded");
+});
+
+Deno.test("layer selector: a queue building up (RTT far above the path's) counts as congestion", () => {
+  const s = new LayerSelector(0);
+  feed(s, 0, 10_000, 0, 20);
+  assert.equal(s.onReport(0, 60, 3, 10_000), 0, "some jitter is not congestion");
+  assert.equal(s.onReport(0, 260, 3, 10_500), 0, "one late report is a stall, not a queue");
+  assert.equal(s.onReport(0, 30, 3, 11_000), 0);
+  assert.equal(s.onReport(0, 250, 3, 11_500), 0);
+  assert.equal(s.onReport(0, 260, 3, 12_000), 1, "two in a row: a queue");
+});
+
+Deno.test("layer selector: up after a calm hold; a failed trial doubles the hold, a good one resets it", () => {
+  const s = new LayerSelector(0);
+  s.onReport(0.2, 20, 3, 0);
+  assert.equal(s.level, 1);
+  const calm = feed(s, 500, 500 + UP_HOLD_MS + 500, 0, 20);
+  assert.equal(calm.at(-1), 0, "tried the top layer after the hold");
+  const upAt = 500 + calm.indexOf(0) * 500;
+  assert.ok(upAt - 0 >= UP_HOLD_MS);
+  // The trial fails: congestion right after it.
+  assert.equal(s.onReport(0.15, 20, 3, upAt + 1000), 1);
+  assert.equal(s.upHoldMs, 2 * UP_HOLD_MS);
+  const waiting = feed(s, upAt + 1500, upAt + 1000 + 2 * UP_HOLD_MS - 500, 0, 20);
+  assert.ok(waiting.every((l) => l === 1), "no new trial before the doubled hold");
+  assert.equal(feed(s, upAt + 1000 + 2 * UP_HOLD_MS, upAt + 1000 + 2 * UP_HOLD_MS + 500, 0, 20)[0], 0);
+  // Failures never push the hold beyond its bound; a trial that holds resets it.
+  let t = 100_000;
+  s.onReport(0.2, 20, 3, t);
+  for (let failures = 0; failures < 5; failures++) {
+    assert.equal(s.level, 1);
+    while (s.onReport(0, 20, 3, t += 500) === 1) assert.ok(t < 200_000, "a trial comes");
+    s.onReport(0.2, 20, 3, t += 1000);
+  }
+  assert.equal(s.upHoldMs, MAX_UP_HOLD_MS);
+  feed(s, 300_000, 330_000, 0, 20);
+  assert.equal(s.level, 0);
+  assert.equal(s.upHoldMs, UP_HOLD_MS);
+});
