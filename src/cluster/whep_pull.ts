@@ -18,7 +18,7 @@ import { answerCheck } from "../peer/ice_lite.ts";
 import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
 import type { ChosenCodec } from "../sdp/codecs.ts";
 import { buildPullOffer, parsePullAnswer } from "./pull_sdp.ts";
-import { datagrams } from "../net/datagrams.ts";
+import { receiveEach } from "../net/datagrams.ts";
 import { clientDtlsTransport } from "../peer/dtls_transport.ts";
 
 /** The other node refused or failed the pull; `status` is its HTTP status (0: no answer). */
@@ -284,20 +284,22 @@ export class WhepPull {
     }, 1000);
   }
 
-  async #readLoop(): Promise<void> {
-    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
+  #readLoop(): Promise<void> {
+    // One buffer for every read: media is decrypted and handed on in place (the room copies what it keeps);
+    // STUN and DTLS get a copy, since werift may hold on to them.
+    return receiveEach(this.#conn, () => this.#closed, new Uint8Array(65536), (data, from) => {
       const first = data[0];
       if (first <= 3) {
-        this.#handleStun(data, from);
-        continue;
+        this.#handleStun(data.slice(), from);
+        return;
       }
       // Only the address ICE settled on may send DTLS and media.
       const remote = this.#remote;
-      if (!remote || from.hostname !== remote.hostname || from.port !== remote.port) continue;
+      if (!remote || from.hostname !== remote.hostname || from.port !== remote.port) return;
       if (first >= 20 && first <= 63) {
-        this.#dtlsData?.(Buffer.from(data.buffer, data.byteOffset, data.length));
+        this.#dtlsData?.(Buffer.from(data.slice()));
       } else if (first >= 128 && first <= 191 && this.#srtp) this.#handleSrtp(data);
-    }
+    });
   }
 
   #handleSrtp(data: Uint8Array): void {

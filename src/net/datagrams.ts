@@ -24,3 +24,28 @@ export async function* datagrams(
     yield [received[0], received[1] as Deno.NetAddr];
   }
 }
+
+/**
+ * Reads the socket into `buffer` until `closed()` says it was closed, calling `handle` with each datagram (a
+ * view of `buffer`, valid only during the call). The same skipping of ICMP errors as {@link datagrams}, without
+ * an async generator's promises and result objects per datagram: the receive path of the media socket and
+ * of relay pulls.
+ */
+export async function receiveEach(
+  conn: Deno.DatagramConn,
+  closed: () => boolean,
+  buffer: Uint8Array,
+  handle: (data: Uint8Array, from: Deno.NetAddr) => void,
+): Promise<void> {
+  while (!closed()) {
+    let received: [Uint8Array, Deno.Addr];
+    try {
+      received = await conn.receive(buffer);
+    } catch (e) {
+      if (closed()) return;
+      if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
+      throw e;
+    }
+    handle(received[0], received[1] as Deno.NetAddr);
+  }
+}

@@ -6,7 +6,7 @@
  * get a copy of their own.
  */
 import { classifyDatagram } from "./demux.ts";
-import { datagrams } from "./datagrams.ts";
+import { receiveEach } from "./datagrams.ts";
 import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
 import { SendTo } from "./udp_sendto.ts";
@@ -91,10 +91,12 @@ export class MediaSocket implements PeerTransport {
 
   /** Reads until the socket is closed. Never throws for a bad datagram. */
   async run(): Promise<void> {
-    const buffer = new Uint8Array(RECEIVE_BUFFER_BYTES);
-    for await (const [data, from] of datagrams(this.#conn, () => this.#closed, buffer)) {
-      this.handleDatagram(data, from, performance.now());
-    }
+    await receiveEach(
+      this.#conn,
+      () => this.#closed,
+      new Uint8Array(RECEIVE_BUFFER_BYTES),
+      (data, from) => this.handleDatagram(data, from, performance.now()),
+    );
   }
 
   /**
