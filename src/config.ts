@@ -350,6 +350,16 @@ type Env = (name: string) => string | undefined;
 
 const denoEnv: Env = (name) => Deno.env.get(name);
 
+/**
+ * A setting's default as its parser reads it, taken from {@link SETTINGS} so that each default is written
+ * once (settings whose documented default carries a description in parentheses compute theirs in code).
+ */
+function literalDefault(name: string): string {
+  const value = SETTINGS.find((setting) => setting.name === name)?.defaultValue;
+  if (value === undefined || value.includes("(")) throw new Error(`${name} has no literal default`);
+  return value;
+}
+
 /** Reads and validates the configuration from the environment (or a lookup function, for tests). */
 export function loadConfig(env: Env = denoEnv): Config {
   const get = (name: string): string | undefined => {
@@ -357,11 +367,11 @@ export function loadConfig(env: Env = denoEnv): Config {
     return value === "" ? undefined : value;
   };
   const token = get("WHIP_TOKEN");
-  const logLevel = get("LOG_LEVEL") ?? "info";
+  const logLevel = get("LOG_LEVEL") ?? literalDefault("LOG_LEVEL");
   if (!["debug", "info", "warn", "error"].includes(logLevel)) {
     throw new ConfigError(`LOG_LEVEL must be one of debug, info, warn, error (got "${logLevel}")`);
   }
-  const logFormat = get("LOG_FORMAT") ?? "text";
+  const logFormat = get("LOG_FORMAT") ?? literalDefault("LOG_FORMAT");
   if (logFormat !== "text" && logFormat !== "json") {
     throw new ConfigError(`LOG_FORMAT must be text or json (got "${logFormat}")`);
   }
@@ -369,38 +379,67 @@ export function loadConfig(env: Env = denoEnv): Config {
     throw new ConfigError("WHIP_TOKEN must be at least 8 characters long");
   }
   return {
-    tcpAddress: parseAddress("TCP_ADDRESS", get("TCP_ADDRESS") ?? "0.0.0.0"),
-    tcpPort: parsePort("TCP_PORT", get("TCP_PORT") ?? "8080"),
-    udpAddress: parseAddress("UDP_ADDRESS", get("UDP_ADDRESS") ?? "0.0.0.0"),
-    udpPort: parsePort("UDP_PORT", get("UDP_PORT") ?? "8443"),
+    tcpAddress: parseAddress("TCP_ADDRESS", get("TCP_ADDRESS") ?? literalDefault("TCP_ADDRESS")),
+    tcpPort: parsePort("TCP_PORT", get("TCP_PORT") ?? literalDefault("TCP_PORT")),
+    udpAddress: parseAddress("UDP_ADDRESS", get("UDP_ADDRESS") ?? literalDefault("UDP_ADDRESS")),
+    udpPort: parsePort("UDP_PORT", get("UDP_PORT") ?? literalDefault("UDP_PORT")),
     whipToken: token ?? randomToken(),
     whipTokenGenerated: token === undefined,
-    frontendUrl: get("FRONTEND_URL") ?? "*",
-    storageDir: get("STORAGE_DIR") ?? "./storage",
-    certsDir: get("CERTS_DIR") ?? "./certs",
+    frontendUrl: get("FRONTEND_URL") ?? literalDefault("FRONTEND_URL"),
+    storageDir: get("STORAGE_DIR") ?? literalDefault("STORAGE_DIR"),
+    certsDir: get("CERTS_DIR") ?? literalDefault("CERTS_DIR"),
     publicIps: (get("PUBLIC_IP") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map((ip) => parseAddress("PUBLIC_IP", ip)),
-    consentTimeoutMs: parseSeconds("CONSENT_TIMEOUT", get("CONSENT_TIMEOUT") ?? "15") * 1000,
-    thumbnailIntervalMs: parseSeconds("THUMBNAIL_INTERVAL", get("THUMBNAIL_INTERVAL") ?? "10") * 1000,
-    keyframeCache: parseSwitch("KEYFRAME_CACHE", get("KEYFRAME_CACHE") ?? "on"),
-    retransmissions: parseSwitch("RETRANSMISSIONS", get("RETRANSMISSIONS") ?? "on"),
-    transportCc: parseSwitch("TRANSPORT_CC", get("TRANSPORT_CC") ?? "on"),
-    videoCodecs: parseCodecs(get("VIDEO_CODECS")),
-    maxPublisherBitrate: parseCount("MAX_PUBLISHER_BITRATE", get("MAX_PUBLISHER_BITRATE") ?? "8000", 100) *
+    consentTimeoutMs:
+      parseSeconds("CONSENT_TIMEOUT", get("CONSENT_TIMEOUT") ?? literalDefault("CONSENT_TIMEOUT")) * 1000,
+    thumbnailIntervalMs:
+      parseSeconds("THUMBNAIL_INTERVAL", get("THUMBNAIL_INTERVAL") ?? literalDefault("THUMBNAIL_INTERVAL")) *
       1000,
-    maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1),
-    maxViewersPerRoom: parseCount("MAX_VIEWERS_PER_ROOM", get("MAX_VIEWERS_PER_ROOM") ?? "200", 1),
-    rateLimitPerMinute: parseCount("RATE_LIMIT_PER_MINUTE", get("RATE_LIMIT_PER_MINUTE") ?? "30", 0),
+    keyframeCache: parseSwitch("KEYFRAME_CACHE", get("KEYFRAME_CACHE") ?? literalDefault("KEYFRAME_CACHE")),
+    retransmissions: parseSwitch(
+      "RETRANSMISSIONS",
+      get("RETRANSMISSIONS") ?? literalDefault("RETRANSMISSIONS"),
+    ),
+    transportCc: parseSwitch("TRANSPORT_CC", get("TRANSPORT_CC") ?? literalDefault("TRANSPORT_CC")),
+    videoCodecs: parseCodecs(get("VIDEO_CODECS")),
+    maxPublisherBitrate: parseCount(
+      "MAX_PUBLISHER_BITRATE",
+      get("MAX_PUBLISHER_BITRATE") ?? literalDefault("MAX_PUBLISHER_BITRATE"),
+      100,
+    ) *
+      1000,
+    maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? literalDefault("MAX_SESSIONS"), 1),
+    maxViewersPerRoom: parseCount(
+      "MAX_VIEWERS_PER_ROOM",
+      get("MAX_VIEWERS_PER_ROOM") ?? literalDefault("MAX_VIEWERS_PER_ROOM"),
+      1,
+    ),
+    rateLimitPerMinute: parseCount(
+      "RATE_LIMIT_PER_MINUTE",
+      get("RATE_LIMIT_PER_MINUTE") ?? literalDefault("RATE_LIMIT_PER_MINUTE"),
+      0,
+    ),
     trustedProxies: (get("TRUSTED_PROXIES") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
       .map((address) => parseAddress("TRUSTED_PROXIES", address)),
-    maxSseClients: parseCount("MAX_SSE_CLIENTS", get("MAX_SSE_CLIENTS") ?? "1000", 1),
-    httpHeaderTimeoutMs: parseSeconds("HTTP_HEADER_TIMEOUT", get("HTTP_HEADER_TIMEOUT") ?? "10") * 1000,
-    httpBodyTimeoutMs: parseSeconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT") ?? "30") * 1000,
-    httpIdleTimeoutMs: parseSeconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT") ?? "60") * 1000,
+    maxSseClients: parseCount(
+      "MAX_SSE_CLIENTS",
+      get("MAX_SSE_CLIENTS") ?? literalDefault("MAX_SSE_CLIENTS"),
+      1,
+    ),
+    httpHeaderTimeoutMs: parseSeconds(
+      "HTTP_HEADER_TIMEOUT",
+      get("HTTP_HEADER_TIMEOUT") ?? literalDefault("HTTP_HEADER_TIMEOUT"),
+    ) * 1000,
+    httpBodyTimeoutMs:
+      parseSeconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT") ?? literalDefault("HTTP_BODY_TIMEOUT")) *
+      1000,
+    httpIdleTimeoutMs:
+      parseSeconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT") ?? literalDefault("HTTP_IDLE_TIMEOUT")) *
+      1000,
     maxHttpConnections: parseCount("MAX_HTTP_CONNECTIONS", get("MAX_HTTP_CONNECTIONS") ?? "0", 0),
     maxHttpConnectionsPerAddress: parseCount(
       "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
-      get("MAX_HTTP_CONNECTIONS_PER_ADDRESS") ?? "256",
+      get("MAX_HTTP_CONNECTIONS_PER_ADDRESS") ?? literalDefault("MAX_HTTP_CONNECTIONS_PER_ADDRESS"),
       1,
     ),
     metricsToken: parseSecret("METRICS_TOKEN", get("METRICS_TOKEN"), 8),
@@ -468,7 +507,7 @@ function loadCluster(
 
 /** The access-control settings and per-address limits (see {@link AccessConfig}). */
 function loadAccess(get: (name: string) => string | undefined): AccessConfig {
-  const maxSessions = parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? "500", 1);
+  const maxSessions = parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? literalDefault("MAX_SESSIONS"), 1);
   const publishers = get("MAX_PUBLISHERS");
   const maxPublishers = publishers === undefined
     ? Math.max(1, Math.floor(maxSessions / 10))
@@ -480,11 +519,11 @@ function loadAccess(get: (name: string) => string | undefined): AccessConfig {
   if (webhook !== undefined && !/^https?:\/\/[^\s/]+/i.test(webhook)) {
     throw new ConfigError(`AUTH_WEBHOOK_URL must be an http:// or https:// URL (got "${webhook}")`);
   }
-  const onError = get("AUTH_WEBHOOK_ON_ERROR") ?? "deny";
+  const onError = get("AUTH_WEBHOOK_ON_ERROR") ?? literalDefault("AUTH_WEBHOOK_ON_ERROR");
   if (onError !== "deny" && onError !== "allow") {
     throw new ConfigError(`AUTH_WEBHOOK_ON_ERROR must be deny or allow (got "${onError}")`);
   }
-  const cache = Number(get("AUTH_WEBHOOK_CACHE") ?? "10");
+  const cache = Number(get("AUTH_WEBHOOK_CACHE") ?? literalDefault("AUTH_WEBHOOK_CACHE"));
   if (!Number.isFinite(cache) || cache < 0 || cache > 3600) {
     throw new ConfigError(`AUTH_WEBHOOK_CACHE must be a number of seconds from 0 to 3600 (got "${cache}")`);
   }
@@ -504,16 +543,32 @@ function loadAccess(get: (name: string) => string | undefined): AccessConfig {
   return {
     streamKeysFile: get("STREAM_KEYS_FILE"),
     authWebhookUrl: webhook,
-    authWebhookTimeoutMs: parseSeconds("AUTH_WEBHOOK_TIMEOUT", get("AUTH_WEBHOOK_TIMEOUT") ?? "2") * 1000,
+    authWebhookTimeoutMs: parseSeconds(
+      "AUTH_WEBHOOK_TIMEOUT",
+      get("AUTH_WEBHOOK_TIMEOUT") ?? literalDefault("AUTH_WEBHOOK_TIMEOUT"),
+    ) * 1000,
     authWebhookOnError: onError,
     authWebhookCacheMs: cache * 1000,
     viewerTokenSecret: secret,
     privateRooms,
     maxPublishers,
-    maxPendingPerAddress: parseCount("MAX_PENDING_PER_ADDRESS", get("MAX_PENDING_PER_ADDRESS") ?? "20", 1),
-    maxViewersPerAddress: parseCount("MAX_VIEWERS_PER_ADDRESS", get("MAX_VIEWERS_PER_ADDRESS") ?? "100", 1),
-    maxSsePerAddress: parseCount("MAX_SSE_PER_ADDRESS", get("MAX_SSE_PER_ADDRESS") ?? "100", 1),
-    connectTimeoutMs: parseSeconds("CONNECT_TIMEOUT", get("CONNECT_TIMEOUT") ?? "10") * 1000,
+    maxPendingPerAddress: parseCount(
+      "MAX_PENDING_PER_ADDRESS",
+      get("MAX_PENDING_PER_ADDRESS") ?? literalDefault("MAX_PENDING_PER_ADDRESS"),
+      1,
+    ),
+    maxViewersPerAddress: parseCount(
+      "MAX_VIEWERS_PER_ADDRESS",
+      get("MAX_VIEWERS_PER_ADDRESS") ?? literalDefault("MAX_VIEWERS_PER_ADDRESS"),
+      1,
+    ),
+    maxSsePerAddress: parseCount(
+      "MAX_SSE_PER_ADDRESS",
+      get("MAX_SSE_PER_ADDRESS") ?? literalDefault("MAX_SSE_PER_ADDRESS"),
+      1,
+    ),
+    connectTimeoutMs:
+      parseSeconds("CONNECT_TIMEOUT", get("CONNECT_TIMEOUT") ?? literalDefault("CONNECT_TIMEOUT")) * 1000,
   };
 }
 

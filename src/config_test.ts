@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, SETTINGS } from "./config.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -80,4 +80,15 @@ Deno.test("limits have safe defaults and are validated", () => {
     () => loadConfig(env({ RATE_LIMIT_PER_MINUTE: "lots" })),
     /^ConfigError: RATE_LIMIT_PER_MINUTE/,
   );
+});
+
+Deno.test("every literal default in SETTINGS (what --help prints) is what loadConfig uses when the variable is unset", () => {
+  const fixed = { WHIP_TOKEN: "t0ken-for-tests", NODE_ID: "node-a" };
+  const baseline = loadConfig((name) => (fixed as Record<string, string>)[name]);
+  const literal = SETTINGS.filter((s) => !s.defaultValue.includes("("));
+  assert.ok(literal.length >= 25, "most settings have a literal default");
+  for (const setting of literal) {
+    const env = { ...fixed, [setting.name]: setting.defaultValue } as Record<string, string>;
+    assert.deepEqual(loadConfig((name) => env[name]), baseline, `${setting.name}=${setting.defaultValue}`);
+  }
 });
