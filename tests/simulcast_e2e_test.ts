@@ -119,6 +119,33 @@ Deno.test({
     );
     assert.ok(current);
     events.close();
+
+    // /rooms lists the layers; the watch page's quality menu offers Auto and each layer by height.
+    const listedLayers = (await (await fetch(`${server.baseUrl}/rooms/layers`)).json()).layers;
+    assert.deepEqual(listedLayers.map((l: { encoding_id: string }) => l.encoding_id), ["h", "m", "l"]);
+    const watchPage = await browser.newPage();
+    await watchPage.goto(`${server.baseUrl}/watch/layers`);
+    const menu = await waitFor(
+      "the quality menu",
+      () =>
+        watchPage.evaluate(() => [...document.querySelectorAll("#quality option")].map((o) => o.textContent)),
+      (labels) => labels.length === 4,
+    );
+    assert.deepEqual(menu, ["Auto", "720p", "360p", "180p"]);
+    const pageVideo = () =>
+      watchPage.evaluate(() => ({
+        width: (document.getElementById("video") as HTMLVideoElement).videoWidth,
+        now: document.getElementById("quality-now")!.textContent,
+      }));
+    await waitFor("the watch page at 720p", pageVideo, (v) => v.width === 1280 && v.now === "receiving 720p");
+    await watchPage.selectOption("#quality", "l");
+    await waitFor("the watch page at 180p", pageVideo, (v) => v.width === 320 && v.now === "receiving 180p");
+    await watchPage.selectOption("#quality", "");
+    await waitFor(
+      "the watch page back at 720p",
+      pageVideo,
+      (v) => v.width === 1280 && v.now === "receiving 720p",
+    );
   } finally {
     await browser?.close();
     await server.stop();

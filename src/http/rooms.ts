@@ -24,6 +24,14 @@ export interface RoomJson {
   bitrate_kbps: number;
   thumbnail_url: string | null;
   takeovers: number;
+  /** Simulcast: the publisher's layers (empty for one encoding). */
+  layers: {
+    encoding_id: string;
+    width: number | null;
+    height: number | null;
+    bitrate_kbps: number;
+    active: boolean;
+  }[];
 }
 
 /** A listed room in API form. */
@@ -46,6 +54,13 @@ export function roomJson(room: ListedRoom): RoomJson {
       ? `/rooms/${encodeURIComponent(room.id)}/thumbnail.jpg?v=${Date.parse(room.thumbnail.updatedAt)}`
       : null,
     takeovers: room.takeovers ?? 0,
+    layers: (room.layers ?? []).map((l) => ({
+      encoding_id: l.encodingId,
+      width: l.width ?? null,
+      height: l.height ?? null,
+      bitrate_kbps: l.bitrateKbps,
+      active: l.active,
+    })),
   };
 }
 

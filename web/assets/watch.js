@@ -38,6 +38,9 @@ const notice = document.getElementById("notice");
 const unmuteButton = document.getElementById("unmute");
 const statsToggle = document.getElementById("stats-toggle");
 const statsPanel = document.getElementById("stats");
+const qualityControl = document.getElementById("quality-control");
+const quality = document.getElementById("quality");
+const qualityNow = document.getElementById("quality-now");
 
 const params = new URLSearchParams(location.search);
 const pathMatch = location.pathname.match(/\/watch\/([^/]+)$/);
@@ -145,6 +148,7 @@ async function connect() {
     location: location ? apiUrl(location) : null,
     createdAt: feedRoom?.created_at,
     takeovers: feedRoom?.takeovers,
+    layers: followLayers(response.headers.get("Link") ?? ""),
   };
   try {
     await pc.setRemoteDescription({ type: "answer", sdp: await response.text() });
@@ -190,9 +194,10 @@ async function ended(pc) {
 /** Ends the WHEP session, telling the server (keepalive, so it also works while the page is closing). */
 function stop({ tellServer = true } = {}) {
   if (!session) return;
-  const { pc, location, detach } = session;
+  const { pc, location, detach, layers } = session;
   session = null;
   detach?.();
+  layers?.close();
   pc.onconnectionstatechange = null;
   pc.close();
   video.srcObject = null;
@@ -383,4 +388,62 @@ async function updateStats() {
   }
   const rtt = pair?.currentRoundTripTime;
   set("rtt", rtt !== undefined ? `${Math.round(rtt * 1000)} ms` : "–");
+}
+
+// Simulcast quality menu: the WHEP layer extension (a Link to POST {mediaId, encodingId} to) and its event
+// stream of "layers" events ({"<mid>": {"layers": [{encodingId, width, height, bitrate}], "current"}}).
+const LAYER_REL = /<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:layer"/;
+const EVENTS_REL = /<([^>]+)>;\s*rel="urn:ietf:params:whep:ext:core:server-sent-events"/;
+
+/** Follows the session's layers into the quality menu; returns { close }. */
+function followLayers(links) {
+  const layerUrl = LAYER_REL.exec(links)?.[1];
+  const eventsUrl = EVENTS_REL.exec(links)?.[1];
+  if (!layerUrl || !eventsUrl || typeof EventSource === "undefined") return null;
+  let mediaId = "";
+  const events = new EventSource(apiUrl(eventsUrl));
+  events.addEventListener("layers", (event) => {
+    let data;
+    try {
+      data = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    const [mid] = Object.keys(data);
+    if (mid === undefined) return;
+    mediaId = mid;
+    showLayers(data[mid].layers ?? [], data[mid].current ?? null);
+  });
+  quality.onchange = () => {
+    fetch(apiUrl(layerUrl), {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ mediaId, encodingId: quality.value }),
+    }).catch(() => {});
+  };
+  return {
+    close() {
+      events.close();
+      quality.onchange = null;
+      qualityControl.hidden = true;
+    },
+  };
+}
+
+/** The menu: Auto, then each layer by height (largest first); beside it the layer being received. */
+function showLayers(layers, current) {
+  qualityControl.hidden = layers.length < 2;
+  const sorted = [...layers].sort((a, b) => (b.height ?? 0) - (a.height ?? 0));
+  const wanted = ["", ...sorted.map((l) => l.encodingId)];
+  const have = [...quality.options].map((o) => o.value);
+  if (wanted.join("|") !== have.join("|")) {
+    const chosen = quality.value;
+    quality.replaceChildren(new Option("Auto", ""));
+    for (const layer of sorted) {
+      quality.append(new Option(layer.height ? `${layer.height}p` : layer.encodingId, layer.encodingId));
+    }
+    quality.value = wanted.includes(chosen) ? chosen : "";
+  }
+  const now = layers.find((l) => l.encodingId === current);
+  qualityNow.textContent = now?.height ? `receiving ${now.height}p` : "";
 }
