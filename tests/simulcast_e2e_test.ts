@@ -146,6 +146,22 @@ Deno.test({
       pageVideo,
       (v) => v.width === 1280 && v.now === "receiving 720p",
     );
+
+    // The publish page sends simulcast by default where the browser can (Chromium can).
+    const publishPage = await browser.newPage();
+    await publishPage.goto(`${server.baseUrl}/publish`);
+    assert.ok(await publishPage.locator("#simulcast").isChecked(), "simulcast is on by default");
+    await publishPage.locator("#token").fill(server.token);
+    await publishPage.locator("#room").fill("from-page");
+    await publishPage.getByRole("button", { name: "Start streaming" }).click();
+    await publishPage.locator('#status[data-state="live"]').waitFor({ timeout: 20000 });
+    const fromPage = await waitFor(
+      "the publish page's three layers",
+      () => fetch(`${server.baseUrl}/rooms/from-page/stats`).then((r) => r.json() as Promise<RoomStatsJson>),
+      (s) => s.layers.length === 3 && s.layers.every((l) => l.bytes_received > 0),
+      30_000,
+    );
+    assert.deepEqual(fromPage.layers.map((l) => l.encoding_id), ["h", "m", "l"]);
   } finally {
     await browser?.close();
     await server.stop();

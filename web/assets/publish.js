@@ -38,6 +38,21 @@ const previewEmpty = document.getElementById("preview-empty");
 const onAir = document.getElementById("on-air");
 const status = document.getElementById("status");
 const codecSelect = document.getElementById("codec");
+const simulcastBox = document.getElementById("simulcast");
+
+// Simulcast: the picture at full, 1/2 and 1/4 size, so viewers on slow links or small screens get a smaller
+// layer (the server picks per viewer). On by default where the browser can send RTP stream ids (RFC 8852).
+const SIMULCAST_LAYERS = [
+  { rid: "h" },
+  { rid: "m", scaleResolutionDownBy: 2 },
+  { rid: "l", scaleResolutionDownBy: 4 },
+];
+const canSimulcast = typeof RTCRtpSender !== "undefined" &&
+  (RTCRtpSender.getCapabilities?.("video")?.headerExtensions ?? []).some((e) =>
+    e.uri.endsWith("rtp-stream-id")
+  );
+simulcastBox.checked = canSimulcast;
+simulcastBox.disabled = !canSimulcast;
 for (const mime of encodableCodecs()) {
   const name = mime.replace("video/", "");
   codecSelect.append(new Option(name === "H264" ? "H.264" : name === "H265" ? "H.265" : name, mime));
@@ -142,7 +157,11 @@ async function openSession(current) {
     if (!videoTrack) throw new Error("the source has no video");
     // Screen content favours sharp text over motion when the bandwidth is short.
     if (current.source === "screen") videoTrack.contentHint = "detail";
-    const video = pc.addTransceiver(videoTrack, { direction: "sendonly", streams: [current.stream] });
+    const video = pc.addTransceiver(videoTrack, {
+      direction: "sendonly",
+      streams: [current.stream],
+      ...(simulcastBox.checked ? { sendEncodings: SIMULCAST_LAYERS } : {}),
+    });
     if (codecSelect.value) sendOnlyCodec(video, codecSelect.value);
     else preferH264(video, "sender");
     for (const track of current.stream.getAudioTracks()) {
@@ -327,7 +346,8 @@ async function updateStats() {
   report.forEach((s) => {
     if (s.type !== "outbound-rtp") return;
     bytes += s.bytesSent ?? 0;
-    if (s.kind === "video") videoOut = s;
+    // With simulcast each layer is an outbound-rtp of its own: the largest picture is the one to show.
+    if (s.kind === "video" && (!videoOut || (s.frameWidth ?? 0) > (videoOut.frameWidth ?? 0))) videoOut = s;
   });
   const kbps = sendRate(bytes);
   if (kbps !== undefined) document.getElementById("bitrate").textContent = `${kbps} kbit/s`;
