@@ -38,9 +38,9 @@ export interface PeerEvents {
   /** DTLS finished, the fingerprint matched and SRTP keys are in place. */
   onConnected(peer: Peer): void;
   /** A decrypted RTP packet (header and payload), valid only during the call. */
-  onRtp(peer: Peer, packet: Uint8Array): void;
+  onRtp(peer: Peer, packet: Uint8Array, now: number): void;
   /** A decrypted compound RTCP packet, valid only during the call. */
-  onRtcp(peer: Peer, packet: Uint8Array): void;
+  onRtcp(peer: Peer, packet: Uint8Array, now: number): void;
   onClosed(peer: Peer, reason: CloseReason): void;
 }
 
@@ -210,7 +210,7 @@ export class Peer {
   }
 
   /** Handles an SRTP or SRTCP datagram from a validated address. */
-  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, _now: number): void {
+  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, now: number): void {
     if (this.state !== "connected" || !this.isValidated(from)) return;
     // werift parses the RTP header before authenticating and would spin on a lying extension length.
     if (!isRtcp && !rtpHeaderFits(data)) {
@@ -227,10 +227,10 @@ export class Peer {
     }
     if (isRtcp) {
       this.counters.rtcpIn++;
-      this.#options.events.onRtcp(this, plain);
+      this.#options.events.onRtcp(this, plain, now);
     } else {
       this.counters.rtpIn++;
-      this.#options.events.onRtp(this, plain);
+      this.#options.events.onRtp(this, plain, now);
     }
   }
 

@@ -140,18 +140,19 @@ export class SessionManager {
     this.#events = {
       onAddressValidated: (peer, address) => options.transport.routeAddress(peer, address),
       onConnected: (peer) => this.#onConnected(peer),
-      onRtp: (peer, packet) => {
+      // The socket's time of arrival comes down with the packet: no clock read per packet.
+      onRtp: (peer, packet, now) => {
         const session = this.#byPeer.get(peer);
         if (session?.kind !== "whip") return;
         // A session waiting to take over the room feeds it from its first packet on (see publish).
         if (session.room.publisher !== peer && !this.#completeTakeover(session)) return;
-        session.room.handlePublisherRtp(packet, this.#clock());
+        session.room.handlePublisherRtp(packet, now);
       },
-      onRtcp: (peer, packet) => {
+      onRtcp: (peer, packet, now) => {
         const session = this.#byPeer.get(peer);
-        if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, this.#clock());
+        if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, now);
         else if (session?.kind === "whip" && session.room.publisher === peer) {
-          session.room.handlePublisherRtcp(packet, this.#clock());
+          session.room.handlePublisherRtcp(packet, now);
         }
       },
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
