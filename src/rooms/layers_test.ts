@@ -59,6 +59,13 @@ function rtp(ssrc: number, seq: number, ts: number, marker: boolean, payload: nu
   return p;
 }
 
+/** A padding-only packet (a browser's bandwidth probe): P bit, 200 bytes of padding. */
+function paddingOnly(ssrc: number, seq: number, ts: number) {
+  const p = rtp(ssrc, seq, ts, false, [...new Array(199).fill(0), 200]);
+  p[0] |= 0x20;
+  return p;
+}
+
 const video = {
   payloadType: 102,
   name: "H264",
@@ -165,10 +172,15 @@ Deno.test("simulcast: layers are learnt from the rid extension, then by SSRC; a 
   pub.low(frame++, true, now);
   for (; frame < 10; frame++) pub.low(frame, false, now += 40);
   room.addViewer(viewer, now);
-  for (; frame < 20; frame++) pub.low(frame, false, now += 40);
+  for (; frame < 20; frame++) {
+    pub.low(frame, false, now += 40);
+    // The browser probes its uplink with padding on this layer: none of it may reach the viewer.
+    room.handlePublisherRtp(paddingOnly(21, pub.lowSeq++, 500_000 + frame * 3000), now);
+  }
   const layers = room.layers!;
   assert.equal(layers.layerOf(viewer)?.rid, "l");
   assert.ok(viewer.peer.sent.length > 0 && viewer.peer.sent.every((s) => s.payload[1] === LOW));
+  assertOneContinuousStream(viewer.peer.sent); // the padding's sequence numbers were closed over
 
   // The high layer starts (with no keyframe yet); once its rate is known it is the top layer.
   const plisBefore = plisFor(publisher, 11);
@@ -201,6 +213,8 @@ Deno.test("simulcast: layers are learnt from the rid extension, then by SSRC; a 
   room.handleViewerRtcp(viewer, buildNack(1, 5000, [sent[firstHigh + 1].sequenceNumber]), now);
   assert.equal(viewer.peer.sent.length, resentBefore + 1, "a high-layer packet is resent");
   assert.equal(viewer.peer.sent.at(-1)!.payload[1], HIGH);
+  assert.equal(room.counters.packetsResent, 1, "the layers count into the room's counters (metrics)");
+  assert.ok(room.counters.keyframeRequests > 0);
 });
 
 /** The high layer's keyframe starts while the viewer's low frame is half sent; the low frame ends `lateMs` later. */

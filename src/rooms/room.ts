@@ -231,16 +231,8 @@ export class Room<Source extends RoomSource = Peer> {
   live = false;
   /** SSRC the server uses as sender of its RTCP towards the publisher. */
   readonly feedbackSsrc = randomSsrc();
-  readonly counters: RoomCounters = {
-    keyframeRequests: 0,
-    keyframeCacheHits: 0,
-    nacksSent: 0,
-    nacksReceived: 0,
-    packetsResent: 0,
-    bytesResent: 0,
-    resendsRefused: 0,
-    sourceChanges: 0,
-  };
+  /** Shared by a simulcast room with its layer rooms, so the metrics see every layer's work. */
+  readonly counters: RoomCounters;
   /** Called with each complete keyframe access unit (the data is only valid during the call). */
   onKeyframe: ((frame: VideoFrame) => void) | undefined;
   /** The simulcast layers, each a room of its own for video (layers.ts); undefined for one encoding. */
@@ -301,7 +293,19 @@ export class Room<Source extends RoomSource = Peer> {
     audio: ChosenCodec | undefined;
     now: Date;
     media?: Partial<MediaOptions>;
+    /** Counters to add to instead of new ones (a simulcast layer counts into its room's). */
+    counters?: RoomCounters;
   }) {
+    this.counters = options.counters ?? {
+      keyframeRequests: 0,
+      keyframeCacheHits: 0,
+      nacksSent: 0,
+      nacksReceived: 0,
+      packetsResent: 0,
+      bytesResent: 0,
+      resendsRefused: 0,
+      sourceChanges: 0,
+    };
     this.id = options.id;
     this.publisherSessionId = options.publisherSessionId;
     this.publisher = options.publisher;
@@ -323,6 +327,7 @@ export class Room<Source extends RoomSource = Peer> {
           ...options,
           id: `${options.id}/${rid}`,
           audio: undefined,
+          counters: this.counters,
           media: {
             ...this.#options,
             simulcast: undefined,
