@@ -4,8 +4,8 @@
  * to prove an address and refresh consent (RFC 7675). Pure: bytes in, bytes out.
  */
 import { Buffer } from "node:buffer";
-import { classes, Message, methods } from "werift";
 import { BINDING_REQUEST, BINDING_SUCCESS, integrityValid, readStun } from "./stun.ts";
+import { bindingRequestBytes, bindingSuccess } from "./stun_writer.ts";
 
 /** The local ufrag a binding request is addressed to (`USERNAME` = "local:remote"), if any. */
 export function stunLocalUfrag(data: Uint8Array): string | undefined {
@@ -41,15 +41,10 @@ export function answerCheck(
   if (!message || message.type !== BINDING_REQUEST) return undefined;
   if (message.username !== `${credentials.localUfrag}:${credentials.remoteUfrag}`) return undefined;
   if (!integrityValid(data, message, Buffer.from(credentials.localPwd, "utf8"))) return undefined;
-  const response = new Message(
-    methods.BINDING,
-    classes.RESPONSE,
-    Buffer.from(message.transactionId.buffer, message.transactionId.byteOffset, 12),
-  );
-  response.setAttribute("XOR-MAPPED-ADDRESS", [from.hostname, from.port]);
-  response.addMessageIntegrity(Buffer.from(credentials.localPwd, "utf8"));
-  response.addFingerprint();
-  return { response: new Uint8Array(response.bytes), nominated: message.useCandidate };
+  return {
+    response: bindingSuccess(message.transactionId, from, credentials.localPwd),
+    nominated: message.useCandidate,
+  };
 }
 
 /** Credentials the server signs its own binding requests with: the client's (RFC 8445 §7.2.2). */
@@ -74,13 +69,13 @@ export function bindingRequest(
   transactionId: Uint8Array,
   tieBreaker: bigint,
 ): Uint8Array {
-  const request = new Message(methods.BINDING, classes.REQUEST, Buffer.from(transactionId));
-  request.setAttribute("USERNAME", `${credentials.remoteUfrag}:${credentials.localUfrag}`);
-  request.setAttribute("PRIORITY", REQUEST_PRIORITY);
-  request.setAttribute("ICE-CONTROLLED", tieBreaker);
-  request.addMessageIntegrity(Buffer.from(credentials.remotePwd, "utf8"));
-  request.addFingerprint();
-  return new Uint8Array(request.bytes);
+  return bindingRequestBytes(
+    transactionId,
+    `${credentials.remoteUfrag}:${credentials.localUfrag}`,
+    REQUEST_PRIORITY,
+    tieBreaker,
+    credentials.remotePwd,
+  );
 }
 
 /**
