@@ -295,3 +295,47 @@ Deno.test("simulcast: a layer that stops being sent loses its viewers to the nex
   assertOneContinuousStream(viewer.peer.sent, 2500);
   assert.equal(viewer.peer.sent.at(-1)!.payload[1], LOW);
 });
+
+Deno.test("simulcast: a new publisher session (takeover) is learnt anew; viewers continue at its keyframe", () => {
+  const { room, viewer } = setup();
+  const pub = new Publisher(room);
+  let now = 0;
+  let frame = 0;
+  pub.low(frame, true, now);
+  pub.high(frame++, true, now);
+  for (; frame < 30; frame++) {
+    pub.low(frame, false, now += 40);
+    pub.high(frame, false, now);
+  }
+  room.addViewer(viewer, now);
+  pub.high(frame++, true, now += 40);
+  assert.equal(room.layers!.layerOf(viewer)?.rid, "h");
+  const before = viewer.peer.sent.length;
+  const next = fakePeer();
+  room.replacePublisher({
+    publisher: next,
+    publisherSessionId: "s2",
+    video,
+    audio: undefined,
+    twccExtensionId: undefined,
+  });
+  // The new encoder: new SSRCs, its own numbering, rids in its first packets again.
+  let seq = 40_000;
+  for (let f = 0; f < 40; f++) {
+    now += 40;
+    const ts = 123_000 + f * 3000;
+    room.handlePublisherRtp(
+      rtp(77, seq++, ts, false, [f === 0 ? IDR : P, HIGH, 1], f === 0 ? "h" : undefined),
+      now,
+    );
+    room.handlePublisherRtp(rtp(77, seq++, ts, true, [P, HIGH, 2]), now);
+    room.handlePublisherRtp(
+      rtp(78, 9000 + f, ts, true, [f === 0 ? IDR : P, LOW, 3], f === 0 ? "l" : undefined),
+      now,
+    );
+  }
+  const after = viewer.peer.sent.slice(before);
+  assert.ok(after.length >= 70, `the viewer gets the new publisher's video (${after.length} packets)`);
+  assert.equal(after[0].payload[0], IDR);
+  assertOneContinuousStream(viewer.peer.sent, 2000);
+});
