@@ -285,6 +285,8 @@ if (import.meta.main) {
     } catch (e) {
       console.error(`${server.label} failed: ${(e as Error).stack}\n${server.logs()}`);
     } finally {
+      // BENCH_LOGS=1 (with BENCH_LOG_LEVEL=info) prints the server's log, e.g. why sessions closed.
+      if (Deno.env.get("BENCH_LOGS")) console.error(server.logs());
       await server.stop();
     }
     await sleep(1000);

@@ -95,12 +95,15 @@ async function measure(
   }, DTLS ${stage((v) => v.stats.connectedAt - v.stats.iceAt)}, first packet after DTLS ${
     stage((v) => v.stats.firstRtpAt - v.stats.connectedAt)
   }`;
+  const decryptFailures = connected.reduce((n, v) => n + v.stats.decryptFailures, 0);
   const noMedia = connected.filter((v) => v.stats.firstRtpAt === 0).length;
   const delta = (name: string) => (m1.get(name) ?? NaN) - (m0.get(name) ?? NaN);
   const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
   return [
     `${server.label}: connected ${connected.length}/${viewers} (joins took ${joinSeconds.toFixed(1)} s)` +
-    `, without media ${noMedia}, viewers under 99%: ${shares.filter((s) => s < 0.99).length}`,
+    `, without media ${noMedia}, decrypt failures ${decryptFailures}, viewers under 99%: ${
+      shares.filter((s) => s < 0.99).length
+    }`,
     `  delivery min ${pct(Math.min(...shares))}, median ${pct(percentile(shares, 0.5))}; first packet ` +
     `p50 ${percentile(first, 0.5).toFixed(0)} ms, p90 ${percentile(first, 0.9).toFixed(0)} ms`,
     `  server RTP in ${delta("sfu_rtp_packets_in_total")}, out ${delta("sfu_rtp_packets_out_total")} ` +
