@@ -105,6 +105,8 @@ export class LightClient {
   /** HelloVerifyRequests received (werift's DtlsClient fails the handshake on a second one). */
   #helloVerified = 0;
   #dtlsTrace: number[] = [];
+  /** The socket went to another reader (see {@link detach}). */
+  #detached = false;
   #dtlsServerRole: boolean;
   #tieBreaker = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n);
 
@@ -222,6 +224,29 @@ export class LightClient {
     this.#send(this.#srtp.protectRtcp(packet));
   }
 
+  /**
+   * Hands the media to a cheaper reader (the capacity benchmarks count datagrams with `recvmmsg`):
+   * `adopt(localPort)` must take a descriptor of its own for this client's socket (`dup` through FFI) before
+   * the client closes its Deno handle. The client then stops reading and sending consent checks; the new
+   * owner gets the SRTP context (to verify a sample) and sends {@link consentCheck}s itself. {@link close}
+   * still ends the session with a DELETE.
+   */
+  detach(adopt: (localPort: number) => void): { srtp: SrtpContext; remote: Deno.NetAddr } {
+    if (this.#closed || this.#detached || !this.#srtp) throw new Error("detach needs a connected client");
+    adopt((this.#conn.addr as Deno.NetAddr).port);
+    this.#detached = true;
+    clearInterval(this.#timer);
+    try {
+      this.#conn.close();
+    } catch { /* already closed */ }
+    return { srtp: this.#srtp, remote: this.#remote };
+  }
+
+  /** A consent check (STUN Binding request, RFC 7675) for the owner of a detached socket to send. */
+  consentCheck(): Uint8Array {
+    return this.#checkRequest(false).bytes;
+  }
+
   /** Ends the session (HTTP DELETE) and closes the socket. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -319,7 +344,7 @@ export class LightClient {
   }
 
   async #readLoop(): Promise<void> {
-    for await (const [data, from] of datagrams(this.#conn, () => this.#closed)) {
+    for await (const [data, from] of datagrams(this.#conn, () => this.#closed || this.#detached)) {
       const first = data[0];
       if (first <= 3) this.#handleStun(data, from);
       else if (first >= 20 && first <= 63) {
@@ -425,7 +450,7 @@ export class LightClient {
   }
 
   #send(data: Uint8Array, to: Deno.NetAddr = this.#remote): void {
-    if (this.#closed) return;
+    if (this.#closed || this.#detached) return;
     this.#conn.send(data, to).catch(() => {});
   }
 }

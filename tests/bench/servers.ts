@@ -48,16 +48,24 @@ export function parseServerNames(list: string): ServerName[] {
  */
 export function startServer(
   name: ServerName,
-  o: { sessions: number; serverRoot?: string; cacheDir?: string; inspectPort?: number; netns?: NetNamespace },
+  o: {
+    sessions: number;
+    serverRoot?: string;
+    cacheDir?: string;
+    inspectPort?: number;
+    netns?: NetNamespace;
+    /** More environment for this server (e.g. `FANOUT_WORKERS`); the anchors ignore it. */
+    env?: Record<string, string>;
+  },
 ): Promise<ServerUnderTest> {
   const cacheDir = o.cacheDir ?? join(ROOT, "storage/bench-cache");
   if (name.startsWith("ours:")) {
     const root = name.slice("ours:".length);
-    return startOurs(root, o.sessions, o.inspectPort, o.netns, `this server (${root})`);
+    return startOurs(root, o.sessions, o.inspectPort, o.netns, `this server (${root})`, o.env);
   }
   switch (name) {
     case "ours":
-      return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort, o.netns);
+      return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort, o.netns, undefined, o.env);
     case "pion":
       return startPion(cacheDir, o.netns);
     default:
@@ -87,6 +95,7 @@ async function startOurs(
   inspectPort: number | undefined,
   netns: NetNamespace | undefined,
   label = "this server",
+  extraEnv: Record<string, string> = {},
 ): Promise<ServerUnderTest> {
   const dir = await Deno.makeTempDir({ prefix: "bench-server-" });
   const httpPort = netns ? await netns.forwardPort() : freePort("tcp");
@@ -125,6 +134,7 @@ async function startOurs(
       MAX_PENDING_PER_ADDRESS: String(sessions + 10),
       MAX_VIEWERS_PER_ADDRESS: String(sessions + 10),
       LOG_LEVEL: Deno.env.get("BENCH_LOG_LEVEL") ?? "warn",
+      ...extraEnv,
     },
     stdout: "null",
     stderr: "piped",

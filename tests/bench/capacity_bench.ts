@@ -1,0 +1,337 @@
+/**
+ * Capacity benchmark (`deno task bench:capacity`): one publisher sends the 720p H.264 + Opus clip at ~2.5
+ * Mbit/s and viewers are added in steps until a step fails: any viewer's delivery over the step's window
+ * below 99.9 %, or the new viewers' 95th-percentile first-packet time (offer to first decrypted packet) above
+ * 1 s, or a viewer that could not connect. The ceiling is the last step that passed. The same run measures
+ * this server (for each `--workers` value, passed as FANOUT_WORKERS) and the Pion anchor (Broadcast Box way).
+ *
+ * The viewers live in `--swarms` separate processes (viewer_swarm.ts): each connects with the light client
+ * (ICE, DTLS, SRTP) and then counts its datagrams with `recvmmsg` (datagram_counter.ts), reading only the RTP
+ * header and decrypting one packet in 100, so a viewer costs the client side far less than the server
+ * spends on it. Delivery is received ÷ the span of sequence numbers seen over the window, per SSRC; a viewer
+ * that stops getting packets shows up in received ÷ published (the "rate" column), which must stay ≥ 99 %.
+ * Clients and server share the machine's cores: the table prints what the clients used.
+ *
+ * Options (flags or environment): --steps LIST (BENCH_STEPS, viewer counts, default
+ * 25,50,100,150,200,300,400,500,600,800), --seconds S (BENCH_SECONDS, window per step, default 6),
+ * --servers LIST (BENCH_SERVERS, default `ours,pion`), --workers LIST (BENCH_WORKERS, FANOUT_WORKERS values
+ * for this server, default `0`), --swarms N (BENCH_SWARMS, client processes, default 2), --server-root DIR.
+ */
+import { join } from "node:path";
+import { createClientCertificate, LightClient } from "./light_client.ts";
+import { type Clip, loadClip, publishClip } from "./media_clip.ts";
+import { cpuModel, processCpu } from "./proc_stats.ts";
+import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
+import { type AddResult, type SwarmCounts, ViewerSwarm } from "./viewer_swarm.ts";
+
+const ROOT = new URL("../../", import.meta.url).pathname;
+const DELIVERY_FLOOR = 0.999;
+const RATE_FLOOR = 0.99;
+const FIRST_PACKET_LIMIT_MS = 1000;
+/** Viewers joining at once per swarm process. */
+const JOIN_CONCURRENCY = 4;
+
+interface Settings {
+  steps: number[];
+  seconds: number;
+  servers: ServerName[];
+  workers: number[];
+  swarms: number;
+  serverRoot: string;
+}
+
+function settings(): Settings {
+  const flag = (name: string) => {
+    const i = Deno.args.indexOf(`--${name}`);
+    return i >= 0 ? Deno.args[i + 1] : undefined;
+  };
+  const list = (text: string) => text.split(",").filter((x) => x !== "").map(Number);
+  const steps = list(flag("steps") ?? Deno.env.get("BENCH_STEPS") ?? "25,50,100,150,200,300,400,500,600,800");
+  if (steps.some((n, i) => !Number.isInteger(n) || n < 1 || (i > 0 && n <= steps[i - 1]))) {
+    throw new Error("--steps takes rising viewer counts, e.g. 25,50,100");
+  }
+  return {
+    steps,
+    seconds: Number(flag("seconds") ?? Deno.env.get("BENCH_SECONDS") ?? 6),
+    servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
+    workers: list(flag("workers") ?? Deno.env.get("BENCH_WORKERS") ?? "0"),
+    swarms: Number(flag("swarms") ?? Deno.env.get("BENCH_SWARMS") ?? 2),
+    serverRoot: flag("server-root") ?? Deno.env.get("BENCH_SERVER_ROOT") ?? ROOT,
+  };
+}
+
+/** One step's figures. */
+export interface StepResult {
+  viewers: number;
+  connected: number;
+  forwardedPerSecond: number;
+  serverCpuPercent: number;
+  serverMicrosPerPacket: number;
+  clientCpuPercent: number;
+  deliveryMin: number;
+  deliveryMedian: number;
+  rateMin: number;
+  firstPacketP50: number;
+  firstPacketP95: number;
+  firstPacketMax: number;
+  kernelDrops: number;
+  verified: number;
+  verifyFailures: number;
+  failures: string[];
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * (sorted.length - 1) + 0.5))];
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function cpuMicros(pid: number): number {
+  const { user, system } = processCpu(pid);
+  return user + system;
+}
+
+/** Joins `count` viewers to `room`, split over the swarms; first-packet times of all of them. */
+export async function joinViewers(
+  swarms: ViewerSwarm[],
+  baseUrl: string,
+  room: string,
+  count: number,
+): Promise<AddResult> {
+  const shares = swarms.map((_, i) =>
+    Math.floor(count / swarms.length) + (i < count % swarms.length ? 1 : 0)
+  );
+  const results = await Promise.all(
+    swarms.map((s, i) => shares[i] > 0 ? s.add(baseUrl, room, shares[i], JOIN_CONCURRENCY) : undefined),
+  );
+  return {
+    firstPacketMs: results.flatMap((r) => r?.firstPacketMs ?? []),
+    errors: results.flatMap((r) => r?.errors ?? []),
+  };
+}
+
+/** Every swarm's counts, in swarm order, and the sum of their kernel drops. */
+export async function swarmCounts(swarms: ViewerSwarm[]): Promise<SwarmCounts> {
+  const all = await Promise.all(swarms.map((s) => s.counts()));
+  return {
+    counts: all.flatMap((a) => a.counts),
+    kernelDrops: all.reduce((sum, a) => sum + a.kernelDrops, 0),
+    calls: all.reduce((sum, a) => sum + a.calls, 0),
+  };
+}
+
+/** Per-viewer delivery between two snapshots: received ÷ sequence span, and received ÷ published. */
+export function deliveries(
+  before: SwarmCounts,
+  after: SwarmCounts,
+  published: number,
+): { delivery: number[]; rate: number[]; forwarded: number; verified: number; verifyFailures: number } {
+  const delivery: number[] = [];
+  const rate: number[] = [];
+  let forwarded = 0;
+  let verified = 0;
+  let verifyFailures = 0;
+  after.counts.forEach((a, i) => {
+    const b = before.counts[i] ?? { received: 0, span: 0, verified: 0, verifyFailures: 0 };
+    const received = a.received - b.received;
+    const span = a.span - b.span;
+    forwarded += received;
+    verified += a.verified - b.verified;
+    verifyFailures += a.verifyFailures - b.verifyFailures;
+    delivery.push(span > 0 ? Math.min(1, received / span) : 0);
+    rate.push(published > 0 ? Math.min(1, received / published) : 0);
+  });
+  return { delivery, rate, forwarded, verified, verifyFailures };
+}
+
+/** Runs the steps against one server until one fails; returns every measured step. */
+async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise<StepResult[]> {
+  const certificate = await createClientCertificate();
+  const publisher = await LightClient.connect({
+    baseUrl: server.baseUrl,
+    role: "publisher",
+    room: "capacity",
+    token: server.token,
+    certificate,
+  });
+  const sender = publishClip(publisher, clip);
+  const swarms = Array.from({ length: s.swarms }, () => ViewerSwarm.start());
+  const results: StepResult[] = [];
+  try {
+    await sleep(1500);
+    let connected = 0;
+    for (const target of s.steps) {
+      const joined = await joinViewers(swarms, server.baseUrl, "capacity", target - connected);
+      const started = joined.firstPacketMs.filter((t): t is number => t !== null);
+      connected += started.length;
+      const failures = joined.errors.map((e) => `join: ${e}`);
+      const notStarted = joined.firstPacketMs.length - started.length;
+      if (notStarted > 0) failures.unshift(`${notStarted} viewers got no media`);
+      await sleep(1000);
+
+      const before = {
+        at: performance.now(),
+        counts: await swarmCounts(swarms),
+        sent: sender.sent(),
+        server: cpuMicros(server.pid),
+        clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
+      };
+      await sleep(s.seconds * 1000);
+      const after = {
+        at: performance.now(),
+        counts: await swarmCounts(swarms),
+        sent: sender.sent(),
+        server: cpuMicros(server.pid),
+        clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
+      };
+      const seconds = (after.at - before.at) / 1000;
+      const d = deliveries(before.counts, after.counts, after.sent - before.sent);
+      const step: StepResult = {
+        viewers: target,
+        connected,
+        forwardedPerSecond: d.forwarded / seconds,
+        serverCpuPercent: (after.server - before.server) / 1e4 / seconds,
+        serverMicrosPerPacket: d.forwarded > 0 ? (after.server - before.server) / d.forwarded : NaN,
+        clientCpuPercent: (after.clients - before.clients) / 1e4 / seconds,
+        deliveryMin: Math.min(...d.delivery),
+        deliveryMedian: percentile(d.delivery, 0.5),
+        rateMin: Math.min(...d.rate),
+        firstPacketP50: percentile(started, 0.5),
+        firstPacketP95: percentile(started, 0.95),
+        firstPacketMax: Math.max(...started),
+        kernelDrops: after.counts.kernelDrops - before.counts.kernelDrops,
+        verified: d.verified,
+        verifyFailures: d.verifyFailures,
+        failures,
+      };
+      if (step.deliveryMin < DELIVERY_FLOOR) {
+        failures.push(`delivery ${(step.deliveryMin * 100).toFixed(2)} % < ${DELIVERY_FLOOR * 100} %`);
+      }
+      if (step.rateMin < RATE_FLOOR) {
+        failures.push(`a viewer got ${(step.rateMin * 100).toFixed(1)} % of the packets`);
+      }
+      if (!(step.firstPacketP95 <= FIRST_PACKET_LIMIT_MS)) {
+        failures.push(`first packet p95 ${step.firstPacketP95.toFixed(0)} ms > ${FIRST_PACKET_LIMIT_MS} ms`);
+      }
+      if (step.verifyFailures > 0) failures.push(`${step.verifyFailures} sampled packets failed SRTP`);
+      results.push(step);
+      console.error(`  ${server.label}: ${formatStep(step).join(" | ")}`);
+      if (failures.length > 0) break;
+    }
+  } finally {
+    sender.stop();
+    await Promise.all(swarms.map((w) => w.close()));
+    await publisher.close();
+  }
+  return results;
+}
+
+const STEP_COLUMNS = [
+  "viewers",
+  "fwd pkt/s",
+  "server CPU",
+  "µs/pkt",
+  "clients' CPU",
+  "delivery min (median)",
+  "rate min",
+  "first packet p50/p95/max",
+  "client drops",
+  "SRTP sample",
+  "verdict",
+];
+
+function formatStep(r: StepResult): string[] {
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  return [
+    `${r.connected}/${r.viewers}`,
+    Math.round(r.forwardedPerSecond).toLocaleString("en"),
+    `${r.serverCpuPercent.toFixed(0)}%`,
+    r.serverMicrosPerPacket.toFixed(2),
+    `${r.clientCpuPercent.toFixed(0)}%`,
+    `${pct(r.deliveryMin)} (${pct(r.deliveryMedian)})`,
+    pct(r.rateMin),
+    `${r.firstPacketP50.toFixed(0)}/${r.firstPacketP95.toFixed(0)}/${r.firstPacketMax.toFixed(0)} ms`,
+    String(r.kernelDrops),
+    `${r.verified} ok, ${r.verifyFailures} bad`,
+    r.failures.length === 0 ? "pass" : r.failures.join("; "),
+  ];
+}
+
+/** The last passing step's viewer count (0 when the first step failed). */
+export function ceiling(steps: StepResult[]): number {
+  let last = 0;
+  for (const step of steps) {
+    if (step.failures.length > 0) break;
+    last = step.viewers;
+  }
+  return last;
+}
+
+if (import.meta.main) {
+  const s = settings();
+  const clip = await loadClip(join(ROOT, "storage/bench-cache"));
+  const runs: { label: string; steps: StepResult[] }[] = [];
+  const maxViewers = s.steps[s.steps.length - 1];
+  const targets: { name: ServerName; workers?: number }[] = s.servers.flatMap((name) =>
+    name === "pion" || name === "werift"
+      ? [{ name }]
+      : s.workers.map((workers): { name: ServerName; workers?: number } => ({ name, workers }))
+  );
+  for (const target of targets) {
+    const server = await startServer(target.name, {
+      sessions: maxViewers + 10,
+      serverRoot: s.serverRoot,
+      env: target.workers === undefined ? undefined : {
+        FANOUT_WORKERS: String(target.workers),
+        MAX_VIEWERS_PER_ADDRESS: String(maxViewers + 10),
+        MAX_PENDING_PER_ADDRESS: String(maxViewers + 10),
+        MAX_PUBLISHERS: "10",
+      },
+    });
+    const label = target.workers === undefined ? server.label : `${server.label}, ${target.workers} workers`;
+    console.error(`measuring ${label} (pid ${server.pid})...`);
+    try {
+      runs.push({ label, steps: await rampUp(server, clip, s) });
+    } catch (e) {
+      console.error(`${label} failed: ${(e as Error).stack}\n${server.logs()}`);
+    } finally {
+      await server.stop();
+    }
+    await sleep(1000);
+  }
+
+  const load = Deno.loadavg().map((l) => l.toFixed(2)).join(" ");
+  const lines = [
+    "",
+    `Capacity: one publisher, 1280x720p30 H.264 ${(clip.videoBitrate / 1e6).toFixed(2)} Mbit/s + Opus; ` +
+    `${s.seconds} s window per step; pass = every viewer ≥ ${DELIVERY_FLOOR * 100} % delivery and ` +
+    `first packet p95 ≤ ${FIRST_PACKET_LIMIT_MS} ms`,
+    `Machine: ${cpuModel()}, ${navigator.hardwareConcurrency} cores (clients and server share them), ` +
+    `load avg ${load}, Deno ${Deno.version.deno}; ${s.swarms} client processes`,
+  ];
+  for (const run of runs) {
+    lines.push(
+      "",
+      `${run.label}: ceiling ${ceiling(run.steps)} viewers`,
+      "",
+      `| ${STEP_COLUMNS.join(" | ")} |`,
+      `|${STEP_COLUMNS.map(() => "---").join("|")}|`,
+      ...run.steps.map((r) => `| ${formatStep(r).join(" | ")} |`),
+    );
+  }
+  const pion = runs.find((r) => r.label.startsWith("Pion"));
+  lines.push("");
+  for (const run of runs) {
+    if (run === pion) continue;
+    const ours = ceiling(run.steps);
+    lines.push(
+      `${run.label}: ceiling ${ours}` +
+        (pion
+          ? ` vs Pion ${ceiling(pion.steps)} (${(ours / Math.max(1, ceiling(pion.steps))).toFixed(2)}×)`
+          : ""),
+    );
+  }
+  console.log(lines.join("\n"));
+}
