@@ -4,7 +4,7 @@
  * through FFI, up to 64 datagrams per call into one reused buffer. Per RTP datagram only the plaintext header
  * is read (SSRC, sequence number) to count packets and the span of sequence numbers seen; one datagram in
  * `verifyEvery` is decrypted with the viewer's SRTP context to show the bytes are the real stream. Each socket
- * gets a 4 MiB receive buffer so a client starved for a few hundred ms by the scheduler does not lose
+ * answers the server's consent checks and sends its own every 2 s (RFC 7675), and gets a 4 MiB receive buffer so a client starved for a few hundred ms by the scheduler does not lose
  * datagrams; the kernel's per-socket drop count (/proc/net/udp) says whether it did anyway. Linux x86-64.
  */
 import type { SrtpContext } from "../../src/srtp/context.ts";
@@ -88,7 +88,8 @@ interface Viewer {
   localPort: number;
   remoteSockaddr: Uint8Array;
   srtp: SrtpContext;
-  consentCheck: () => Uint8Array;
+  client: LightClient;
+  remote: Deno.NetAddr;
   sequence: SequenceSpan;
   verified: number;
   verifyFailures: number;
@@ -155,7 +156,8 @@ export class DatagramCounter {
       localPort,
       remoteSockaddr: sockaddr,
       srtp,
-      consentCheck: () => client.consentCheck(),
+      client,
+      remote,
       sequence: new SequenceSpan(),
       verified: 0,
       verifyFailures: 0,
@@ -176,6 +178,12 @@ export class DatagramCounter {
           const length = this.#headerView.getUint32(i * MMSGHDR_BYTES + MSG_LEN_OFFSET, true);
           const at = i * SLOT_BYTES;
           const first = data[at];
+          if (first <= 3) {
+            // STUN: the server's consent checks must be answered or it ends the session (RFC 7675).
+            const response = viewer.client.checkResponse(data.slice(at, at + length), viewer.remote);
+            if (response) this.#send(viewer, response);
+            continue;
+          }
           // RTP only (RFC 7983: 128–191; RTCP packet types 192–223 in the second byte).
           if (first < 128 || first > 191 || length < 12) continue;
           const type = data[at + 1];
@@ -231,8 +239,18 @@ export class DatagramCounter {
     const tick = this.#consentNext++ % 10;
     for (let i = tick; i < this.#viewers.length; i += 10) {
       const v = this.#viewers[i];
-      const check = v.consentCheck();
-      this.#lib.symbols.sendto(v.fd, check, BigInt(check.length), MSG_DONTWAIT, v.remoteSockaddr, 16);
+      this.#send(v, v.client.consentCheck());
     }
+  }
+
+  #send(viewer: Viewer, datagram: Uint8Array): void {
+    this.#lib.symbols.sendto(
+      viewer.fd,
+      datagram,
+      BigInt(datagram.length),
+      MSG_DONTWAIT,
+      viewer.remoteSockaddr,
+      16,
+    );
   }
 }

@@ -228,7 +228,8 @@ export class LightClient {
    * Hands the media to a cheaper reader (the capacity benchmarks count datagrams with `recvmmsg`):
    * `adopt(localPort)` must take a descriptor of its own for this client's socket (`dup` through FFI) before
    * the client closes its Deno handle. The client then stops reading and sending consent checks; the new
-   * owner gets the SRTP context (to verify a sample) and sends {@link consentCheck}s itself. {@link close}
+   * owner gets the SRTP context (to verify a sample), sends {@link consentCheck}s itself and answers the
+   * server's checks with {@link checkResponse}. {@link close}
    * still ends the session with a DELETE.
    */
   detach(adopt: (localPort: number) => void): { srtp: SrtpContext; remote: Deno.NetAddr } {
@@ -386,12 +387,7 @@ export class LightClient {
     const message = parseMessage(Buffer.from(data.buffer, data.byteOffset, data.length));
     if (!message || message.messageMethod !== methods.BINDING) return;
     if (message.messageClass === classes.REQUEST) {
-      // A full-ICE server checks this candidate too; answer as RFC 8445 §7.3 asks.
-      const response = new Message(methods.BINDING, classes.RESPONSE, message.transactionId);
-      response.setAttribute("XOR-MAPPED-ADDRESS", [from.hostname, from.port]);
-      response.addMessageIntegrity(Buffer.from(this.#localPwd, "utf8"));
-      response.addFingerprint();
-      this.#send(new Uint8Array(response.bytes), from);
+      this.#send(this.#checkResponse(message, from), from);
       return;
     }
     if (message.messageClass === classes.RESPONSE && message.transactionIdHex === this.#pendingCheck) {
@@ -432,6 +428,27 @@ export class LightClient {
       };
       retry();
     });
+  }
+
+  /**
+   * The answer to a server's binding request (its connectivity or consent check, RFC 8445 §7.3, RFC 7675) that
+   * arrived at a detached socket from `from`; undefined when `data` is not such a request.
+   */
+  checkResponse(data: Uint8Array, from: Deno.NetAddr): Uint8Array | undefined {
+    const message = parseMessage(Buffer.from(data.buffer, data.byteOffset, data.length));
+    if (message?.messageMethod !== methods.BINDING || message.messageClass !== classes.REQUEST) {
+      return undefined;
+    }
+    return this.#checkResponse(message, from);
+  }
+
+  #checkResponse(request: Message, from: Deno.NetAddr): Uint8Array {
+    // A full-ICE server checks this candidate too, and an ICE-lite one asks for consent.
+    const response = new Message(methods.BINDING, classes.RESPONSE, request.transactionId);
+    response.setAttribute("XOR-MAPPED-ADDRESS", [from.hostname, from.port]);
+    response.addMessageIntegrity(Buffer.from(this.#localPwd, "utf8"));
+    response.addFingerprint();
+    return new Uint8Array(response.bytes);
   }
 
   #sendCheck(nominate: boolean): void {

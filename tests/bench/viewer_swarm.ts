@@ -33,6 +33,8 @@ export interface AddResult {
 
 /** Counts of every viewer in the process, and how the process itself did. */
 export interface SwarmCounts {
+  /** When the counts were read (ms since the epoch, sub-millisecond). */
+  at: number;
   counts: ViewerCounts[];
   kernelDrops: number;
   calls: number;
@@ -93,7 +95,12 @@ async function serve(): Promise<void> {
     if (request.add) reply(await add(counter, clients, certificate, request.add));
     else if (request.counts) {
       counter.poll();
-      reply({ counts: counter.counts(), kernelDrops: counter.kernelDrops(), calls: counter.calls });
+      reply({
+        at: performance.timeOrigin + performance.now(),
+        counts: counter.counts(),
+        kernelDrops: counter.kernelDrops(),
+        calls: counter.calls,
+      });
     } else if (request.close) break;
   }
   counter.close();
