@@ -11,8 +11,10 @@
  * (ICE, DTLS, SRTP), then its socket goes to a counter that drains it with `recvmmsg`, reads only the RTP
  * header and decrypts one packet in 100 (datagram_counter.ts), so a viewer costs the client side far less
  * than the server spends on it. Delivery is received ÷ the span of sequence numbers seen in the window, per
- * SSRC; a viewer that stops getting packets shows in received ÷ published (the "rate" column, ≥ 95 %: a viewer more than 5 % behind
- * the publisher at the end of the window has stalled; less is scheduling noise on a loaded machine).
+ * SSRC. A viewer that stops getting packets shows in received ÷ published (the "rate" column): below 50 %
+ * it counts as stalled; 90–100 % is a viewer a few hundred ms behind at the window's edges, which on a loaded
+ * machine is scheduling, not loss. "Socket drops" are datagrams the kernel dropped at the clients' sockets
+ * (4 MiB buffers) and at the server's (a server that falls behind loses publisher media and handshakes there).
  * Clients and server share the machine's cores: the table prints what the clients used.
  *
  * Options (flags or environment): --steps LIST (BENCH_STEPS, viewer counts, default
@@ -23,13 +25,14 @@
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
-import { cpuModel, processCpu } from "./proc_stats.ts";
+import { cpuModel, processCpu, processUdpDrops } from "./proc_stats.ts";
 import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { type AddResult, type SwarmCounts, ViewerSwarm } from "./viewer_swarm.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 const DELIVERY_FLOOR = 0.999;
-const RATE_FLOOR = 0.95;
+/** Below this share of the published packets a viewer has stalled (less is scheduling noise). */
+const RATE_FLOOR = 0.5;
 const FIRST_PACKET_LIMIT_MS = 1000;
 /** Viewers joining at once per swarm process. */
 const JOIN_CONCURRENCY = 4;
@@ -82,6 +85,8 @@ export interface StepResult {
   /** The slowest of the probe viewers joined one at a time after the window. */
   probeFirstPacketMax: number;
   kernelDrops: number;
+  /** Datagrams the server's own sockets dropped (publisher media, joins' handshakes) over the window. */
+  serverDrops: number;
   verified: number;
   verifyFailures: number;
   /** Why delivery failed (empty: every viewer got ≥ 99.9 %). */
@@ -140,11 +145,14 @@ export async function swarmCounts(swarms: ViewerSwarm[]): Promise<SwarmCounts> {
   };
 }
 
-/** Per-viewer delivery between two snapshots: received ÷ sequence span, and received ÷ published. */
+/**
+ * Per-viewer delivery between two snapshots: received ÷ sequence span, and received ÷ published (`published`
+ * per viewer, or one figure for all).
+ */
 export function deliveries(
   before: SwarmCounts,
   after: SwarmCounts,
-  published: number,
+  published: number | number[],
 ): { delivery: number[]; rate: number[]; forwarded: number; verified: number; verifyFailures: number } {
   const delivery: number[] = [];
   const rate: number[] = [];
@@ -159,7 +167,8 @@ export function deliveries(
     verified += a.verified - b.verified;
     verifyFailures += a.verifyFailures - b.verifyFailures;
     delivery.push(span > 0 ? Math.min(1, received / span) : 0);
-    rate.push(published > 0 ? Math.min(1, received / published) : 0);
+    const sent = typeof published === "number" ? published : published[i];
+    rate.push(sent > 0 ? Math.min(1, received / sent) : 0);
   });
   return { delivery, rate, forwarded, verified, verifyFailures };
 }
@@ -194,6 +203,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
+        serverDrops: processUdpDrops(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
       await sleep(s.seconds * 1000);
@@ -202,6 +212,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
+        serverDrops: processUdpDrops(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
       // Probe joins: one viewer at a time into the loaded server (the step's burst above measures a crowd).
@@ -228,6 +239,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         burstFirstPacketMax: Math.max(...started),
         probeFirstPacketMax: Math.max(...probeTimes),
         kernelDrops: after.counts.kernelDrops - before.counts.kernelDrops,
+        serverDrops: after.serverDrops - before.serverDrops,
         verified: d.verified,
         verifyFailures: d.verifyFailures,
         deliveryFailures,
@@ -272,7 +284,7 @@ const STEP_COLUMNS = [
   "rate min",
   "step's joins: first packet p50/max",
   "probe joins: first packet max",
-  "client drops",
+  "socket drops: clients/server",
   "SRTP sample",
   "verdict",
 ];
@@ -290,7 +302,7 @@ function formatStep(r: StepResult): string[] {
     pct(r.rateMin),
     `${r.burstFirstPacketP50.toFixed(0)}/${r.burstFirstPacketMax.toFixed(0)} ms`,
     `${r.probeFirstPacketMax.toFixed(0)} ms`,
-    String(r.kernelDrops),
+    `${r.kernelDrops}/${r.serverDrops}`,
     `${r.verified} ok, ${r.verifyFailures} bad`,
     failures.length === 0 ? "pass" : failures.join("; "),
   ];

@@ -24,3 +24,32 @@ export function processFdCount(pid: number): number {
 export function cpuModel(): string {
   return /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? "?";
 }
+
+/**
+ * Datagrams the kernel dropped on a process's UDP sockets (receive buffer full), from /proc/net/udp and
+ * /proc/net/udp6 matched by socket inode against the process's descriptors.
+ */
+export function processUdpDrops(pid: number): number {
+  const inodes = new Set<string>();
+  for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`));
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  let drops = 0;
+  for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(table);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
+      if (fields.length >= 13 && inodes.has(fields[9])) drops += Number(fields[12]);
+    }
+  }
+  return drops;
+}
