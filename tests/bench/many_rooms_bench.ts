@@ -15,7 +15,7 @@ import { type Clip, loadClip, publishClip } from "./media_clip.ts";
 import { cpuModel, processCpu } from "./proc_stats.ts";
 import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { ViewerSwarm } from "./viewer_swarm.ts";
-import { deliveries, percentile, swarmCounts } from "./capacity_bench.ts";
+import { deliveries, percentile, SentLog, swarmCounts } from "./capacity_bench.ts";
 
 const ROOT = new URL("../../", import.meta.url).pathname;
 
@@ -80,6 +80,7 @@ async function measure(server: ServerUnderTest, clip: Clip, s: Settings, label: 
       })),
   );
   const senders = publishers.map((p) => publishClip(p, clip));
+  const sentLogs = senders.map((x) => new SentLog(x.sent));
   const swarms = Array.from({ length: s.swarms }, () => ViewerSwarm.start());
   try {
     await sleep(1500);
@@ -112,7 +113,13 @@ async function measure(server: ServerUnderTest, clip: Clip, s: Settings, label: 
     const after = await snapshot();
     const seconds = (after.at - before.at) / 1000;
     const publishedPerRoom = after.sent.map((n, i) => n - before.sent[i]);
-    const d = deliveries(before.counts, after.counts, roomOfViewer.map((room) => publishedPerRoom[room]));
+    const d = deliveries(
+      before.counts,
+      after.counts,
+      roomOfViewer.map((room, i) =>
+        sentLogs[room].at(after.counts.readAt[i]) - sentLogs[room].at(before.counts.readAt[i])
+      ),
+    );
     // Viewers that never got media count as receiving nothing.
     for (let i = joined; i < s.rooms * s.viewers; i++) {
       d.delivery.push(0);
@@ -138,6 +145,7 @@ async function measure(server: ServerUnderTest, clip: Clip, s: Settings, label: 
     };
   } finally {
     for (const x of senders) x.stop();
+    for (const log of sentLogs) log.stop();
     await Promise.all(swarms.map((w) => w.close()));
     await Promise.all(publishers.map((p) => p.close()));
   }
