@@ -129,10 +129,12 @@ async function measure(server: ServerUnderTest, clip: Clip, s: Settings, label: 
       ),
     );
     if (Deno.env.get("BENCH_DEBUG")) {
-      console.error(after.counts.counts.map((c, i) => {
-        const b = before.counts.counts[i];
-        return `${roomOfViewer[i]}:${c.received - b.received}/${c.span - b.span}`;
-      }).join(" "));
+      console.error(
+        after.counts.counts.map((c, i) => {
+          const b = before.counts.counts[i];
+          return `${roomOfViewer[i]}:${c.received - b.received}/${c.span - b.span}`;
+        }).join(" "),
+      );
     }
     // Viewers that never got media count as receiving nothing.
     for (let i = joined; i < s.rooms * s.viewers; i++) {

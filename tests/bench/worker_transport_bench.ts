@@ -1,6 +1,6 @@
 /**
  * How to move decrypted RTP packets from the main thread to a fan-out worker in Deno, measured
- * (`deno run --allow-all tests/bench/worker_transport_bench.ts`): the main thread pushes 1200-byte packets as
+ * (`deno run --unstable-net --allow-all tests/bench/worker_transport_bench.ts`): the main thread pushes 1200-byte packets as
  * fast as it can and one worker reads each header, copies the packet into an outbox slot and checks the
  * sequence numbers, over
  * (a) a BroadcastChannel, packets batched into one ArrayBuffer per message (structured clone copies it),
@@ -162,6 +162,7 @@ async function run(transport: "broadcast" | "transfer" | "ring", total: number, 
       if ((sent / batch) % 256 === 255) await new Promise((r) => setTimeout(r, 0));
     }
   }
+  channel?.postMessage(new ArrayBuffer(0));
   const result = await done;
   const wallMs = performance.now() - t0;
   const cpu = cpuMicros() - cpuBefore;
@@ -239,7 +240,10 @@ if (import.meta.main) {
   const batches = (flag("batches") ?? "1,16,64").split(",").map(Number);
   const results: TransportResult[] = [];
   // A short warm-up of each path so the JIT has compiled it before the measured run.
-  for (const transport of ["broadcast", "transfer", "ring"] as const) await run(transport, 20_000, 16);
+  for (const transport of ["broadcast", "transfer", "ring"] as const) {
+    if (Deno.env.get("BENCH_DEBUG")) console.error(`warm-up ${transport}`);
+    await run(transport, 20_000, 16);
+  }
   for (const batch of batches) {
     for (const transport of ["broadcast", "transfer", "ring"] as const) {
       results.push(await run(transport, total, batch));

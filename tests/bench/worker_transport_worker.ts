@@ -64,11 +64,14 @@ self.onmessage = (e: MessageEvent) => {
   if (task.mode === "broadcast") {
     const channel = new BroadcastChannel(task.channel);
     channel.onmessage = (m: MessageEvent<ArrayBuffer>) => {
-      consumeBatch(m.data);
-      if (received >= task.packets) {
+      // An empty message ends the run: Deno's BroadcastChannel drops messages a lagging receiver has not
+      // read yet (a bounded queue), so counting up to `packets` could wait forever.
+      if (m.data.byteLength === 0) {
         channel.close();
         done();
+        return;
       }
+      consumeBatch(m.data);
     };
     self.postMessage({ ready: true });
   } else if (task.mode === "transfer") {
