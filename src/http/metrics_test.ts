@@ -296,3 +296,14 @@ Deno.test("event-loop lag is how late the timer ran, with the recent maximum", (
   for (let t = 2030; t < 2030 + 25 * 500; t += 500) lag.record(t);
   assert.equal(lag.max, 0, "old samples leave the window");
 });
+
+Deno.test("rooms relayed from another node count in the totals (resends and keyframe requests for its viewers)", () => {
+  const rooms = new Map<string, Room>([["local", fakeRoom({ packetsResent: 2 })]]);
+  const attachedRooms = new Map<string, Room>([[
+    "relayed",
+    fakeRoom({ packetsResent: 5, keyframeRequests: 3 }),
+  ]]);
+  const snapshot = MediaTotals.ofSessions({ rooms, attachedRooms }).snapshot();
+  assert.equal(snapshot.rooms.packetsResent, 7);
+  assert.equal(snapshot.rooms.keyframeRequests, 3);
+});

@@ -8,7 +8,12 @@
  * the session table, so the room is seen then at the latest, even if it opened and closed between scrapes.
  */
 import type { Peer, PeerCounters, PeerState } from "../peer/peer.ts";
-import type { Room, RoomCounters } from "../rooms/room.ts";
+import type { RoomCounters } from "../rooms/room.ts";
+
+/** What the totals read of a room (a published one or one relayed from another node). */
+export interface CountedRoom {
+  readonly counters: RoomCounters;
+}
 import type { PeerTransport } from "../rooms/sessions.ts";
 
 /** What one scrape reads. */
@@ -21,15 +26,29 @@ export interface MediaSnapshot {
 
 /** Accumulates room and peer counters across their lifetimes. */
 export class MediaTotals {
-  #currentRooms: () => Iterable<Room>;
+  #currentRooms: () => Iterable<CountedRoom>;
   #peers = new Set<Peer>();
-  #rooms = new Set<Room>();
+  #rooms = new Set<CountedRoom>();
   #closedRooms = emptyRoomCounters();
   #closedPeers = emptyPeerCounters();
 
   /** `currentRooms` lists the rooms the session layer holds now (e.g. `() => sessions.rooms.values()`). */
-  constructor(currentRooms: () => Iterable<Room>) {
+  constructor(currentRooms: () => Iterable<CountedRoom>) {
     this.#currentRooms = currentRooms;
+  }
+
+  /**
+   * Totals over a session layer's rooms: the ones published here and the ones relayed from another node
+   * (these resend and ask for keyframes for this node's viewers too).
+   */
+  static ofSessions(sessions: {
+    readonly rooms: ReadonlyMap<string, CountedRoom>;
+    readonly attachedRooms: ReadonlyMap<string, CountedRoom>;
+  }): MediaTotals {
+    return new MediaTotals(function* () {
+      yield* sessions.rooms.values();
+      yield* sessions.attachedRooms.values();
+    });
   }
 
   /** A transport that forwards everything to `transport` and tells these totals about peers. */
@@ -76,7 +95,7 @@ export class MediaTotals {
     return { rooms, peers, sessionsByState };
   }
 
-  #observeRooms(): Set<Room> {
+  #observeRooms(): Set<CountedRoom> {
     const current = new Set(this.#currentRooms());
     for (const room of current) this.#rooms.add(room);
     return current;
