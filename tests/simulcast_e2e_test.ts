@@ -82,6 +82,12 @@ Deno.test({
       ?.[1];
     assert.ok(layerUrl && sseUrl, `both extension links in ${links}`);
     const events = await openSse(`${server.baseUrl}${sseUrl}`);
+    // A session may hold two layer event streams open; a third is refused.
+    const second = await openSse(`${server.baseUrl}${sseUrl}`);
+    const third = await fetch(`${server.baseUrl}${sseUrl}`);
+    assert.equal(third.status, 429);
+    assert.match(await third.text(), /already has 2 layer event streams open/);
+    second.close();
     const first = await events.waitFor(() => true) as Record<string, { layers: { encodingId: string }[] }>;
     const [mid] = Object.keys(first);
     assert.deepEqual(first[mid].layers.map((l) => l.encodingId).sort(), ["h", "l", "m"]);
@@ -162,6 +168,9 @@ Deno.test({
       30_000,
     );
     assert.deepEqual(fromPage.layers.map((l) => l.encoding_id), ["h", "m", "l"]);
+  } catch (e) {
+    console.error(`--- server log ---\n${server.logs()}`);
+    throw e;
   } finally {
     await browser?.close();
     await server.stop();

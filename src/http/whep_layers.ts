@@ -13,6 +13,10 @@ import { HttpError, readTextCapped } from "./body.ts";
 export const MAX_LAYER_BODY_BYTES = 1024;
 /** How often an open layer event stream looks for changed layers (ms). */
 const LAYER_EVENTS_INTERVAL_MS = 1000;
+/** Layer event streams one session may hold open at once (429 beyond): a page needs one. */
+export const MAX_LAYER_STREAMS_PER_SESSION = 2;
+/** Open layer event streams by session id. */
+const openStreams = new Map<string, number>();
 
 /** The extension `Link` headers for a new WHEP session. */
 export function whepExtensionLinks(sessionId: string): string[] {
@@ -62,12 +66,26 @@ export async function layerEvents(
     await readTextCapped(req, MAX_LAYER_BODY_BYTES);
     return new Response(null, { status: 201, headers: { Location: `/whep/sse/${sessionId}` } });
   }
+  const open = openStreams.get(sessionId) ?? 0;
+  if (open >= MAX_LAYER_STREAMS_PER_SESSION) {
+    throw new HttpError(
+      429,
+      `this session already has ${MAX_LAYER_STREAMS_PER_SESSION} layer event streams open; close one first`,
+    );
+  }
+  openStreams.set(sessionId, open + 1);
   const encoder = new TextEncoder();
   let timer: ReturnType<typeof setInterval> | undefined;
   let last = "";
+  let counted = true;
   const stop = () => {
     if (timer !== undefined) clearInterval(timer);
     timer = undefined;
+    if (!counted) return;
+    counted = false;
+    const left = (openStreams.get(sessionId) ?? 1) - 1;
+    if (left > 0) openStreams.set(sessionId, left);
+    else openStreams.delete(sessionId);
   };
   const body = new ReadableStream<Uint8Array>({
     start(controller) {
