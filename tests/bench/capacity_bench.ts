@@ -25,7 +25,7 @@
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
-import { cpuModel, processCpu, processUdpDrops } from "./proc_stats.ts";
+import { cpuModel, processCpu, processUdpSockets } from "./proc_stats.ts";
 import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { type AddResult, type SwarmCounts, ViewerSwarm } from "./viewer_swarm.ts";
 
@@ -90,6 +90,8 @@ export interface StepResult {
   kernelDrops: number;
   /** Datagrams the server's own sockets dropped (publisher media, joins' handshakes) over the window. */
   serverDrops: number;
+  /** Bytes waiting in the server's socket receive queues at the window's end (it is behind in reading). */
+  serverQueueKb: number;
   verified: number;
   verifyFailures: number;
   /** Why delivery failed (empty: every viewer got ≥ 99.9 %). */
@@ -235,7 +237,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
-        serverDrops: processUdpDrops(server.pid),
+        serverSockets: processUdpSockets(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
       await sleep(s.seconds * 1000);
@@ -244,7 +246,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
-        serverDrops: processUdpDrops(server.pid),
+        serverSockets: processUdpSockets(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
       // Probe joins: one viewer at a time into the loaded server (the step's burst above measures a crowd).
@@ -275,7 +277,8 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         burstFirstPacketMax: Math.max(...started),
         probeFirstPacketMax: Math.max(...probeTimes),
         kernelDrops: after.counts.kernelDrops - before.counts.kernelDrops,
-        serverDrops: after.serverDrops - before.serverDrops,
+        serverDrops: after.serverSockets.drops - before.serverSockets.drops,
+        serverQueueKb: after.serverSockets.receiveQueueBytes / 1024,
         verified: d.verified,
         verifyFailures: d.verifyFailures,
         deliveryFailures,
@@ -328,6 +331,7 @@ const STEP_COLUMNS = [
   "step's joins: first packet p50/max",
   "probe joins: first packet max",
   "socket drops: clients/server",
+  "server socket queue at the end",
   "SRTP sample",
   "verdict",
 ];
@@ -346,6 +350,7 @@ function formatStep(r: StepResult): string[] {
     `${r.burstFirstPacketP50.toFixed(0)}/${r.burstFirstPacketMax.toFixed(0)} ms`,
     `${r.probeFirstPacketMax.toFixed(0)} ms`,
     `${r.kernelDrops}/${r.serverDrops}`,
+    `${Math.round(r.serverQueueKb)} KB`,
     `${r.verified} ok, ${r.verifyFailures} bad`,
     failures.length === 0 ? "pass" : failures.join("; "),
   ];

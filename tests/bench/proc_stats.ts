@@ -30,6 +30,14 @@ export function cpuModel(): string {
  * /proc/net/udp6 matched by socket inode against the process's descriptors.
  */
 export function processUdpDrops(pid: number): number {
+  return processUdpSockets(pid).drops;
+}
+
+/**
+ * A process's UDP sockets as the kernel sees them: datagrams dropped (receive buffer full) and bytes waiting
+ * in their receive queues (what the process has not read yet; counted with the kernel's per-datagram overhead).
+ */
+export function processUdpSockets(pid: number): { drops: number; receiveQueueBytes: number } {
   const inodes = new Set<string>();
   for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
     try {
@@ -38,6 +46,7 @@ export function processUdpDrops(pid: number): number {
     } catch { /* closed meanwhile */ }
   }
   let drops = 0;
+  let receiveQueueBytes = 0;
   for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {
     let text = "";
     try {
@@ -47,9 +56,11 @@ export function processUdpDrops(pid: number): number {
     }
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
-      // sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops
-      if (fields.length >= 13 && inodes.has(fields[9])) drops += Number(fields[12]);
+      // sl local rem st tx_queue:rx_queue tr:when retrnsmt uid timeout inode ref pointer drops
+      if (fields.length < 13 || !inodes.has(fields[9])) continue;
+      drops += Number(fields[12]);
+      receiveQueueBytes += parseInt(fields[4].split(":")[1], 16);
     }
   }
-  return drops;
+  return { drops, receiveQueueBytes };
 }
