@@ -295,7 +295,8 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         );
       }
       if (step.verifyFailures > 0) {
-        deliveryFailures.push(`${step.verifyFailures} sampled packets failed SRTP`);
+        const reasons = JSON.stringify(after.counts.failureReasons);
+        deliveryFailures.push(`${step.verifyFailures} sampled packets failed SRTP (since start: ${reasons})`);
       }
       if (!(step.probeFirstPacketMax <= FIRST_PACKET_LIMIT_MS)) {
         step.joinFailures.push(

@@ -93,6 +93,7 @@ interface Viewer {
   sequence: SequenceSpan;
   verified: number;
   verifyFailures: number;
+  sinceVerify: number;
 }
 
 /** Reads the sockets of many viewers with `recvmmsg` on a timer and counts their RTP. */
@@ -104,12 +105,13 @@ export class DatagramCounter {
   #headerView = new DataView(this.#headers.buffer);
   #scratch = new Uint8Array(SLOT_BYTES);
   #verifyEvery: number;
-  #sinceVerify = 0;
   // Kept so the iovec array outlives the constructor (the headers point into it).
   #iovecs: DataView;
   #timer: ReturnType<typeof setInterval> | undefined;
   #consentTimer: ReturnType<typeof setInterval> | undefined;
   #consentNext = 0;
+  /** Why sampled packets failed to decrypt (SrtpContext.lastFailure), counted. */
+  failureReasons: Record<string, number> = {};
   /** recvmmsg calls made (how much the polling costs). */
   calls = 0;
 
@@ -161,6 +163,7 @@ export class DatagramCounter {
       sequence: new SequenceSpan(),
       verified: 0,
       verifyFailures: 0,
+      sinceVerify: 0,
     });
     return this.#viewers.length - 1;
   }
@@ -191,12 +194,17 @@ export class DatagramCounter {
           const ssrc =
             ((data[at + 8] << 24) | (data[at + 9] << 16) | (data[at + 10] << 8) | data[at + 11]) >>> 0;
           viewer.sequence.add(ssrc, (data[at + 2] << 8) | data[at + 3]);
-          if (++this.#sinceVerify >= this.#verifyEvery) {
-            this.#sinceVerify = 0;
+          // Every viewer's own n-th packet: a swarm-wide count could keep landing on the same viewers.
+          if (++viewer.sinceVerify >= this.#verifyEvery) {
+            viewer.sinceVerify = 0;
             const copy = this.#scratch.subarray(0, length);
             copy.set(data.subarray(at, at + length));
             if (viewer.srtp.unprotectRtp(copy, copy)) viewer.verified++;
-            else viewer.verifyFailures++;
+            else {
+              viewer.verifyFailures++;
+              const reason = viewer.srtp.lastFailure ?? "unknown";
+              this.failureReasons[reason] = (this.failureReasons[reason] ?? 0) + 1;
+            }
           }
         }
         if (n < BATCH) break;

@@ -38,6 +38,8 @@ export interface SwarmCounts {
   counts: ViewerCounts[];
   kernelDrops: number;
   calls: number;
+  /** Why sampled packets failed SRTP, counted since the swarm started. */
+  failureReasons?: Record<string, number>;
 }
 
 async function add(
@@ -100,6 +102,7 @@ async function serve(): Promise<void> {
         counts: counter.counts(),
         kernelDrops: counter.kernelDrops(),
         calls: counter.calls,
+        failureReasons: counter.failureReasons,
       });
     } else if (request.close) break;
   }
