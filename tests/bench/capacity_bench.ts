@@ -141,6 +141,10 @@ export async function swarmCounts(swarms: ViewerSwarm[]): Promise<SwarmCounts & 
     counts: all.flatMap((a) => a.counts),
     kernelDrops: all.reduce((sum, a) => sum + a.kernelDrops, 0),
     calls: all.reduce((sum, a) => sum + a.calls, 0),
+    failureReasons: all.reduce((sum, a) => {
+      for (const [k, v] of Object.entries(a.failureReasons ?? {})) sum[k] = (sum[k] ?? 0) + v;
+      return sum;
+    }, {} as Record<string, number>),
   };
 }
 
