@@ -104,6 +104,11 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       socket.unknownPeer,
     ),
     counter(
+      "sfu_udp_off_loopback_stun_total",
+      "STUN dropped because it came from a non-loopback source to a media socket bound to loopback.",
+      socket.offLoopback,
+    ),
+    counter(
       "sfu_udp_send_errors_total",
       "Datagrams the operating system refused to send.",
       socket.sendErrors,

@@ -27,6 +27,17 @@ export interface SocketCounters {
   internalErrors: number;
   /** `sendmmsg` batches sent (see outbox.ts). */
   batches: number;
+  /** STUN from a non-loopback source at a socket bound to loopback (see {@link isLoopbackAddress}). */
+  offLoopback: number;
+}
+
+/**
+ * Whether `hostname` is a loopback address (127.0.0.0/8, ::1, IPv4-mapped 127/8). A socket bound to loopback
+ * answers only loopback sources: anything else reaching it is the same host talking from another interface
+ * (a browser's LAN candidate), and answering would send traffic to that interface for no reason.
+ */
+export function isLoopbackAddress(hostname: string): boolean {
+  return hostname.startsWith("127.") || hostname === "::1" || hostname.startsWith("::ffff:127.");
 }
 
 /** Largest datagram read whole (the UDP maximum); the buffer is allocated once per socket. */
@@ -44,6 +55,7 @@ export class MediaSocket implements PeerTransport {
     sendErrors: 0,
     internalErrors: 0,
     batches: 0,
+    offLoopback: 0,
   };
   /** Where the first internal error of each peer is reported (the server sets its log). */
   log: (level: "error", message: string) => void = (_level, message) => console.error(message);
@@ -55,10 +67,13 @@ export class MediaSocket implements PeerTransport {
   #closed = false;
   #sendTo: SendTo | undefined;
   #outbox: Outbox;
+  /** Bound to a loopback address: only loopback sources may start ICE. */
+  #loopbackOnly: boolean;
 
   /** Timers (consent requests, probe retransmissions, timeouts) run this often. */
   constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250) {
     this.#conn = conn;
+    this.#loopbackOnly = isLoopbackAddress((conn.addr as Deno.NetAddr).hostname);
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
     this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
@@ -110,6 +125,12 @@ export class MediaSocket implements PeerTransport {
     try {
       switch (classifyDatagram(data)) {
         case "stun": {
+          // Only STUN can validate an address (DTLS and SRTP are routed by validated addresses), so this
+          // one check keeps a loopback-bound server from ever sending to another interface.
+          if (this.#loopbackOnly && !isLoopbackAddress(from.hostname)) {
+            this.counters.offLoopback++;
+            return;
+          }
           // Checks name the peer in USERNAME; answers to the server's own requests carry none and are
           // matched by the address they come from.
           if (isBindingSuccess(data)) peer = this.#peers.byAddress(from);

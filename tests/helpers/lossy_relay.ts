@@ -4,6 +4,7 @@
  * the server sees one distinct address per client (as with a NAT).
  */
 import { datagrams } from "../../src/net/datagrams.ts";
+import { isLoopbackAddress } from "../../src/net/udp.ts";
 
 /** Impairment applied by the relay. */
 export interface Impairment {
@@ -80,6 +81,9 @@ export function startLossyRelay(
     try {
       for await (const [data, from] of datagrams(front, () => closed)) {
         const client = from as Deno.NetAddr;
+        // The same host's browser also sends from its LAN candidate; answering it would send test traffic
+        // to this machine's LAN address (the network rule), so only loopback clients are relayed.
+        if (!isLoopbackAddress(client.hostname)) continue;
         const key = `${client.hostname}:${client.port}`;
         let upstream = upstreams.get(key);
         if (!upstream) {

@@ -4,7 +4,8 @@
  * an internal error, logged once per peer, not junk.
  */
 import assert from "node:assert/strict";
-import { MediaSocket } from "../../src/net/udp.ts";
+import { isLoopbackAddress, MediaSocket } from "../../src/net/udp.ts";
+import { bindingRequest } from "../../src/peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../../src/peer/peer.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -16,7 +17,8 @@ interface StandIn {
   rtp: Uint8Array[];
   rtpBytes: number[][];
   throwOnRtp: boolean;
-  handleStun(): void;
+  stun: string[];
+  handleStun(data: Uint8Array, from: PeerAddress): void;
   handleDtls(data: Uint8Array): void;
   handleSrtp(data: Uint8Array): void;
   checkTimeout(): boolean;
@@ -31,7 +33,10 @@ function standIn(id: string): StandIn {
     rtp: [],
     rtpBytes: [],
     throwOnRtp: false,
-    handleStun() {},
+    stun: [],
+    handleStun(_data, from) {
+      this.stun.push(from.hostname);
+    },
     handleDtls(data) {
       this.dtls.push(data);
     },
@@ -146,5 +151,43 @@ Deno.test("sends from a timer or another socket's read (join replay, relay) leav
   } finally {
     viewer.close();
     socket.close();
+  }
+});
+
+Deno.test("a socket bound to loopback ignores STUN from other interfaces (a browser's LAN candidate)", () => {
+  assert.ok(isLoopbackAddress("127.0.0.1") && isLoopbackAddress("127.9.8.7") && isLoopbackAddress("::1"));
+  assert.ok(isLoopbackAddress("::ffff:127.0.0.1"));
+  assert.ok(!isLoopbackAddress("192.0.2.2") && !isLoopbackAddress("fd00::2") && !isLoopbackAddress("::"));
+
+  const check = bindingRequest(
+    { remoteUfrag: "a-ufrag", localUfrag: "client", remotePwd: "0123456789abcdefghijkl" },
+    new Uint8Array(12).fill(7),
+    1n,
+  );
+  // handleDatagram is called directly: nothing is sent anywhere, least of all to a LAN address.
+  const onLoopback = new MediaSocket(
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+  );
+  try {
+    const peer = standIn("a");
+    onLoopback.addPeer(peer as unknown as Peer);
+    onLoopback.handleDatagram(check, { hostname: "192.0.2.2", port: 50000 }, 0);
+    onLoopback.handleDatagram(check, { hostname: "fd00::2", port: 50000 }, 1);
+    onLoopback.handleDatagram(check, { hostname: "127.0.0.1", port: 50001 }, 2);
+    assert.deepEqual(peer.stun, ["127.0.0.1"]);
+    assert.equal(onLoopback.counters.offLoopback, 2);
+  } finally {
+    onLoopback.close();
+  }
+
+  const onAny = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "0.0.0.0", port: 0 }));
+  try {
+    const peer = standIn("a");
+    onAny.addPeer(peer as unknown as Peer);
+    onAny.handleDatagram(check, { hostname: "192.0.2.2", port: 50000 }, 0);
+    assert.deepEqual(peer.stun, ["192.0.2.2"], "a server on a real interface answers anyone");
+    assert.equal(onAny.counters.offLoopback, 0);
+  } finally {
+    onAny.close();
   }
 });
