@@ -1,37 +1,7 @@
 import assert from "node:assert/strict";
-import type { Peer } from "../peer/peer.ts";
 import { buildNack, readRtcp } from "../rtp/rtcp.ts";
+import { type RecordingPeer, recordingPeer, type SentRtp } from "../../tests/helpers/recording_peer.ts";
 import { newReception, newViewerTrack, Room, type Viewer } from "./room.ts";
-
-interface Sent {
-  ssrc: number;
-  sequenceNumber: number;
-  timestamp: number;
-  marker: boolean;
-  payload: number[];
-}
-
-function fakePeer(): Peer & { sent: Sent[]; rtcp: Uint8Array[] } {
-  const sent: Sent[] = [];
-  const rtcp: Uint8Array[] = [];
-  return {
-    sent,
-    rtcp,
-    sendRtpPacket(packet: Uint8Array, headerLength: number) {
-      const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
-      sent.push({
-        ssrc: view.getUint32(8),
-        sequenceNumber: view.getUint16(2),
-        timestamp: view.getUint32(4),
-        marker: (packet[1] & 0x80) !== 0,
-        payload: [...packet.subarray(headerLength)],
-      });
-    },
-    sendRtcp(packet: Uint8Array) {
-      rtcp.push(packet);
-    },
-  } as unknown as Peer & { sent: Sent[]; rtcp: Uint8Array[] };
-}
 
 const RID_EXTENSION = 10;
 
@@ -80,7 +50,7 @@ const HIGH = 0xa1;
 const LOW = 0xb1;
 
 function setup() {
-  const publisher = fakePeer();
+  const publisher = recordingPeer();
   const room = new Room({
     id: "r",
     publisherSessionId: "s",
@@ -91,9 +61,9 @@ function setup() {
     media: { simulcast: { rids: ["h", "l"], ridExtensionId: RID_EXTENSION } },
   });
   room.live = true;
-  const viewer: Viewer & { peer: ReturnType<typeof fakePeer> } = {
+  const viewer: Viewer & { peer: RecordingPeer } = {
     sessionId: "v",
-    peer: fakePeer(),
+    peer: recordingPeer(),
     video: newViewerTrack(96, 5000, true),
     reception: newReception(),
     sentReports: new Map(),
@@ -141,7 +111,7 @@ class Publisher {
   }
 }
 
-function plisFor(publisher: ReturnType<typeof fakePeer>, ssrc: number): number {
+function plisFor(publisher: RecordingPeer, ssrc: number): number {
   return publisher.rtcp.filter((p) =>
     readRtcp(p).keyframeRequested && new DataView(p.buffer).getUint32(8) !== 0
   )
@@ -153,7 +123,7 @@ function plisFor(publisher: ReturnType<typeof fakePeer>, ssrc: number): number {
 }
 
 /** `maxGapMs`: the longest a viewer may have waited for a keyframe (its timestamps follow the wall clock). */
-function assertOneContinuousStream(sent: Sent[], maxGapMs = 1000) {
+function assertOneContinuousStream(sent: SentRtp[], maxGapMs = 1000) {
   assert.ok(sent.length > 0);
   for (let i = 1; i < sent.length; i++) {
     assert.equal(sent[i].ssrc, 5000, "one SSRC for the viewer");
@@ -311,7 +281,7 @@ Deno.test("simulcast: a new publisher session (takeover) is learnt anew; viewers
   pub.high(frame++, true, now += 40);
   assert.equal(room.layers!.layerOf(viewer)?.rid, "h");
   const before = viewer.peer.sent.length;
-  const next = fakePeer();
+  const next = recordingPeer();
   room.replacePublisher({
     publisher: next,
     publisherSessionId: "s2",

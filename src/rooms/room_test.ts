@@ -1,37 +1,7 @@
 import assert from "node:assert/strict";
-import type { Peer } from "../peer/peer.ts";
 import { buildNack, buildReceiverReport, compound, readRtcp } from "../rtp/rtcp.ts";
+import { type RecordingPeer, recordingPeer } from "../../tests/helpers/recording_peer.ts";
 import { newReception, newViewerTrack, Room, type Viewer } from "./room.ts";
-
-interface Sent {
-  ssrc: number;
-  payloadType: number;
-  sequenceNumber: number;
-  timestamp: number;
-  payload: number[];
-}
-
-function fakePeer(): Peer & { sent: Sent[]; rtcp: Uint8Array[] } {
-  const sent: Sent[] = [];
-  const rtcp: Uint8Array[] = [];
-  return {
-    sent,
-    rtcp,
-    sendRtpPacket(packet: Uint8Array, headerLength: number) {
-      const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
-      sent.push({
-        ssrc: view.getUint32(8),
-        payloadType: packet[1] & 0x7f,
-        sequenceNumber: view.getUint16(2),
-        timestamp: view.getUint32(4),
-        payload: [...packet.subarray(headerLength)],
-      });
-    },
-    sendRtcp(packet: Uint8Array) {
-      rtcp.push(packet);
-    },
-  } as unknown as Peer & { sent: Sent[]; rtcp: Uint8Array[] };
-}
 
 function rtp(pt: number, ssrc: number, seq: number, ts: number, payload: number[]): Uint8Array {
   const p = new Uint8Array(12 + payload.length);
@@ -55,12 +25,12 @@ const video = {
 const audio = { payloadType: 111, name: "opus", clockRate: 48000, channels: 2, fmtp: "", feedback: [] };
 
 function setup() {
-  const publisher = fakePeer();
+  const publisher = recordingPeer();
   const room = new Room({ id: "r", publisherSessionId: "s", publisher, video, audio, now: new Date() });
   room.live = true;
-  const viewer = (): Viewer & { peer: ReturnType<typeof fakePeer> } => ({
+  const viewer = (): Viewer & { peer: RecordingPeer } => ({
     sessionId: crypto.randomUUID(),
-    peer: fakePeer(),
+    peer: recordingPeer(),
     video: newViewerTrack(96, 5000, true),
     audio: newViewerTrack(97, 6000, false),
     reception: newReception(),
@@ -403,7 +373,7 @@ Deno.test("only keyframes are rebuilt: size and onKeyframe from SPS + FU-A IDR; 
 });
 
 Deno.test("transport-wide sequence numbers are read from the one-byte extension without werift", () => {
-  const publisher = fakePeer();
+  const publisher = recordingPeer();
   const room = new Room({
     id: "r",
     publisherSessionId: "s",
