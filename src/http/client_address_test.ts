@@ -25,6 +25,8 @@ Deno.test("clientAddress believes X-Forwarded-For only from trusted proxies, por
   assert.equal(clientAddress("::ffff:198.51.100.9", "6.6.6.6", trusted), "198.51.100.9");
   assert.equal(clientAddress("10.0.0.2", "unknown", trusted), "10.0.0.2");
   assert.equal(clientAddress("10.0.0.2", null, trusted), "10.0.0.2");
+  // Only proxies in the list: the client is the socket's peer.
+  assert.equal(clientAddress("127.0.0.1", "10.0.0.9", new Set(["127.0.0.1", "10.0.0.9"])), "127.0.0.1");
 });
 
 Deno.test("addressKey: one key for IPv4 and IPv4-mapped IPv6, IPv6 by /64", () => {
@@ -32,4 +34,7 @@ Deno.test("addressKey: one key for IPv4 and IPv4-mapped IPv6, IPv6 by /64", () =
   assert.equal(addressKey("2001:db8:1:2:3:4:5:6"), "2001:db8:1:2::/64");
   assert.equal(addressKey("2001:db8:1:2::9"), "2001:db8:1:2::/64");
   assert.equal(addressKey("2001:db8::1"), "2001:db8:0:0::/64");
+  assert.equal(addressKey("2001:0db8:0001:0002:0:0:0:1"), "2001:db8:1:2::/64");
+  assert.equal(addressKey("::1"), "0:0:0:0::/64");
+  assert.equal(addressKey("fe80::1"), "fe80:0:0:0::/64");
 });

@@ -92,27 +92,6 @@ export class RateLimiter {
   }
 }
 
-/**
- * The address a request comes from. The socket's peer, unless that is one of the `trusted` reverse proxies:
- * then the `X-Forwarded-For` list is read from the right (each proxy appends the address it saw), skipping
- * trusted proxies, and the first other entry is the client. Entries a client wrote itself sit further left
- * and are never reached, so a client cannot pick its own key.
- */
-export function requestAddress(
-  socketAddress: string,
-  forwardedFor: string | null,
-  trusted: ReadonlySet<string>,
-): string {
-  if (!trusted.has(socketAddress) || !forwardedFor) return socketAddress;
-  const hops = forwardedFor.split(",").map((h) => h.trim()).slice(-16);
-  for (let i = hops.length - 1; i >= 0; i--) {
-    const hop = hops[i].replace(/^\[(.*)\](?::\d+)?$/, "$1");
-    if (!/^[0-9A-Fa-f:.]{2,45}$/.test(hop)) return socketAddress;
-    if (!trusted.has(hop)) return hop;
-  }
-  return socketAddress;
-}
-
 /** Who sent a request: its address, the key of that address for per-address limits, its User-Agent. */
 export interface RequestClient {
   ip: string;
@@ -131,21 +110,4 @@ export function requestClient(
 ): RequestClient {
   const ip = clientAddress(socketAddress, req.headers.get("x-forwarded-for"), trusted);
   return { ip, key: addressKey(ip), userAgent: req.headers.get("user-agent") };
-}
-
-/**
- * The rate-limit key of a client address: an IPv4 address as is, an IPv6 address by its /64, since one
- * subscriber usually holds a whole /64 (RFC 6177) and could otherwise rotate through it.
- */
-export function clientKey(hostname: string): string {
-  if (!hostname.includes(":")) return hostname;
-  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
-  if (mapped) return mapped[1];
-  const [head, tail = ""] = hostname.toLowerCase().split("::");
-  const left = head === "" ? [] : head.split(":");
-  const right = tail === "" ? [] : tail.split(":");
-  const groups = hostname.includes("::")
-    ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill("0"), ...right]
-    : left;
-  return groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, "")).join(":") + "::/64";
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clientKey, RateLimiter, requestAddress } from "./rate_limit.ts";
+import { RateLimiter } from "./rate_limit.ts";
 
 Deno.test("a client gets perMinute requests, then 429 figures until the bucket refills", () => {
   const limiter = new RateLimiter(30);
@@ -37,29 +37,4 @@ Deno.test("memory stays bounded under many client addresses", () => {
   assert.equal(small.take("busy", 3).allowed, false);
   small.take("z", 4); // evicts "x", the least recently seen
   assert.equal(small.take("busy", 5).allowed, false);
-});
-
-Deno.test("IPv6 clients share a budget per /64; IPv4 and v4-mapped are per address", () => {
-  assert.equal(clientKey("203.0.113.9"), "203.0.113.9");
-  assert.equal(clientKey("::ffff:203.0.113.9"), "203.0.113.9");
-  assert.equal(clientKey("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
-  assert.equal(clientKey("2001:db8:1:2::99"), "2001:db8:1:2::/64");
-  assert.equal(clientKey("2001:0db8:0001:0002:0:0:0:1"), "2001:db8:1:2::/64");
-  assert.equal(clientKey("::1"), "0:0:0:0::/64");
-  assert.equal(clientKey("fe80::1"), "fe80:0:0:0::/64");
-});
-
-Deno.test("requestAddress believes X-Forwarded-For only from a trusted proxy, read from the right", () => {
-  const proxies = new Set(["127.0.0.1", "10.0.0.9"]);
-  assert.equal(requestAddress("203.0.113.5", "198.51.100.1", proxies), "203.0.113.5", "not a proxy");
-  assert.equal(requestAddress("127.0.0.1", null, proxies), "127.0.0.1");
-  assert.equal(requestAddress("127.0.0.1", "198.51.100.1", proxies), "198.51.100.1");
-  assert.equal(
-    requestAddress("127.0.0.1", "6.6.6.6, 198.51.100.1, 10.0.0.9", proxies),
-    "198.51.100.1",
-    "the client's own entries sit left of what the proxies saw",
-  );
-  assert.equal(requestAddress("127.0.0.1", "[2001:db8::1]:443", proxies), "2001:db8::1");
-  assert.equal(requestAddress("127.0.0.1", "not-an-address", proxies), "127.0.0.1", "garbage is ignored");
-  assert.equal(requestAddress("127.0.0.1", "10.0.0.9", proxies), "127.0.0.1", "only proxies: the socket's");
 });
