@@ -1,18 +1,11 @@
 /** Entry point: read the configuration, start the server, stop cleanly on SIGINT/SIGTERM. */
-// Only config.ts is loaded before `--help` is answered: the server's modules (werift, sharp) read the
+// Only config.ts (and its help text) is loaded before `--help` is answered: the server's modules (werift, sharp) read the
 // environment as they load, and `--help` must work without any permission.
-import { ConfigError, loadConfig, SETTINGS } from "./src/config.ts";
+import { ConfigError, loadConfig } from "./src/config.ts";
+import { settingsHelp } from "./src/config_doc.ts";
 
 if (Deno.args.includes("--help") || Deno.args.includes("-h")) {
-  const lines = [
-    "WHIP/WHEP live-video server. Settings come from the environment (or .env via --env-file):",
-    "",
-  ];
-  const width = Math.max(...SETTINGS.map((s) => s.name.length));
-  for (const s of SETTINGS) {
-    lines.push(`  ${s.name.padEnd(width)}  ${s.description} [default: ${s.defaultValue}]`);
-  }
-  console.log(lines.join("\n"));
+  console.log(settingsHelp());
   Deno.exit(0);
 }
 

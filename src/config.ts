@@ -1,107 +1,535 @@
 /**
- * Environment -> typed configuration. Every setting has a default so `deno task start` works with no
- * configuration at all; a bad value throws a {@link ConfigError} naming the variable.
+ * Environment -> typed configuration, from one table of settings ({@link SETTINGS}): each row is a variable's
+ * name, group, default, parser and description, and yields both its field of {@link Config} and its line of
+ * `--help` and of the README (src/config_doc.ts). Every setting has a default or is optional, so
+ * `deno task start` works with no configuration at all; a bad value throws a {@link ConfigError} naming the
+ * variable.
+ *
+ * To add a setting: add a row to {@link SERVER_SETTINGS} (a field of `Config`) or {@link ACCESS_SETTINGS}
+ * (a field of `config.access`), regenerate the README table (`deno run -R=README.md -W=README.md
+ * src/config_doc.ts`), and use `config.<key>`.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { DEFAULT_VIDEO_CODEC_ORDER, parseVideoCodecOrder, type VideoCodecName } from "./sdp/codecs.ts";
+import {
+  address,
+  bool,
+  count,
+  InvalidValue,
+  list,
+  matching,
+  oneOf,
+  origin,
+  type Parser,
+  path,
+  port,
+  quoted,
+  scaled,
+  seconds,
+  text,
+  url,
+} from "./config_parsers.ts";
 
 /** A configuration value that cannot be used; the message is one line naming the variable. */
 export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** The server's settings after validation. */
-export interface Config {
-  tcpAddress: string;
-  tcpPort: number;
-  udpAddress: string;
-  udpPort: number;
+/** Sections of `--help` and of the README's settings table, in the order they are shown. */
+export const SETTING_GROUPS = {
+  network: "Network and HTTPS",
+  media: "Media",
+  access: "Access control",
+  limits: "Limits",
+  cluster: "Cluster",
+  logging: "Logging",
+} as const;
+
+/** The key of a {@link SETTING_GROUPS} section. */
+export type SettingGroup = keyof typeof SETTING_GROUPS;
+
+/** One documented setting: the name users set, its group, its default and what it does. */
+export interface SettingDoc {
+  readonly name: string;
+  readonly group: SettingGroup;
+  /** The default as `--help` shows it: the literal text read when unset, or a note in parentheses. */
+  readonly defaultValue: string;
+  /** Markdown (`code` spans); `--help` prints it without the backticks. */
+  readonly description: string;
+}
+
+/** A row of the settings table: its documentation and how its value is read. */
+export interface Setting<T> extends SettingDoc {
+  /** The value of the variable's text (undefined: unset or empty); throws {@link ConfigError}. */
+  read(value: string | undefined): T;
+}
+
+interface RowFields<T> {
+  name: string;
+  group: SettingGroup;
+  parse: Parser<T>;
+  description: string;
+}
+
+/** A setting with a literal default, parsed like any other value (so the default is written once). */
+function setting<T>(row: RowFields<T> & { default: string; shownDefault?: string }): Setting<T> {
+  const { name, group, parse, description } = row;
+  const fallback = row.default;
+  return {
+    name,
+    group,
+    description,
+    defaultValue: row.shownDefault ?? fallback,
+    read: (value) => parseNamed(name, parse, value ?? fallback),
+  };
+}
+
+/** A setting that may be left unset (undefined); `shownDefault` says what unset means, in parentheses. */
+function optional<T>(row: RowFields<T> & { shownDefault: string }): Setting<T | undefined> {
+  const { name, group, parse, description } = row;
+  return {
+    name,
+    group,
+    description,
+    defaultValue: row.shownDefault,
+    read: (value) => value === undefined ? undefined : parseNamed(name, parse, value),
+  };
+}
+
+function parseNamed<T>(name: string, parse: Parser<T>, value: string): T {
+  try {
+    return parse(value);
+  } catch (e) {
+    if (!(e instanceof InvalidValue)) throw e;
+    throw new ConfigError(`${name}${e.message.startsWith(":") ? "" : " "}${e.message}`);
+  }
+}
+
+const videoCodecs: Parser<VideoCodecName[]> = (value) => {
+  try {
+    return parseVideoCodecOrder(value);
+  } catch (e) {
+    throw new InvalidValue((e as Error).message);
+  }
+};
+
+const roomName = matching(/^[A-Za-z0-9_-]{1,64}$/, "room names of 1-64 A-Z a-z 0-9 _ -");
+
+/** Settings that are fields of {@link Config}, keyed by the field. */
+export const SERVER_SETTINGS = {
+  tcpAddress: setting({
+    name: "TCP_ADDRESS",
+    group: "network",
+    default: "0.0.0.0",
+    parse: address,
+    description: "address the HTTP API listens on",
+  }),
+  tcpPort: setting({
+    name: "TCP_PORT",
+    group: "network",
+    default: "8080",
+    parse: port,
+    description: "HTTP API port",
+  }),
+  udpAddress: setting({
+    name: "UDP_ADDRESS",
+    group: "network",
+    default: "0.0.0.0",
+    parse: address,
+    description: "address of the one UDP media socket",
+  }),
+  udpPort: setting({
+    name: "UDP_PORT",
+    group: "network",
+    default: "8443",
+    parse: port,
+    description: "UDP media port (open it in the firewall)",
+  }),
+  publicIps: setting({
+    name: "PUBLIC_IP",
+    group: "network",
+    default: "",
+    shownDefault: "(interface addresses)",
+    parse: list(address),
+    description: "comma-separated addresses to advertise as ICE candidates (NAT, cloud VM)",
+  }),
+  iceServers: setting({
+    name: "ICE_SERVERS",
+    group: "network",
+    default: "",
+    shownDefault: "(none)",
+    parse: list(iceServer, 20),
+    description: "comma-separated STUN/TURN URIs handed to clients in Link headers, e.g. " +
+      "stun:stun.example.org:3478,turn:user:pass@turn.example.org:3478?transport=udp " +
+      "(percent-encode ':' '@' ',' in TURN user and password)",
+  }),
+  tlsCert: optional({
+    name: "TLS_CERT",
+    group: "network",
+    shownDefault: "(none: plain HTTP)",
+    parse: path,
+    description: "PEM certificate chain file; with `TLS_KEY` the HTTP port serves HTTPS",
+  }),
+  tlsKey: optional({
+    name: "TLS_KEY",
+    group: "network",
+    shownDefault: "(none)",
+    parse: path,
+    description: "PEM private key file of `TLS_CERT`",
+  }),
+  frontendUrl: setting({
+    name: "FRONTEND_URL",
+    group: "network",
+    default: "*",
+    parse: text(),
+    description: "value of Access-Control-Allow-Origin",
+  }),
+  apiOrigins: setting({
+    name: "API_ORIGINS",
+    group: "network",
+    default: "",
+    shownDefault: "(none)",
+    parse: list(origin),
+    description:
+      "comma-separated origins (`https://host[:port]`) the built-in pages may be pointed at with " +
+      "`?api=`; any other `?api=` gets 400 (the page's own origin is always allowed)",
+  }),
+  storageDir: setting({
+    name: "STORAGE_DIR",
+    group: "media",
+    default: "./storage",
+    parse: path,
+    description: "where thumbnails are written",
+  }),
+  certsDir: setting({
+    name: "CERTS_DIR",
+    group: "media",
+    default: "./certs",
+    parse: path,
+    description: "DTLS key.pem/cert.pem (self-signed ECDSA generated when absent)",
+  }),
+  consentTimeoutMs: setting({
+    name: "CONSENT_TIMEOUT",
+    group: "media",
+    default: "15",
+    parse: seconds(86400),
+    description: "seconds without an answer to the server's consent requests (RFC 7675) after which a peer " +
+      "is dropped",
+  }),
+  thumbnailIntervalMs: setting({
+    name: "THUMBNAIL_INTERVAL",
+    group: "media",
+    default: "10",
+    parse: seconds(86400),
+    description:
+      "seconds between thumbnail refreshes of a room; when one is due the publisher is asked for " +
+      "a keyframe (browsers send one only when asked)",
+  }),
+  keyframeCache: setting({
+    name: "KEYFRAME_CACHE",
+    group: "media",
+    default: "on",
+    parse: bool,
+    description: "start new viewers from the cached latest keyframe (instant join)",
+  }),
+  retransmissions: setting({
+    name: "RETRANSMISSIONS",
+    group: "media",
+    default: "on",
+    parse: bool,
+    description: "answer viewers' NACKs from history and NACK the publisher's losses",
+  }),
+  transportCc: setting({
+    name: "TRANSPORT_CC",
+    group: "media",
+    default: "on",
+    parse: bool,
+    description: "transport-wide congestion feedback so browser publishers ramp up (off: REMB only)",
+  }),
+  videoCodecs: setting({
+    name: "VIDEO_CODECS",
+    group: "media",
+    default: DEFAULT_VIDEO_CODEC_ORDER.join(","),
+    parse: videoCodecs,
+    description: "video codecs taken from publishers, most preferred first; a publisher offering none gets " +
+      "406 naming what it offered (see Codecs)",
+  }),
+  maxPublisherBitrate: setting({
+    name: "MAX_PUBLISHER_BITRATE",
+    group: "media",
+    default: "8000",
+    parse: scaled(count(100), 1000),
+    description: "kbit/s ceiling announced with REMB to publishers without transport-wide CC",
+  }),
+  whipToken: optional({
+    name: "WHIP_TOKEN",
+    group: "access",
+    shownDefault: "(random, printed at start)",
+    parse: text(8, true),
+    description: "the master key (at least 8 characters): publishes to any room, manages any session, sees " +
+      "private rooms (see Access control)",
+  }),
+  metricsToken: optional({
+    name: "METRICS_TOKEN",
+    group: "access",
+    shownDefault: "(none: open)",
+    parse: text(8, true),
+    description:
+      "bearer token (at least 8 characters) `/metrics` and `/rooms/<id>/stats` require; 401 without",
+  }),
+  maxSessions: setting({
+    name: "MAX_SESSIONS",
+    group: "limits",
+    default: "500",
+    parse: count(1),
+    description: "WHIP + WHEP sessions in total (503 beyond)",
+  }),
+  maxViewersPerRoom: setting({
+    name: "MAX_VIEWERS_PER_ROOM",
+    group: "limits",
+    default: "200",
+    parse: count(1),
+    description: "WHEP sessions per room (503 beyond)",
+  }),
+  rateLimitPerMinute: setting({
+    name: "RATE_LIMIT_PER_MINUTE",
+    group: "limits",
+    default: "30",
+    parse: count(0),
+    description: "failed WHIP/WHEP POSTs (400, 401, 403, 413, 415) per client address (IPv6: per /64) per " +
+      "minute; past it every POST from the address gets 429 until the budget refills; 0 = off",
+  }),
+  trustedProxies: setting({
+    name: "TRUSTED_PROXIES",
+    group: "limits",
+    default: "",
+    shownDefault: "(none)",
+    parse: list(address),
+    description: "comma-separated reverse-proxy addresses whose `X-Forwarded-For` names the client for " +
+      "`RATE_LIMIT_PER_MINUTE`; anyone else's header is ignored",
+  }),
+  maxSseClients: setting({
+    name: "MAX_SSE_CLIENTS",
+    group: "limits",
+    default: "1000",
+    parse: count(1),
+    description: "open /notifications streams (503 beyond)",
+  }),
+  httpHeaderTimeoutMs: setting({
+    name: "HTTP_HEADER_TIMEOUT",
+    group: "limits",
+    default: "10",
+    parse: seconds(86400),
+    description: "seconds a request's headers may take from its first byte (a new connection: from its " +
+      "opening); the connection is closed beyond",
+  }),
+  httpBodyTimeoutMs: setting({
+    name: "HTTP_BODY_TIMEOUT",
+    group: "limits",
+    default: "30",
+    parse: seconds(86400),
+    description: "seconds a request body may take after its headers; 408 and close beyond",
+  }),
+  httpIdleTimeoutMs: setting({
+    name: "HTTP_IDLE_TIMEOUT",
+    group: "limits",
+    default: "60",
+    parse: seconds(86400),
+    description: "seconds a connection may stay silent in both directions (`/notifications` streams " +
+      "exempt); closed beyond",
+  }),
+  maxHttpConnections: setting({
+    name: "MAX_HTTP_CONNECTIONS",
+    group: "limits",
+    default: "0",
+    shownDefault: "(from the open-file limit)",
+    parse: count(0),
+    description: "open HTTP connections in total; default (limit − 128) / 3, e.g. 298 at 1024, 6624 at " +
+      "20000 (a larger value is lowered to that when the limit is known); beyond, new connections get 503 " +
+      "and are closed",
+  }),
+  maxHttpConnectionsPerAddress: setting({
+    name: "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
+    group: "limits",
+    default: "256",
+    parse: count(1),
+    description: "open HTTP connections per client address (IPv6: per /64), at most half of " +
+      "`MAX_HTTP_CONNECTIONS`; `TRUSTED_PROXIES` exempt; 503 and close beyond",
+  }),
+  redisUrl: optional({
+    name: "REDIS_URL",
+    group: "cluster",
+    shownDefault: "(none: single node)",
+    parse: url(["redis:", "rediss:"]),
+    description: "redis:// or rediss:// URL of the cluster's room directory; set it to join a cluster",
+  }),
+  publicUrl: optional({
+    name: "PUBLIC_URL",
+    group: "cluster",
+    shownDefault: "(none; required with REDIS_URL)",
+    parse: url(["http:", "https:"], { baseOnly: true }),
+    description: "this node's HTTP base URL as other nodes reach it, e.g. http://10.0.0.5:8080",
+  }),
+  nodeId: optional({
+    name: "NODE_ID",
+    group: "cluster",
+    shownDefault: "(random, printed at start)",
+    parse: matching(/^[A-Za-z0-9_.-]{1,64}$/, "1-64 characters of A-Z a-z 0-9 _ . -"),
+    description: "this node's name in the cluster",
+  }),
+  clusterToken: optional({
+    name: "CLUSTER_TOKEN",
+    group: "cluster",
+    shownDefault: "(none)",
+    parse: text(16, true),
+    description: "shared secret nodes send when pulling rooms from each other (exempt from " +
+      "`RATE_LIMIT_PER_MINUTE`); at least 16 characters; set without `REDIS_URL` it does nothing and " +
+      "start-up warns",
+  }),
+  logLevel: setting({
+    name: "LOG_LEVEL",
+    group: "logging",
+    default: "info",
+    parse: oneOf(["debug", "info", "warn", "error"]),
+    description: "debug, info, warn or error",
+  }),
+  logFormat: setting({
+    name: "LOG_FORMAT",
+    group: "logging",
+    default: "text",
+    parse: oneOf(["text", "json"]),
+    description: "text (time LEVEL message) or json (one object per line: time, level, msg, fields)",
+  }),
+};
+
+/** Settings that are fields of {@link AccessConfig} (`config.access`), keyed by the field. */
+export const ACCESS_SETTINGS = {
+  streamKeysFile: optional({
+    name: "STREAM_KEYS_FILE",
+    group: "access",
+    shownDefault: "(none: only `WHIP_TOKEN` publishes)",
+    parse: path,
+    description: "file of `room key` lines (a key may be `sha256:<hex>`); a key publishes to its own room " +
+      "only; reread when it changes and on SIGHUP",
+  }),
+  privateRooms: setting({
+    name: "PRIVATE_ROOMS",
+    group: "access",
+    default: "",
+    shownDefault: "(none)",
+    parse: list(roomName, 10_000),
+    description: "comma-separated rooms that need a viewer token and are left out of `/rooms` and " +
+      "`/notifications` (needs `VIEWER_TOKEN_SECRET`)",
+  }),
+  viewerTokenSecret: optional({
+    name: "VIEWER_TOKEN_SECRET",
+    group: "access",
+    shownDefault: "(none)",
+    parse: text(16, true),
+    description: "secret (16+ characters) of the HS256 JWT viewer tokens for `PRIVATE_ROOMS`",
+  }),
+  authWebhookUrl: optional({
+    name: "AUTH_WEBHOOK_URL",
+    group: "access",
+    shownDefault: "(none)",
+    parse: url(["http:", "https:"]),
+    description: "http(s) URL asked before each WHIP/WHEP offer (JSON `action`, `room`, `token`, `ip`, " +
+      "`user_agent`); 2xx allows, anything else is 403",
+  }),
+  authWebhookTimeoutMs: setting({
+    name: "AUTH_WEBHOOK_TIMEOUT",
+    group: "access",
+    default: "2",
+    parse: seconds(86400),
+    description: "seconds to wait for the webhook",
+  }),
+  authWebhookOnError: setting({
+    name: "AUTH_WEBHOOK_ON_ERROR",
+    group: "access",
+    default: "deny",
+    parse: oneOf(["deny", "allow"]),
+    description: "`deny` or `allow` when the webhook times out or cannot be reached",
+  }),
+  authWebhookCacheMs: setting({
+    name: "AUTH_WEBHOOK_CACHE",
+    group: "access",
+    default: "10",
+    parse: seconds(3600, true),
+    description: "seconds a webhook allow is remembered per action, room, token and address (0: ask always)",
+  }),
+  maxPublishers: optional({
+    name: "MAX_PUBLISHERS",
+    group: "limits",
+    shownDefault: "MAX_SESSIONS/10 (50)",
+    parse: count(1),
+    description: "places of `MAX_SESSIONS` kept for WHIP sessions; viewers get the rest (503 beyond)",
+  }),
+  maxPendingPerAddress: setting({
+    name: "MAX_PENDING_PER_ADDRESS",
+    group: "limits",
+    default: "20",
+    parse: count(1),
+    description: "WHEP sessions one client address holds before they finish ICE + DTLS (429 beyond)",
+  }),
+  maxViewersPerAddress: setting({
+    name: "MAX_VIEWERS_PER_ADDRESS",
+    group: "limits",
+    default: "100",
+    parse: count(1),
+    description: "WHEP sessions one client address holds, connecting or connected (429 beyond)",
+  }),
+  maxSsePerAddress: setting({
+    name: "MAX_SSE_PER_ADDRESS",
+    group: "limits",
+    default: "100",
+    parse: count(1),
+    description: "open /notifications streams per client address (429 beyond)",
+  }),
+  connectTimeoutMs: setting({
+    name: "CONNECT_TIMEOUT",
+    group: "limits",
+    default: "10",
+    parse: seconds(86400),
+    description: "seconds a session may take to finish ICE + DTLS before it is dropped",
+  }),
+};
+
+/** The values a table of settings yields, keyed like the table. */
+export type SettingValues<T> = { -readonly [K in keyof T]: T[K] extends Setting<infer V> ? V : never };
+
+/** Every environment variable the server reads, grouped as `--help` and the README show them. */
+export const SETTINGS: readonly SettingDoc[] = (() => {
+  const rows: SettingDoc[] = [...Object.values(SERVER_SETTINGS), ...Object.values(ACCESS_SETTINGS)];
+  const order = Object.keys(SETTING_GROUPS);
+  return rows.map((row, i) => ({ row, i }))
+    .sort((a, b) => order.indexOf(a.row.group) - order.indexOf(b.row.group) || a.i - b.i)
+    .map(({ row }) => ({
+      name: row.name,
+      group: row.group,
+      defaultValue: row.defaultValue,
+      description: row.description,
+    }));
+})();
+
+/** The server's settings after validation: one field per row of {@link SERVER_SETTINGS}, plus what they imply. */
+export interface Config
+  extends Omit<SettingValues<typeof SERVER_SETTINGS>, "whipToken" | "nodeId" | "tlsCert" | "tlsKey"> {
   /** Bearer token for publishing; generated at start when unset. */
   whipToken: string;
   whipTokenGenerated: boolean;
-  frontendUrl: string;
-  storageDir: string;
-  certsDir: string;
-  /** Addresses to advertise as ICE candidates; empty means "derive from the bound address". */
-  publicIps: string[];
-  consentTimeoutMs: number;
-  thumbnailIntervalMs: number;
-  /** Replay the latest GOP to joining viewers. */
-  keyframeCache: boolean;
-  /** Answer viewers' NACKs from history and NACK the publisher's losses. */
-  retransmissions: boolean;
-  /** Transport-wide congestion-control feedback to publishers (else REMB). */
-  transportCc: boolean;
-  /** Video codecs accepted from publishers, most preferred first. */
-  videoCodecs: VideoCodecName[];
-  /** REMB ceiling for publishers without transport-wide CC, bit/s. */
-  maxPublisherBitrate: number;
-  /** WHIP + WHEP sessions in total, connecting or connected. */
-  maxSessions: number;
-  maxViewersPerRoom: number;
-  /** WHIP/WHEP POSTs per client address per minute; 0 turns the limit off. */
-  rateLimitPerMinute: number;
-  /** Reverse proxies whose `X-Forwarded-For` names the client (for the rate limit). */
-  trustedProxies: string[];
-  /** Open `GET /notifications` streams. */
-  maxSseClients: number;
-  /** A request's headers must arrive within this long of its first byte (a new connection: of opening). */
-  httpHeaderTimeoutMs: number;
-  /** A request's body must arrive within this long of its headers (408 otherwise). */
-  httpBodyTimeoutMs: number;
-  /** A connection with no traffic for this long is closed (event streams excepted). */
-  httpIdleTimeoutMs: number;
-  /** Open HTTP connections in total; 0 means "derive from the open-file limit". */
-  maxHttpConnections: number;
-  /** Open HTTP connections per client address (IPv6: per /64); TRUSTED_PROXIES are exempt. */
-  maxHttpConnectionsPerAddress: number;
-  /** Bearer token required by `/metrics` and `/rooms/<id>/stats`; undefined leaves them open. */
-  metricsToken: string | undefined;
-  /** Origins the built-in pages may be pointed at with `?api=` (besides their own). */
-  apiOrigins: string[];
-  /** Access control and per-address limits (stream keys, webhook, private rooms; see src/http/auth.ts). */
-  access: AccessConfig;
-  /** STUN/TURN servers offered to clients in `Link` headers (RFC 9725 §4.6). */
-  iceServers: IceServer[];
-  logLevel: "debug" | "info" | "warn" | "error";
-  logFormat: "text" | "json";
-  /** HTTPS for the API and pages, from TLS_CERT/TLS_KEY (PEM text); undefined serves plain HTTP. */
-  tls: TlsFiles | undefined;
-  /** Redis of the cluster's room directory; undefined runs a single node (no Redis, no relays). */
-  redisUrl: string | undefined;
-  /** This node's HTTP base URL as other nodes reach it (no trailing slash); required with REDIS_URL. */
-  publicUrl: string | undefined;
-  /** This node's name in the cluster. */
+  /** This node's name in the cluster; generated at start when unset. */
   nodeId: string;
   nodeIdGenerated: boolean;
-  /** Shared secret nodes show each other when pulling a room (Bearer); undefined trusts any caller. */
-  clusterToken: string | undefined;
+  /** Access control and per-address limits (stream keys, webhook, private rooms; see src/http/auth.ts). */
+  access: AccessConfig;
+  /** HTTPS for the API and pages, from TLS_CERT/TLS_KEY (PEM text); undefined serves plain HTTP. */
+  tls: TlsFiles | undefined;
 }
 
-/** Stream keys, the auth webhook, private rooms and the per-address limits. */
-export interface AccessConfig {
-  /** `room key` lines, reread on change and SIGHUP; undefined: only WHIP_TOKEN publishes. */
-  streamKeysFile: string | undefined;
-  authWebhookUrl: string | undefined;
-  authWebhookTimeoutMs: number;
-  /** What a webhook time-out or error means. */
-  authWebhookOnError: "deny" | "allow";
-  /** How long a webhook allow is remembered (0: ask every time). */
-  authWebhookCacheMs: number;
-  /** HS256 secret of viewer tokens (JWT) for private rooms. */
-  viewerTokenSecret: string | undefined;
-  /** Rooms that need a viewer token and are left out of public room lists. */
-  privateRooms: string[];
-  /** Places of MAX_SESSIONS kept for publishers. */
+/** Stream keys, the auth webhook, private rooms and the per-address limits: the rows of {@link ACCESS_SETTINGS}. */
+export interface AccessConfig extends Omit<SettingValues<typeof ACCESS_SETTINGS>, "maxPublishers"> {
+  /** Places of MAX_SESSIONS kept for publishers (MAX_SESSIONS/10 when unset). */
   maxPublishers: number;
-  /** WHEP sessions one address may hold before they finish ICE + DTLS. */
-  maxPendingPerAddress: number;
-  /** WHEP sessions one address may hold in all. */
-  maxViewersPerAddress: number;
-  /** Open `/notifications` streams per address. */
-  maxSsePerAddress: number;
-  /** Sessions that have not finished ICE + DTLS by then are dropped. */
-  connectTimeoutMs: number;
 }
 
 /** The HTTPS certificate chain and key, read and checked at start-up. */
@@ -123,241 +551,15 @@ export interface IceServer {
   credential?: string;
 }
 
-/** One documented setting: the name users set, its default and what it does (used by `--help`). */
-export interface SettingDoc {
-  name: string;
-  defaultValue: string;
-  description: string;
-}
-
-/** Every environment variable the server reads, for `--help` and the README. */
-export const SETTINGS: readonly SettingDoc[] = [
-  { name: "TCP_ADDRESS", defaultValue: "0.0.0.0", description: "address the HTTP API listens on" },
-  { name: "TCP_PORT", defaultValue: "8080", description: "HTTP API port" },
-  { name: "UDP_ADDRESS", defaultValue: "0.0.0.0", description: "address of the one UDP media socket" },
-  { name: "UDP_PORT", defaultValue: "8443", description: "UDP media port (open it in the firewall)" },
-  {
-    name: "WHIP_TOKEN",
-    defaultValue: "(random, printed at start)",
-    description: "bearer token required to publish",
-  },
-  { name: "FRONTEND_URL", defaultValue: "*", description: "value of Access-Control-Allow-Origin" },
-  { name: "STORAGE_DIR", defaultValue: "./storage", description: "where thumbnails are written" },
-  {
-    name: "CERTS_DIR",
-    defaultValue: "./certs",
-    description: "DTLS key.pem/cert.pem (self-signed ECDSA generated when absent)",
-  },
-  {
-    name: "PUBLIC_IP",
-    defaultValue: "(interface addresses)",
-    description: "comma-separated addresses to advertise as ICE candidates (NAT, cloud VM)",
-  },
-  {
-    name: "CONSENT_TIMEOUT",
-    defaultValue: "15",
-    description: "seconds of silence after which a peer is dropped",
-  },
-  {
-    name: "THUMBNAIL_INTERVAL",
-    defaultValue: "10",
-    description: "seconds between thumbnail refreshes of a room",
-  },
-  {
-    name: "KEYFRAME_CACHE",
-    defaultValue: "on",
-    description: "start new viewers from the cached latest keyframe (instant join)",
-  },
-  {
-    name: "RETRANSMISSIONS",
-    defaultValue: "on",
-    description: "answer viewers' NACKs from history and NACK the publisher's losses",
-  },
-  {
-    name: "VIDEO_CODECS",
-    defaultValue: DEFAULT_VIDEO_CODEC_ORDER.join(","),
-    description: "video codecs taken from publishers, most preferred first (h264, av1, vp9, vp8, h265)",
-  },
-  {
-    name: "TRANSPORT_CC",
-    defaultValue: "on",
-    description: "transport-wide congestion feedback so browser publishers ramp up (off: REMB only)",
-  },
-  {
-    name: "MAX_PUBLISHER_BITRATE",
-    defaultValue: "8000",
-    description: "kbit/s ceiling announced with REMB to publishers without transport-wide CC",
-  },
-  { name: "LOG_LEVEL", defaultValue: "info", description: "debug, info, warn or error" },
-  {
-    name: "LOG_FORMAT",
-    defaultValue: "text",
-    description: "text (time LEVEL message) or json (one object per line: time, level, msg, fields)",
-  },
-  {
-    name: "TLS_CERT",
-    defaultValue: "(none: plain HTTP)",
-    description: "PEM certificate chain file; with TLS_KEY the HTTP port serves HTTPS",
-  },
-  { name: "TLS_KEY", defaultValue: "(none)", description: "PEM private key file of TLS_CERT" },
-  { name: "MAX_SESSIONS", defaultValue: "500", description: "WHIP + WHEP sessions in total (503 beyond)" },
-  {
-    name: "MAX_PUBLISHERS",
-    defaultValue: "MAX_SESSIONS/10 (50)",
-    description: "places of MAX_SESSIONS kept for WHIP sessions; viewers get the rest (503 beyond)",
-  },
-  { name: "MAX_VIEWERS_PER_ROOM", defaultValue: "200", description: "WHEP sessions per room (503 beyond)" },
-  {
-    name: "MAX_PENDING_PER_ADDRESS",
-    defaultValue: "20",
-    description: "WHEP sessions one client address holds before they connect (429 beyond)",
-  },
-  {
-    name: "MAX_VIEWERS_PER_ADDRESS",
-    defaultValue: "100",
-    description: "WHEP sessions one client address holds, connecting or connected (429 beyond)",
-  },
-  {
-    name: "CONNECT_TIMEOUT",
-    defaultValue: "10",
-    description: "seconds a session may take to finish ICE + DTLS before it is dropped",
-  },
-  {
-    name: "RATE_LIMIT_PER_MINUTE",
-    defaultValue: "30",
-    description: "failed WHIP/WHEP POSTs (400, 401, 403, 413, 415) per client address (IPv6: per /64) per " +
-      "minute; past it every POST from the address gets 429 until the budget refills; 0 = off",
-  },
-  {
-    name: "TRUSTED_PROXIES",
-    defaultValue: "(none)",
-    description: "comma-separated addresses of reverse proxies whose X-Forwarded-For names the client for " +
-      "RATE_LIMIT_PER_MINUTE (anyone else's X-Forwarded-For is ignored)",
-  },
-  { name: "MAX_SSE_CLIENTS", defaultValue: "1000", description: "open /notifications streams (503 beyond)" },
-  {
-    name: "HTTP_HEADER_TIMEOUT",
-    defaultValue: "10",
-    description:
-      "seconds a request's headers may take from its first byte (or a new connection's opening); " +
-      "the connection is closed beyond",
-  },
-  {
-    name: "HTTP_BODY_TIMEOUT",
-    defaultValue: "30",
-    description: "seconds a request body may take after its headers (408 and close beyond)",
-  },
-  {
-    name: "HTTP_IDLE_TIMEOUT",
-    defaultValue: "60",
-    description:
-      "seconds a connection may stay silent in both directions (event streams exempt); closed beyond",
-  },
-  {
-    name: "MAX_HTTP_CONNECTIONS",
-    defaultValue: "(from the open-file limit)",
-    description: "open HTTP connections in total; (limit - 128) / 3 by default (each takes up to 3 " +
-      "descriptors), and never more when the limit is known; beyond, new connections get 503 and are closed",
-  },
-  {
-    name: "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
-    defaultValue: "256",
-    description: "open HTTP connections per client address (IPv6: per /64; at most half of " +
-      "MAX_HTTP_CONNECTIONS; TRUSTED_PROXIES exempt), 503 and close beyond",
-  },
-  {
-    name: "API_ORIGINS",
-    defaultValue: "(none)",
-    description: "comma-separated origins (https://host[:port]) the built-in pages may use as API with " +
-      "?api=; any other ?api= is refused with 400 (the page's own origin is always allowed)",
-  },
-  {
-    name: "METRICS_TOKEN",
-    defaultValue: "(none: open)",
-    description:
-      "bearer token (at least 8 characters) required by /metrics and /rooms/<id>/stats (401 without)",
-  },
-  {
-    name: "MAX_SSE_PER_ADDRESS",
-    defaultValue: "100",
-    description: "open /notifications streams per client address (429 beyond)",
-  },
-  {
-    name: "STREAM_KEYS_FILE",
-    defaultValue: "(none: only WHIP_TOKEN publishes)",
-    description: "file of 'room key' lines (key may be sha256:<hex>); a key publishes to its room only; " +
-      "reread when it changes and on SIGHUP",
-  },
-  {
-    name: "PRIVATE_ROOMS",
-    defaultValue: "(none)",
-    description: "comma-separated rooms that need a viewer token and are left out of /rooms and " +
-      "/notifications (needs VIEWER_TOKEN_SECRET)",
-  },
-  {
-    name: "VIEWER_TOKEN_SECRET",
-    defaultValue: "(none)",
-    description: "secret (16+ characters) of the HS256 JWT viewer tokens for PRIVATE_ROOMS",
-  },
-  {
-    name: "AUTH_WEBHOOK_URL",
-    defaultValue: "(none)",
-    description: "http(s) URL asked before each WHIP/WHEP offer (JSON action, room, token, ip, " +
-      "user_agent); 2xx allows, anything else is 403",
-  },
-  { name: "AUTH_WEBHOOK_TIMEOUT", defaultValue: "2", description: "seconds to wait for the webhook" },
-  {
-    name: "AUTH_WEBHOOK_ON_ERROR",
-    defaultValue: "deny",
-    description: "deny or allow when the webhook times out or cannot be reached",
-  },
-  {
-    name: "AUTH_WEBHOOK_CACHE",
-    defaultValue: "10",
-    description: "seconds a webhook allow is remembered per action, room, token and address (0: ask always)",
-  },
-  {
-    name: "ICE_SERVERS",
-    defaultValue: "(none)",
-    description: "comma-separated STUN/TURN URIs handed to clients in Link headers, e.g. " +
-      "stun:stun.example.org:3478,turn:user:pass@turn.example.org:3478?transport=udp " +
-      "(percent-encode ':' '@' ',' in TURN user and password)",
-  },
-  {
-    name: "REDIS_URL",
-    defaultValue: "(none: single node)",
-    description: "redis:// or rediss:// URL of the cluster's room directory; set it to join a cluster",
-  },
-  {
-    name: "PUBLIC_URL",
-    defaultValue: "(none; required with REDIS_URL)",
-    description: "this node's HTTP base URL as other nodes reach it, e.g. http://10.0.0.5:8080",
-  },
-  {
-    name: "NODE_ID",
-    defaultValue: "(random, printed at start)",
-    description: "this node's name in the cluster",
-  },
-  {
-    name: "CLUSTER_TOKEN",
-    defaultValue: "(none)",
-    description:
-      "shared secret nodes send when pulling rooms from each other (exempt from RATE_LIMIT_PER_MINUTE)",
-  },
-];
-
 type Env = (name: string) => string | undefined;
 
 const denoEnv: Env = (name) => Deno.env.get(name);
 
-/**
- * A setting's default as its parser reads it, taken from {@link SETTINGS} so that each default is written
- * once (settings whose documented default carries a description in parentheses compute theirs in code).
- */
-function literalDefault(name: string): string {
-  const value = SETTINGS.find((setting) => setting.name === name)?.defaultValue;
-  if (value === undefined || value.includes("(")) throw new Error(`${name} has no literal default`);
-  return value;
+/** Reads every row of `table` through `get`; the first bad value throws its {@link ConfigError}. */
+function readTable<T extends Record<string, Setting<unknown>>>(table: T, get: Env): SettingValues<T> {
+  const values: Record<string, unknown> = {};
+  for (const [key, row] of Object.entries(table)) values[key] = row.read(get(row.name));
+  return values as SettingValues<T>;
 }
 
 /** Reads and validates the configuration from the environment (or a lookup function, for tests). */
@@ -366,209 +568,29 @@ export function loadConfig(env: Env = denoEnv): Config {
     const value = env(name)?.trim();
     return value === "" ? undefined : value;
   };
-  const token = get("WHIP_TOKEN");
-  const logLevel = get("LOG_LEVEL") ?? literalDefault("LOG_LEVEL");
-  if (!["debug", "info", "warn", "error"].includes(logLevel)) {
-    throw new ConfigError(`LOG_LEVEL must be one of debug, info, warn, error (got "${logLevel}")`);
+  const { whipToken, nodeId, tlsCert, tlsKey, ...server } = readTable(SERVER_SETTINGS, get);
+  const { maxPublishers, ...access } = readTable(ACCESS_SETTINGS, get);
+  // Rules between settings, each naming the variable to change.
+  const publishers = maxPublishers ?? Math.max(1, Math.floor(server.maxSessions / 10));
+  if (publishers > server.maxSessions) {
+    throw new ConfigError(
+      `MAX_PUBLISHERS must not exceed MAX_SESSIONS (${publishers} > ${server.maxSessions})`,
+    );
   }
-  const logFormat = get("LOG_FORMAT") ?? literalDefault("LOG_FORMAT");
-  if (logFormat !== "text" && logFormat !== "json") {
-    throw new ConfigError(`LOG_FORMAT must be text or json (got "${logFormat}")`);
-  }
-  if (token !== undefined && token.length < 8) {
-    throw new ConfigError("WHIP_TOKEN must be at least 8 characters long");
-  }
-  return {
-    tcpAddress: parseAddress("TCP_ADDRESS", get("TCP_ADDRESS") ?? literalDefault("TCP_ADDRESS")),
-    tcpPort: parsePort("TCP_PORT", get("TCP_PORT") ?? literalDefault("TCP_PORT")),
-    udpAddress: parseAddress("UDP_ADDRESS", get("UDP_ADDRESS") ?? literalDefault("UDP_ADDRESS")),
-    udpPort: parsePort("UDP_PORT", get("UDP_PORT") ?? literalDefault("UDP_PORT")),
-    whipToken: token ?? randomToken(),
-    whipTokenGenerated: token === undefined,
-    frontendUrl: get("FRONTEND_URL") ?? literalDefault("FRONTEND_URL"),
-    storageDir: get("STORAGE_DIR") ?? literalDefault("STORAGE_DIR"),
-    certsDir: get("CERTS_DIR") ?? literalDefault("CERTS_DIR"),
-    publicIps: (get("PUBLIC_IP") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
-      .map((ip) => parseAddress("PUBLIC_IP", ip)),
-    consentTimeoutMs:
-      parseSeconds("CONSENT_TIMEOUT", get("CONSENT_TIMEOUT") ?? literalDefault("CONSENT_TIMEOUT")) * 1000,
-    thumbnailIntervalMs:
-      parseSeconds("THUMBNAIL_INTERVAL", get("THUMBNAIL_INTERVAL") ?? literalDefault("THUMBNAIL_INTERVAL")) *
-      1000,
-    keyframeCache: parseSwitch("KEYFRAME_CACHE", get("KEYFRAME_CACHE") ?? literalDefault("KEYFRAME_CACHE")),
-    retransmissions: parseSwitch(
-      "RETRANSMISSIONS",
-      get("RETRANSMISSIONS") ?? literalDefault("RETRANSMISSIONS"),
-    ),
-    transportCc: parseSwitch("TRANSPORT_CC", get("TRANSPORT_CC") ?? literalDefault("TRANSPORT_CC")),
-    videoCodecs: parseCodecs(get("VIDEO_CODECS")),
-    maxPublisherBitrate: parseCount(
-      "MAX_PUBLISHER_BITRATE",
-      get("MAX_PUBLISHER_BITRATE") ?? literalDefault("MAX_PUBLISHER_BITRATE"),
-      100,
-    ) *
-      1000,
-    maxSessions: parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? literalDefault("MAX_SESSIONS"), 1),
-    maxViewersPerRoom: parseCount(
-      "MAX_VIEWERS_PER_ROOM",
-      get("MAX_VIEWERS_PER_ROOM") ?? literalDefault("MAX_VIEWERS_PER_ROOM"),
-      1,
-    ),
-    rateLimitPerMinute: parseCount(
-      "RATE_LIMIT_PER_MINUTE",
-      get("RATE_LIMIT_PER_MINUTE") ?? literalDefault("RATE_LIMIT_PER_MINUTE"),
-      0,
-    ),
-    trustedProxies: (get("TRUSTED_PROXIES") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
-      .map((address) => parseAddress("TRUSTED_PROXIES", address)),
-    maxSseClients: parseCount(
-      "MAX_SSE_CLIENTS",
-      get("MAX_SSE_CLIENTS") ?? literalDefault("MAX_SSE_CLIENTS"),
-      1,
-    ),
-    httpHeaderTimeoutMs: parseSeconds(
-      "HTTP_HEADER_TIMEOUT",
-      get("HTTP_HEADER_TIMEOUT") ?? literalDefault("HTTP_HEADER_TIMEOUT"),
-    ) * 1000,
-    httpBodyTimeoutMs:
-      parseSeconds("HTTP_BODY_TIMEOUT", get("HTTP_BODY_TIMEOUT") ?? literalDefault("HTTP_BODY_TIMEOUT")) *
-      1000,
-    httpIdleTimeoutMs:
-      parseSeconds("HTTP_IDLE_TIMEOUT", get("HTTP_IDLE_TIMEOUT") ?? literalDefault("HTTP_IDLE_TIMEOUT")) *
-      1000,
-    maxHttpConnections: parseCount("MAX_HTTP_CONNECTIONS", get("MAX_HTTP_CONNECTIONS") ?? "0", 0),
-    maxHttpConnectionsPerAddress: parseCount(
-      "MAX_HTTP_CONNECTIONS_PER_ADDRESS",
-      get("MAX_HTTP_CONNECTIONS_PER_ADDRESS") ?? literalDefault("MAX_HTTP_CONNECTIONS_PER_ADDRESS"),
-      1,
-    ),
-    metricsToken: parseSecret("METRICS_TOKEN", get("METRICS_TOKEN"), 8),
-    apiOrigins: (get("API_ORIGINS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
-      .map((origin) => parseOrigin("API_ORIGINS", origin)),
-    access: loadAccess(get),
-    iceServers: (get("ICE_SERVERS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "")
-      .map(parseIceServer),
-    logLevel: logLevel as Config["logLevel"],
-    logFormat,
-    tls: loadTls(get("TLS_CERT"), get("TLS_KEY")),
-    ...loadCluster(get),
-  };
-}
-
-/**
- * REDIS_URL, PUBLIC_URL, NODE_ID and CLUSTER_TOKEN. PUBLIC_URL is what other nodes pull from and is checked
- * against the registry before any pull, so it must be a plain http(s) base URL.
- */
-function loadCluster(
-  get: (name: string) => string | undefined,
-): Pick<Config, "redisUrl" | "publicUrl" | "nodeId" | "nodeIdGenerated" | "clusterToken"> {
-  const redisUrl = get("REDIS_URL");
-  if (redisUrl !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(redisUrl);
-    } catch { /* reported below */ }
-    if (!url || (url.protocol !== "redis:" && url.protocol !== "rediss:") || url.hostname === "") {
-      throw new ConfigError(`REDIS_URL must be a redis:// or rediss:// URL (got "${redisUrl}")`);
-    }
-  }
-  let publicUrl = get("PUBLIC_URL");
-  if (publicUrl !== undefined) {
-    let url: URL | undefined;
-    try {
-      url = new URL(publicUrl);
-    } catch { /* reported below */ }
-    if (
-      !url || (url.protocol !== "http:" && url.protocol !== "https:") || url.search !== "" ||
-      url.hash !== "" || url.username !== "" || url.pathname !== "/"
-    ) {
-      throw new ConfigError(`PUBLIC_URL must be an http(s)://host[:port] base URL (got "${publicUrl}")`);
-    }
-    publicUrl = url.origin;
-  } else if (redisUrl !== undefined) {
-    throw new ConfigError("PUBLIC_URL must be set with REDIS_URL: other nodes pull rooms from it");
-  }
-  const nodeId = get("NODE_ID");
-  if (nodeId !== undefined && !/^[A-Za-z0-9_.-]{1,64}$/.test(nodeId)) {
-    throw new ConfigError(`NODE_ID must be 1-64 characters of A-Z a-z 0-9 _ . - (got "${nodeId}")`);
-  }
-  const clusterToken = get("CLUSTER_TOKEN");
-  if (clusterToken !== undefined && clusterToken.length < 16) {
-    throw new ConfigError("CLUSTER_TOKEN must be at least 16 characters long");
-  }
-  return {
-    redisUrl,
-    publicUrl,
-    nodeId: nodeId ?? `node-${randomToken(6)}`,
-    nodeIdGenerated: nodeId === undefined,
-    clusterToken,
-  };
-}
-
-/** The access-control settings and per-address limits (see {@link AccessConfig}). */
-function loadAccess(get: (name: string) => string | undefined): AccessConfig {
-  const maxSessions = parseCount("MAX_SESSIONS", get("MAX_SESSIONS") ?? literalDefault("MAX_SESSIONS"), 1);
-  const publishers = get("MAX_PUBLISHERS");
-  const maxPublishers = publishers === undefined
-    ? Math.max(1, Math.floor(maxSessions / 10))
-    : parseCount("MAX_PUBLISHERS", publishers, 1);
-  if (maxPublishers > maxSessions) {
-    throw new ConfigError(`MAX_PUBLISHERS must not exceed MAX_SESSIONS (${maxPublishers} > ${maxSessions})`);
-  }
-  const webhook = get("AUTH_WEBHOOK_URL");
-  if (webhook !== undefined && !/^https?:\/\/[^\s/]+/i.test(webhook)) {
-    throw new ConfigError(`AUTH_WEBHOOK_URL must be an http:// or https:// URL (got "${webhook}")`);
-  }
-  const onError = get("AUTH_WEBHOOK_ON_ERROR") ?? literalDefault("AUTH_WEBHOOK_ON_ERROR");
-  if (onError !== "deny" && onError !== "allow") {
-    throw new ConfigError(`AUTH_WEBHOOK_ON_ERROR must be deny or allow (got "${onError}")`);
-  }
-  const cache = Number(get("AUTH_WEBHOOK_CACHE") ?? literalDefault("AUTH_WEBHOOK_CACHE"));
-  if (!Number.isFinite(cache) || cache < 0 || cache > 3600) {
-    throw new ConfigError(`AUTH_WEBHOOK_CACHE must be a number of seconds from 0 to 3600 (got "${cache}")`);
-  }
-  const secret = get("VIEWER_TOKEN_SECRET");
-  if (secret !== undefined && secret.length < 16) {
-    throw new ConfigError("VIEWER_TOKEN_SECRET must be at least 16 characters long");
-  }
-  const privateRooms = (get("PRIVATE_ROOMS") ?? "").split(",").map((s) => s.trim()).filter((s) => s !== "");
-  for (const room of privateRooms) {
-    if (!/^[A-Za-z0-9_-]{1,64}$/.test(room)) {
-      throw new ConfigError(`PRIVATE_ROOMS: "${room}" is not a room name (1-64 of A-Z a-z 0-9 _ -)`);
-    }
-  }
-  if (privateRooms.length > 0 && secret === undefined) {
+  if (access.privateRooms.length > 0 && access.viewerTokenSecret === undefined) {
     throw new ConfigError("PRIVATE_ROOMS needs VIEWER_TOKEN_SECRET to sign viewer tokens with");
   }
+  if (server.redisUrl !== undefined && server.publicUrl === undefined) {
+    throw new ConfigError("PUBLIC_URL must be set with REDIS_URL: other nodes pull rooms from it");
+  }
   return {
-    streamKeysFile: get("STREAM_KEYS_FILE"),
-    authWebhookUrl: webhook,
-    authWebhookTimeoutMs: parseSeconds(
-      "AUTH_WEBHOOK_TIMEOUT",
-      get("AUTH_WEBHOOK_TIMEOUT") ?? literalDefault("AUTH_WEBHOOK_TIMEOUT"),
-    ) * 1000,
-    authWebhookOnError: onError,
-    authWebhookCacheMs: cache * 1000,
-    viewerTokenSecret: secret,
-    privateRooms,
-    maxPublishers,
-    maxPendingPerAddress: parseCount(
-      "MAX_PENDING_PER_ADDRESS",
-      get("MAX_PENDING_PER_ADDRESS") ?? literalDefault("MAX_PENDING_PER_ADDRESS"),
-      1,
-    ),
-    maxViewersPerAddress: parseCount(
-      "MAX_VIEWERS_PER_ADDRESS",
-      get("MAX_VIEWERS_PER_ADDRESS") ?? literalDefault("MAX_VIEWERS_PER_ADDRESS"),
-      1,
-    ),
-    maxSsePerAddress: parseCount(
-      "MAX_SSE_PER_ADDRESS",
-      get("MAX_SSE_PER_ADDRESS") ?? literalDefault("MAX_SSE_PER_ADDRESS"),
-      1,
-    ),
-    connectTimeoutMs:
-      parseSeconds("CONNECT_TIMEOUT", get("CONNECT_TIMEOUT") ?? literalDefault("CONNECT_TIMEOUT")) * 1000,
+    ...server,
+    whipToken: whipToken ?? randomToken(),
+    whipTokenGenerated: whipToken === undefined,
+    nodeId: nodeId ?? `node-${randomToken(6)}`,
+    nodeIdGenerated: nodeId === undefined,
+    access: { ...access, maxPublishers: publishers },
+    tls: loadTls(tlsCert, tlsKey),
   };
 }
 
@@ -611,68 +633,13 @@ function readPem(name: string, path: string): string {
   return text;
 }
 
-function parseSwitch(name: string, value: string): boolean {
-  if (/^(on|true|1|yes)$/i.test(value)) return true;
-  if (/^(off|false|0|no)$/i.test(value)) return false;
-  throw new ConfigError(`${name} must be on or off (got "${value}")`);
-}
-
-function parsePort(name: string, value: string): number {
-  const port = Number(value);
-  // Port 0 is allowed: the OS picks a free port (used by tests).
-  if (!/^\d+$/.test(value) || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`${name} must be a port number 0-65535 (got "${value}")`);
-  }
-  return port;
-}
-
-function parseCount(name: string, value: string, min: number): number {
-  const count = Number(value);
-  if (!/^\d+$/.test(value) || !Number.isSafeInteger(count) || count < min || count > 1_000_000) {
-    throw new ConfigError(`${name} must be a whole number from ${min} to 1000000 (got "${value}")`);
-  }
-  return count;
-}
-
-function parseSeconds(name: string, value: string): number {
-  const seconds = Number(value);
-  if (value === "" || !Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) {
-    throw new ConfigError(
-      `${name} must be a number of seconds greater than 0 and at most 86400, e.g. 0.5 or 15 (got "${value}")`,
-    );
-  }
-  return seconds;
-}
-
-function parseOrigin(name: string, value: string): string {
-  let url: URL | undefined;
-  try {
-    url = new URL(value);
-  } catch { /* reported below */ }
-  if (
-    !url || (url.protocol !== "http:" && url.protocol !== "https:") || url.origin !== value.replace(/\/$/, "")
-  ) {
-    throw new ConfigError(
-      `${name}: each entry must be an origin like https://media.example.com (got "${value}")`,
-    );
-  }
-  return url.origin;
-}
-
-function parseSecret(name: string, value: string | undefined, minLength: number): string | undefined {
-  if (value !== undefined && value.length < minLength) {
-    throw new ConfigError(`${name} must be at least ${minLength} characters long`);
-  }
-  return value;
-}
-
 /**
  * One ICE_SERVERS entry: `stun:host[:port]`, `stuns:...`, or `turn[s]:user:password@host[:port][?transport=udp|tcp]`
  * (RFC 7064/7065 URIs; TURN credentials in the userinfo, percent-encoded; a `//` after the scheme is tolerated).
  */
-function parseIceServer(entry: string): IceServer {
+function iceServer(entry: string): IceServer {
   const fail = (why: string): never => {
-    throw new ConfigError(`ICE_SERVERS: ${why} (got "${entry.replace(/:[^:@]*@/, ":***@")}")`);
+    throw new InvalidValue(`: ${why} (got ${quoted(entry.replace(/:[^:@]*@/, ":***@"))})`);
   };
   const match = /^(stuns?|turns?):(?:\/\/)?(.*)$/i.exec(entry);
   if (!match) return fail("each entry must start with stun:, stuns:, turn: or turns:");
@@ -709,27 +676,10 @@ function parseIceServer(entry: string): IceServer {
   return username === undefined ? { url } : { url, username, credential };
 }
 
-const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
-
-function parseAddress(name: string, value: string): string {
-  if (IPV4.test(value) || (value.includes(":") && /^[0-9a-fA-F:.]+$/.test(value))) return value;
-  if (value === "localhost") return "127.0.0.1";
-  throw new ConfigError(`${name} must be an IPv4 or IPv6 address (got "${value}")`);
-}
-
 /** A random URL-safe token with `bytes` bytes of entropy. */
 export function randomToken(bytes = 18): string {
   const raw = crypto.getRandomValues(new Uint8Array(bytes));
   let binary = "";
   for (const b of raw) binary += String.fromCharCode(b);
   return btoa(binary).replaceAll("+", "-").replaceAll("/", "_").replaceAll("=", "");
-}
-
-function parseCodecs(value: string | undefined): VideoCodecName[] {
-  if (value === undefined) return [...DEFAULT_VIDEO_CODEC_ORDER];
-  try {
-    return parseVideoCodecOrder(value);
-  } catch (e) {
-    throw new ConfigError(`VIDEO_CODECS ${(e as Error).message}`);
-  }
 }

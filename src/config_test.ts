@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, loadConfig, SETTINGS } from "./config.ts";
+import { ACCESS_SETTINGS, ConfigError, loadConfig, SERVER_SETTINGS, SETTINGS } from "./config.ts";
 
 const env = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -90,5 +90,62 @@ Deno.test("every literal default in SETTINGS (what --help prints) is what loadCo
   for (const setting of literal) {
     const env = { ...fixed, [setting.name]: setting.defaultValue } as Record<string, string>;
     assert.deepEqual(loadConfig((name) => env[name]), baseline, `${setting.name}=${setting.defaultValue}`);
+  }
+});
+
+Deno.test("every row of the table becomes its field of Config (or of config.access)", () => {
+  const config = loadConfig(env({}));
+  for (const key of Object.keys(SERVER_SETTINGS)) {
+    if (key === "tlsCert" || key === "tlsKey") continue; // read into config.tls
+    assert.ok(key in config, key);
+  }
+  for (const key of Object.keys(ACCESS_SETTINGS)) assert.ok(key in config.access, key);
+  assert.equal(config.access.maxPublishers, 50, "MAX_SESSIONS/10 when unset");
+  assert.equal(loadConfig(env({ MAX_SESSIONS: "5" })).access.maxPublishers, 1, "at least one");
+  assert.equal(loadConfig(env({ MAX_PUBLISHERS: "7" })).access.maxPublishers, 7);
+});
+
+Deno.test("unknown words and malformed values in any row stop start-up naming that row's variable", () => {
+  let refused = 0;
+  for (const row of [...Object.values(SERVER_SETTINGS), ...Object.values(ACCESS_SETTINGS)]) {
+    let error: unknown;
+    try {
+      loadConfig(env({ [row.name]: "no such value!" }));
+    } catch (e) {
+      error = e;
+    }
+    if (error === undefined || row.name.startsWith("TLS_")) continue; // free text, paths; TLS_* come in pairs
+    refused++;
+    assert.ok(error instanceof ConfigError, `${row.name}: ${error}`);
+    assert.ok(
+      error.message.startsWith(`${row.name} `) || error.message.startsWith(`${row.name}:`),
+      error.message,
+    );
+    assert.ok(!error.message.includes("\n"));
+  }
+  assert.ok(refused >= 38, `${refused} rows refuse a malformed value`);
+  for (
+    const [vars, message] of [
+      [{ LOG_LEVEL: "verbose" }, /^LOG_LEVEL must be one of debug, info, warn or error \(got "verbose"\)$/],
+      [{ VIDEO_CODECS: "h264,mpeg2" }, /^VIDEO_CODECS unknown video codec "mpeg2"/],
+      [{ AUTH_WEBHOOK_ON_ERROR: "retry" }, /^AUTH_WEBHOOK_ON_ERROR must be deny or allow/],
+      [{ KEYFRAME_CACHE: "sometimes" }, /^KEYFRAME_CACHE must be on or off/],
+      [
+        { MAX_SESSIONS: "10", MAX_PUBLISHERS: "11" },
+        /^MAX_PUBLISHERS must not exceed MAX_SESSIONS \(11 > 10\)$/,
+      ],
+      [{ PRIVATE_ROOMS: "vip" }, /^PRIVATE_ROOMS needs VIEWER_TOKEN_SECRET/],
+      [{ PRIVATE_ROOMS: "a b" }, /^PRIVATE_ROOMS must be room names/],
+      [{ VIEWER_TOKEN_SECRET: "short-secret" }, /^VIEWER_TOKEN_SECRET must be at least 16 characters long$/],
+      [{ AUTH_WEBHOOK_URL: "ftp://hook.example" }, /^AUTH_WEBHOOK_URL must be a http:\/\/ or https:\/\/ URL/],
+      [{ AUTH_WEBHOOK_CACHE: "3601" }, /^AUTH_WEBHOOK_CACHE must be a number of seconds from 0 to 3600/],
+      [{ MAX_PUBLISHER_BITRATE: "50" }, /^MAX_PUBLISHER_BITRATE must be a whole number from 100/],
+    ] as const
+  ) {
+    assert.throws(() => loadConfig(env(vars)), (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.match(e.message, message);
+      return true;
+    });
   }
 });
