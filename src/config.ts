@@ -15,6 +15,7 @@ import {
   address,
   bool,
   count,
+  integer,
   InvalidValue,
   list,
   matching,
@@ -277,6 +278,18 @@ export const SERVER_SETTINGS = {
     description:
       "bearer token (at least 8 characters) `/metrics` and `/rooms/<id>/stats` require; 401 without",
   }),
+  fanoutWorkers: {
+    name: "FANOUT_WORKERS",
+    group: "media",
+    defaultValue: "(cores − 1, at least 1)",
+    description: "worker threads that seal (SRTP) and send (`sendmmsg`) viewers' RTP, at most 64; 0 keeps it " +
+      "all on the main thread, as does a start without the FFI send path (logged)",
+    // Unset: one per core but one (the main thread keeps receiving, ICE/DTLS and the rooms), at least one.
+    read: (value) =>
+      value === undefined
+        ? Math.max(1, (navigator.hardwareConcurrency ?? 1) - 1)
+        : parseNamed("FANOUT_WORKERS", integer(0, 64), value),
+  } satisfies Setting<number>,
   maxSessions: setting({
     name: "MAX_SESSIONS",
     group: "limits",

@@ -132,6 +132,7 @@ export async function startServer(
       : `UDP receive buffer at the kernel default (not raised: ${receiveBuffer.reason})`,
   );
   log("info", `UDP send path: ${socket.sendPath}`);
+  log("info", `fan-out: ${socket.startFanout(config.fanoutWorkers, { log })}`);
   socket.log = log;
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());
@@ -191,6 +192,7 @@ export async function startServer(
   loopLag.start();
   const metrics = metricsHandler({
     socket,
+    fanout: socket.fanout,
     media: mediaTotals,
     sessions,
     feed,

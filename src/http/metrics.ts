@@ -4,6 +4,7 @@
  * event-loop sampler, and in cluster mode the Redis link and relays). Nothing on the packet path does any
  * work for it.
  */
+import type { FanoutWorkerFigures } from "../net/fanout.ts";
 import type { SocketCounters } from "../net/udp.ts";
 import type { MediaSnapshot } from "../metrics/media_totals.ts";
 import { EXPOSITION_CONTENT_TYPE, type MetricFamily, renderExposition } from "../metrics/exposition.ts";
@@ -54,6 +55,8 @@ export interface MetricsSources {
       acceptErrors: number;
     };
   };
+  /** Fan-out workers, when running: per-worker `sfu_fanout_*` families. */
+  fanout?: { figures(): FanoutWorkerFigures[] };
   /** Present in cluster mode only: without it no `sfu_cluster_*` family is emitted. */
   cluster?: { metrics(): ClusterFigures };
 }
@@ -120,6 +123,11 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     counter("sfu_rtp_packets_in_total", "RTP packets decrypted from clients.", media.peers.rtpIn),
     counter("sfu_rtp_packets_out_total", "RTP packets encrypted and sent to viewers.", media.peers.rtpOut),
+    counter(
+      "sfu_rtp_packets_offloaded_total",
+      "Of sfu_rtp_packets_out_total, those sealed and sent by fan-out workers instead of the main thread.",
+      media.peers.rtpOffloaded,
+    ),
     counter("sfu_rtcp_packets_in_total", "RTCP packets decrypted from clients.", media.peers.rtcpIn),
     counter(
       "sfu_nacks_received_total",
@@ -193,7 +201,57 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   ];
   if (sources.http) families.push(...httpFamilies(sources.http));
   if (sources.cluster) families.push(...clusterFamilies(sources.cluster.metrics()));
+  if (sources.fanout) families.push(...fanoutFamilies(sources.fanout.figures()));
   return families;
+}
+
+/** The `sfu_fanout_*` families: one sample per worker, labelled with its number. */
+function fanoutFamilies(workers: FanoutWorkerFigures[]): MetricFamily[] {
+  const family = (
+    name: string,
+    help: string,
+    type: "gauge" | "counter",
+    value: (w: FanoutWorkerFigures) => number,
+  ): MetricFamily => ({
+    name,
+    help,
+    type,
+    samples: workers.map((w) => ({ labels: { worker: String(w.worker) }, value: value(w) })),
+  });
+  return [
+    family("sfu_fanout_viewers", "Viewers whose RTP the worker seals and sends.", "gauge", (w) => w.viewers),
+    family("sfu_fanout_packets_sealed_total", "RTP packets the worker sealed.", "counter", (w) => w.sealed),
+    family(
+      "sfu_fanout_packets_sent_total",
+      "Datagrams the worker's sendmmsg handed over.",
+      "counter",
+      (w) => w.sent,
+    ),
+    family(
+      "sfu_fanout_send_errors_total",
+      "Datagrams the worker's sendmmsg could not send (EAGAIN, errors).",
+      "counter",
+      (w) => w.sendErrors,
+    ),
+    family(
+      "sfu_fanout_ring_drops_total",
+      "Packets dropped for the worker because its ring was full (only its viewers lose them).",
+      "counter",
+      (w) => w.ringDrops,
+    ),
+    family(
+      "sfu_fanout_orphaned_total",
+      "Packets the worker had no viewer or usable address for (the viewer had left).",
+      "counter",
+      (w) => w.orphaned,
+    ),
+    family(
+      "sfu_fanout_worker_restarts_total",
+      "Times the worker died or stalled and was replaced (its viewers' sessions were ended).",
+      "counter",
+      (w) => w.restarts,
+    ),
+  ];
 }
 
 /** The `sfu_http_*` families: what the gate in front of the HTTP handler did. */

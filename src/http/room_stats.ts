@@ -16,6 +16,8 @@ export interface ViewerStatsJson {
   nacks_received: number;
   packets_resent: number;
   relay: boolean;
+  /** The fan-out worker sealing and sending the viewer's RTP; null when the main thread does. */
+  fanout_worker: number | null;
   /** Simulcast: the encoding id (rid) of the layer the viewer receives; null for one encoding. */
   layer: string | null;
   /**
@@ -87,6 +89,7 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       nacks_received: viewer.reception.nacksReceived,
       packets_resent: viewer.reception.packetsResent,
       relay: viewer.relay === true,
+      fanout_worker: viewer.peer.fanoutWorker ?? null,
       layer: room.layers?.layerOf(viewer)?.rid ?? null,
       ...(room.layers ? { layer_state: room.layers.viewerState(viewer) } : {}),
     })),

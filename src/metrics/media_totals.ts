@@ -57,6 +57,7 @@ export class MediaTotals {
       // The per-packet path goes straight to the socket: no extra call per datagram.
       transmit: transport.transmit.bind(transport),
       slots: transport.slots,
+      fanout: transport.fanout,
       addPeer: (peer) => {
         this.#peers.add(peer);
         transport.addPeer(peer);
@@ -116,7 +117,7 @@ function emptyRoomCounters(): RoomCounters {
 }
 
 function emptyPeerCounters(): PeerCounters {
-  return { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtcpIn: 0 };
+  return { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtpOffloaded: 0, rtcpIn: 0 };
 }
 
 function addRoomCounters(into: RoomCounters, from: RoomCounters): void {
@@ -134,5 +135,6 @@ function addPeerCounters(into: PeerCounters, from: PeerCounters): void {
   into.decryptFailures += from.decryptFailures;
   into.rtpIn += from.rtpIn;
   into.rtpOut += from.rtpOut;
+  into.rtpOffloaded += from.rtpOffloaded;
   into.rtcpIn += from.rtcpIn;
 }

@@ -7,6 +7,7 @@
  */
 import { classifyDatagram } from "./demux.ts";
 import { receiveEach } from "./datagrams.ts";
+import { FanoutPool } from "./fanout.ts";
 import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
 import { SendTo } from "./udp_sendto.ts";
@@ -67,6 +68,8 @@ export class MediaSocket implements PeerTransport {
   #closed = false;
   #sendTo: SendTo | undefined;
   #outbox: Outbox;
+  /** Worker threads viewers' RTP is sealed and sent by (see fanout.ts); undefined: all on this thread. */
+  #fanout: FanoutPool | undefined;
   /** Bound to a loopback address: only loopback sources may start ICE. */
   #loopbackOnly: boolean;
 
@@ -97,6 +100,27 @@ export class MediaSocket implements PeerTransport {
     return this.#sendTo
       ? `sendto/sendmmsg through libc (fd ${this.#sendTo.fd})`
       : `Deno's send, one op per datagram (fast path unavailable: ${SendTo.unavailableReason})`;
+  }
+
+  /**
+   * Starts `count` fan-out workers sending on this socket's descriptor; returns one line for the start-up
+   * log. They need the FFI send path (the descriptor): without it, or with 0, everything stays here.
+   */
+  startFanout(
+    count: number,
+    options: { stallMs?: number; log?: (level: "error" | "info", message: string) => void } = {},
+  ): string {
+    if (count === 0) return "on the main thread (FANOUT_WORKERS=0)";
+    if (this.#sendTo === undefined) {
+      return `on the main thread: FANOUT_WORKERS=${count} needs the FFI send path (${SendTo.unavailableReason})`;
+    }
+    this.#fanout = new FanoutPool(count, this.#sendTo.fd, options);
+    return `${count} worker thread${count === 1 ? "" : "s"} seal and send viewers' RTP (FANOUT_WORKERS)`;
+  }
+
+  /** The fan-out workers, when started. */
+  get fanout(): FanoutPool | undefined {
+    return this.#fanout;
   }
 
   /** Number of peers known to the socket. */
@@ -224,6 +248,8 @@ export class MediaSocket implements PeerTransport {
     clearInterval(this.#timer);
     // Close notifies and BYEs of the sessions ended at shutdown are still queued.
     this.#outbox.close();
+    // Before the descriptor closes: a worker must never send on a number the kernel may hand out again.
+    this.#fanout?.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }

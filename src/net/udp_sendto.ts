@@ -83,6 +83,11 @@ export class SendTo {
     }
   }
 
+  /** Sends on a descriptor found earlier (a fan-out worker uses the main thread's media socket). */
+  static onDescriptor(fd: number): SendTo {
+    return new SendTo(fd, Deno.dlopen("libc.so.6", SYMBOLS));
+  }
+
   /** The descriptor datagrams are sent from. */
   get fd(): number {
     return this.#fd;

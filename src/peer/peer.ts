@@ -29,7 +29,8 @@ export type CloseReason =
   | "fingerprint-mismatch"
   | "publisher-left"
   | "replaced"
-  | "shutdown";
+  | "shutdown"
+  | "fanout-worker-lost";
 
 /** What a peer reports to its owner. */
 export interface PeerEvents {
@@ -42,6 +43,11 @@ export interface PeerEvents {
   /** A decrypted compound RTCP packet, valid only during the call. */
   onRtcp(peer: Peer, packet: Uint8Array, now: number): void;
   onClosed(peer: Peer, reason: CloseReason): void;
+  /**
+   * The fan-out worker sealing this peer's RTP died: the owner ends the session (BYE, then close). Without
+   * a handler the peer closes itself.
+   */
+  onOffloadLost?(peer: Peer): void;
 }
 
 /**
@@ -53,11 +59,37 @@ export interface PacketSlots {
   commit(length: number): void;
 }
 
+/**
+ * Where a peer's outbound RTP is sealed and sent off this thread (a fan-out worker, src/net/fanout.ts):
+ * `send` only reads `packet` during the call. The payload (after `headerLength`) must not change while the
+ * same array object is passed again: the worker is given it once and reuses it for the headers that follow.
+ */
+export interface RtpOffload {
+  /** Which worker serves the peer (for stats). */
+  readonly worker: number;
+  send(packet: Uint8Array, headerLength: number, to: PeerAddress): void;
+  /** The peer closed: the seat is freed. */
+  release(): void;
+}
+
+/** Hands out {@link RtpOffload}s: the SRTP master key and salt of the sending direction move with the peer. */
+export interface RtpOffloader {
+  assign(
+    profile: number,
+    masterKey: Uint8Array,
+    masterSalt: Uint8Array,
+    onLost: () => void,
+  ): RtpOffload | undefined;
+}
+
 /** Counters a peer keeps about what it dropped. */
 export interface PeerCounters {
   decryptFailures: number;
   rtpIn: number;
+  /** RTP packets sent (sealed here or by a fan-out worker). */
   rtpOut: number;
+  /** Of {@link rtpOut}, those handed to a fan-out worker to seal and send. */
+  rtpOffloaded: number;
   rtcpIn: number;
 }
 
@@ -75,6 +107,11 @@ export interface PeerOptions {
   transmit: (data: Uint8Array, to: PeerAddress) => void;
   /** Where forwarded RTP is sealed in place when the socket offers it (otherwise it goes through transmit). */
   slots?: PacketSlots;
+  /**
+   * Fan-out workers: at its first RTP packet a connected peer asks for a seat and from then on its RTP is
+   * sealed and sent there (SRTCP stays here). Absent, or no seat given, everything is sealed here.
+   */
+  offload?: RtpOffloader;
   events: PeerEvents;
   now: number;
   consentTimeoutMs: number;
@@ -100,7 +137,7 @@ export class Peer {
   remoteUfrag: string;
   remotePwd: string;
   state: PeerState = "new";
-  readonly counters: PeerCounters = { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtcpIn: 0 };
+  readonly counters: PeerCounters = { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtpOffloaded: 0, rtcpIn: 0 };
   srtpProfile = 0;
 
   #options: PeerOptions;
@@ -113,6 +150,10 @@ export class Peer {
   #srtp: SrtpContext | undefined;
   /** When the last DTLS record was handed to werift (its callbacks carry no time). */
   #handshakeNow = 0;
+  /** The fan-out worker's seat; null once asked for without getting one (or after it was lost). */
+  #offload: RtpOffload | null | undefined;
+  /** The sending direction's SRTP master key and salt, kept until handed to a fan-out worker. */
+  #sendingKeys: { key: Uint8Array; salt: Uint8Array } | undefined;
 
   constructor(options: PeerOptions) {
     this.id = options.id;
@@ -133,6 +174,11 @@ export class Peer {
   /** Points media somewhere else without proof; only fault-injection tests do this. */
   set selected(address: PeerAddress | undefined) {
     this.#paths.selected = address;
+  }
+
+  /** The fan-out worker sealing this peer's RTP, or undefined when it is sealed on the main thread. */
+  get fanoutWorker(): number | undefined {
+    return this.#offload?.worker;
   }
 
   /**
@@ -244,6 +290,12 @@ export class Peer {
     const to = this.#paths.selected;
     if (this.state !== "connected" || !to) return;
     this.counters.rtpOut++;
+    const offload = this.#offload === undefined ? this.#takeOffload() : this.#offload;
+    if (offload !== null) {
+      this.counters.rtpOffloaded++;
+      offload.send(packet, headerLength, to);
+      return;
+    }
     const srtp = this.#srtp!;
     const slots = this.#options.slots;
     if (slots !== undefined) {
@@ -300,8 +352,34 @@ export class Peer {
       this.#dtls.onError.allUnsubscribe();
     }
     if (this.#dtlsTransport) this.#dtlsTransport.closed = true;
+    this.#offload?.release();
+    this.#offload = null;
     this.#srtp?.close();
     this.#options.events.onClosed(this, reason);
+  }
+
+  /**
+   * Asks for a fan-out worker's seat at the first RTP packet (so publishers, which send none, never take
+   * one). Nothing has been sealed here yet, so the worker's context starts where this one would have: the
+   * rollover counter state moves with the keys by being empty.
+   */
+  #takeOffload(): RtpOffload | null {
+    const keys = this.#sendingKeys;
+    const offloader = this.#options.offload;
+    this.#sendingKeys = undefined;
+    const offload = keys && offloader
+      ? offloader.assign(this.srtpProfile, keys.key, keys.salt, () => this.#offloadLost())
+      : undefined;
+    this.#offload = offload ?? null;
+    return this.#offload;
+  }
+
+  /** The worker died: nothing more can be sealed for this peer (its RTP state went with the worker). */
+  #offloadLost(): void {
+    if (this.state === "closed") return;
+    const events = this.#options.events;
+    if (events.onOffloadLost) events.onOffloadLost(this);
+    else this.close("fanout-worker-lost");
   }
 
   #startDtls(): void {
@@ -347,6 +425,7 @@ export class Peer {
       remoteMasterSalt: keys.remoteSalt,
     });
     this.srtpProfile = profile;
+    if (this.#options.offload) this.#sendingKeys = { key: keys.localKey, salt: keys.localSalt };
     this.state = "connected";
     // The handshake ran with this address: it is proven (RFC 7675 §5.1 counts it as consent).
     this.#paths.handshakeDone(this.#dtlsTransport!.remote!, this.#handshakeNow, this, this.#options.transmit);

@@ -21,7 +21,14 @@ import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.t
 import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
 import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
 import { parseSimulcastOffer, type SimulcastOffer } from "../sdp/simulcast.ts";
-import { type CloseReason, type PacketSlots, Peer, type PeerAddress, type PeerEvents } from "../peer/peer.ts";
+import {
+  type CloseReason,
+  type PacketSlots,
+  Peer,
+  type PeerAddress,
+  type PeerEvents,
+  type RtpOffloader,
+} from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
 import {
   type MediaOptions,
@@ -41,6 +48,8 @@ export interface PeerTransport {
   transmit(data: Uint8Array, to: PeerAddress): void;
   /** Outbox slots forwarded RTP is sealed into in place, when the socket has them. */
   readonly slots?: PacketSlots;
+  /** Fan-out workers viewers' RTP is sealed and sent by, when there are any. */
+  readonly fanout?: RtpOffloader;
   /** Routes STUN for `peer.localUfrag` to the peer. */
   addPeer(peer: Peer): void;
   /** After an ICE restart: routes STUN for the peer's new `localUfrag` to it instead of `oldUfrag`. */
@@ -156,6 +165,11 @@ export class SessionManager {
         }
       },
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
+      onOffloadLost: (peer) => {
+        const session = this.#byPeer.get(peer);
+        if (session) this.#endSession(session, "fanout-worker-lost");
+        else peer.close("fanout-worker-lost");
+      },
     };
   }
 
@@ -632,6 +646,7 @@ export class SessionManager {
       certificate: this.#options.certificate,
       transmit: this.#options.transport.transmit,
       slots: this.#options.transport.slots,
+      offload: this.#options.transport.fanout,
       events: this.#events,
       now: this.#clock(),
       consentTimeoutMs: this.#options.consentTimeoutMs,
