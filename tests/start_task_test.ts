@@ -1,10 +1,11 @@
 /**
  * `deno task start` runs hardened: with exactly the permissions the task grants (read from deno.json, so the
  * test cannot drift from it), the server finds its media socket, raises the receive buffer, sends through
- * libc's sendto/sendmmsg and seals SRTP with OpenSSL, and its start-up log says so.
+ * libc's sendto/sendmmsg, seals SRTP with OpenSSL and runs its fan-out workers, and its start-up log says so.
  */
 import { ok } from "node:assert/strict";
 import { startServerProcess } from "./helpers/server_process.ts";
+import { waitFor } from "./helpers/wait.ts";
 
 /** The permission flags of the `start` task (what it passes to `deno run` besides the script). */
 function startTaskPermissions(): string[] {
@@ -42,6 +43,9 @@ Deno.test({
     const expected = (2 * Math.min(4 * 1024 * 1024, rmemMax)) >> 10;
     ok(kib === expected, `receive buffer ${kib} KiB, expected ${expected} KiB:\n${log}`);
     ok(/SRTP: native/.test(log), `SRTP backend:\n${log}`);
+    // Fan-out workers load their module and libc/libcrypto under the same permissions.
+    ok(/fan-out: \d+ worker threads? seal and send/.test(log), `fan-out:\n${log}`);
+    await waitFor("a fan-out worker to run", () => server.logs(), (l) => /fan-out worker 0 running/.test(l));
   } finally {
     await server.stop();
   }

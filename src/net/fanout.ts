@@ -282,6 +282,7 @@ export class FanoutPool implements RtpOffloader {
     for (const lane of this.#lanes) {
       const beat = lane.figures[FIGURE_HEARTBEAT];
       if (beat !== lane.lastBeat) {
+        if (lane.lastBeat === 0) this.#log("info", `fan-out worker ${lane.index} running`);
         lane.lastBeat = beat;
         lane.lastBeatAt = now;
       } else if (now - lane.lastBeatAt > (beat > 0 ? this.#stallMs : 15_000)) {
@@ -313,7 +314,7 @@ export class FanoutPool implements RtpOffloader {
    * crashed or stuck worker would; the pool must notice either.
    */
   breakWorker(index: number, how: "throw" | "hang"): void {
-    const lane = this.#lanes[index];
+    const lane = this.#lanes.find((l) => l.index === index)!;
     lane.figures[FIGURE_COMMAND] = how === "throw" ? COMMAND_THROW : COMMAND_HANG;
     lane.ring.wake();
   }
@@ -331,14 +332,28 @@ export class FanoutPool implements RtpOffloader {
     lane.worker.onerror = (event) => {
       // Handled here: an unhandled worker error would end the whole process.
       event.preventDefault();
-      if (this.#lanes[index] === lane) this.#replace(lane, `failed: ${event.message}`);
+      this.#replace(lane, `failed: ${event.message}`);
     };
     return lane;
   }
 
   #replace(lane: FanoutLane, why: string): void {
-    if (this.#closed || this.#lanes[lane.index] !== lane) return;
+    const at = this.#lanes.indexOf(lane);
+    if (this.#closed || at < 0) return;
     stopLane(lane);
+    const seats = [...lane.seats];
+    lane.seats.clear();
+    if (lane.figures[FIGURE_HEARTBEAT] === 0) {
+      // It never ran (a missing permission, a module that does not load): a replacement would fail the
+      // same way, over and over. The other workers, or the main thread, take new viewers from now on.
+      this.#lanes.splice(at, 1);
+      this.#log(
+        "error",
+        `fan-out worker ${lane.index} ${why} before it ran; not replaced (${this.#lanes.length} left)`,
+      );
+      this.#tellLost(lane, seats);
+      return;
+    }
     const retired = this.#retired[lane.index];
     retired.sealed += lane.figures[FIGURE_SEALED];
     retired.sent += lane.figures[FIGURE_SENT];
@@ -346,13 +361,15 @@ export class FanoutPool implements RtpOffloader {
     retired.orphaned += lane.figures[FIGURE_ORPHANED];
     retired.ringDrops += lane.ringDrops;
     retired.restarts++;
-    const seats = [...lane.seats];
-    lane.seats.clear();
-    this.#lanes[lane.index] = this.#startLane(lane.index, performance.now());
+    this.#lanes[at] = this.#startLane(lane.index, performance.now());
     this.#log(
       "error",
       `fan-out worker ${lane.index} ${why}: a new worker replaces it; its ${seats.length} viewers are ended`,
     );
+    this.#tellLost(lane, seats);
+  }
+
+  #tellLost(lane: FanoutLane, seats: FanoutSeat[]): void {
     for (const seat of seats) {
       seat.lane = undefined;
       try {

@@ -114,6 +114,10 @@ export class MediaSocket implements PeerTransport {
     if (this.#sendTo === undefined) {
       return `on the main thread: FANOUT_WORKERS=${count} needs the FFI send path (${SendTo.unavailableReason})`;
     }
+    // The workers' batches address IPv4 only (as the outbox's do); an IPv6 socket keeps Deno's send here.
+    if ((this.#conn.addr as Deno.NetAddr).hostname.includes(":")) {
+      return `on the main thread: FANOUT_WORKERS=${count} needs an IPv4 media socket (UDP_ADDRESS)`;
+    }
     this.#fanout = new FanoutPool(count, this.#sendTo.fd, options);
     return `${count} worker thread${count === 1 ? "" : "s"} seal and send viewers' RTP (FANOUT_WORKERS)`;
   }
