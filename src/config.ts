@@ -282,7 +282,8 @@ export const SERVER_SETTINGS = {
     name: "FANOUT_WORKERS",
     group: "media",
     defaultValue: "(cores − 1, at least 1)",
-    description: "worker threads that seal (SRTP) and send (`sendmmsg`) viewers' RTP, at most 64; 0 keeps it " +
+    description:
+      "worker threads that seal (SRTP) and send (`sendmmsg`) viewers' RTP, at most 64; 0 keeps it " +
       "all on the main thread, as does a start without the FFI send path (logged)",
     // Unset: one per core but one (the main thread keeps receiving, ICE/DTLS and the rooms), at least one.
     read: (value) =>
