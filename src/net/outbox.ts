@@ -32,6 +32,10 @@ export class Outbox {
   #queued = 0;
   #flushQueued = false;
   #closed = false;
+  /** The send path's `batches` and `dropped` already added to the counters: a full batch is flushed inside
+   * {@link SendTo.reserve}, outside {@link flush}, and must be counted too. */
+  #batchesCounted = 0;
+  #droppedCounted = 0;
   #onSendError = (): void => {
     this.#counters.sendErrors++;
   };
@@ -97,11 +101,12 @@ export class Outbox {
   flush(): void {
     if (this.#queued === 0) return;
     const sendTo = this.#sendTo!;
-    const dropped = sendTo.dropped;
     sendTo.flush();
     this.#queued = 0;
-    this.#counters.batches++;
-    this.#counters.sendErrors += sendTo.dropped - dropped;
+    this.#counters.batches += sendTo.batches - this.#batchesCounted;
+    this.#batchesCounted = sendTo.batches;
+    this.#counters.sendErrors += sendTo.dropped - this.#droppedCounted;
+    this.#droppedCounted = sendTo.dropped;
   }
 
   /** Flushes and stops sending. */

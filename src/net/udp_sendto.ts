@@ -45,6 +45,8 @@ export class SendTo {
   #queued = 0;
   /** Datagrams the kernel did not take at flush (EAGAIN); counted as send errors by the caller. */
   dropped = 0;
+  /** `sendmmsg` calls made, including the flush {@link reserve} makes when the batch is full. */
+  batches = 0;
 
   private constructor(fd: number, lib: Deno.DynamicLibrary<typeof SYMBOLS>) {
     this.#fd = fd;
@@ -147,6 +149,7 @@ export class SendTo {
         this.#queued - sent,
         MSG_DONTWAIT,
       );
+      this.batches++;
       if (n <= 0) {
         // EAGAIN with a full send buffer, or an error on the first message: skip it and go on, so one bad
         // destination never holds back the others.

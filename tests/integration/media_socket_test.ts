@@ -154,6 +154,44 @@ Deno.test("sends from a timer or another socket's read (join replay, relay) leav
   }
 });
 
+Deno.test("more than one batch (128 datagrams) in one task: every sendmmsg call is counted", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  // Three viewers of 100 datagrams each, so no receive buffer (~212 KB) overflows before it is read.
+  const viewers = [0, 1, 2].map(() =>
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 })
+  );
+  try {
+    if (socket.sendPath.startsWith("Deno")) {
+      console.log(`skipped: no FFI send path (${socket.sendPath})`);
+      return;
+    }
+    const batchesBefore = socket.counters.batches;
+    const packet = new Uint8Array(100);
+    await new Promise<void>((resolve) =>
+      setTimeout(() => {
+        for (let i = 0; i < 300; i++) {
+          packet[0] = i % 100;
+          socket.transmit(packet, viewers[Math.floor(i / 100)].addr as PeerAddress);
+        }
+        resolve();
+      }, 1)
+    );
+    const buffer = new Uint8Array(2048);
+    for (const viewer of viewers) {
+      const received: number[] = [];
+      while (received.length < 100) received.push((await viewer.receive(buffer))[0][0]);
+      assert.deepEqual(received, [...Array(100).keys()]);
+    }
+    // 128 + 128 + 44: two full batches flushed as the next datagram came, the rest by the task's flush.
+    assert.equal(socket.counters.batches - batchesBefore, 3);
+    assert.equal(socket.counters.datagramsOut, 300);
+    assert.equal(socket.counters.sendErrors, 0);
+  } finally {
+    for (const viewer of viewers) viewer.close();
+    socket.close();
+  }
+});
+
 Deno.test("a socket bound to loopback ignores STUN from other interfaces (a browser's LAN candidate)", () => {
   assert.ok(isLoopbackAddress("127.0.0.1") && isLoopbackAddress("127.9.8.7") && isLoopbackAddress("::1"));
   assert.ok(isLoopbackAddress("::ffff:127.0.0.1"));
