@@ -151,6 +151,7 @@ export function startCluster(deps: ClusterDeps): Cluster {
       relays: relays.count,
       relayPulls: relays.counters.pulls,
       relayFailures: relays.counters.failures,
+      relayInternalErrors: relays.counters.internalErrors,
     }),
     async close() {
       relays.closeAll();

@@ -69,8 +69,9 @@ export class RelayManager {
    * Since start, for `/metrics`: pulls opened towards another node (every attempt, also the refused ones),
    * and pulls that failed to connect or were lost later (the other node fell silent, socket error). A pull
    * the other node closed on purpose (its room ended, it shut down) or that this node ended is no failure.
+   * `internalErrors`: exceptions under a pull's packet handling (bugs; the relay reads on).
    */
-  readonly counters = { pulls: 0, failures: 0 };
+  readonly counters = { pulls: 0, failures: 0, internalErrors: 0 };
   #options: RelayManagerOptions;
   #relays = new Map<string, Relay>();
   #timer: ReturnType<typeof setInterval>;
@@ -212,6 +213,19 @@ export class RelayManager {
     });
     pull.onRtp = (packet, now) => room.handlePublisherRtp(packet, now);
     pull.onRtcp = (packet, now) => room.handlePublisherRtcp(packet, now);
+    let reported = false;
+    pull.onInternalError = (e) => {
+      // A bug under the relay's packet path: counted for sfu_internal_errors_total, told once per relay.
+      this.counters.internalErrors++;
+      if (reported) return;
+      reported = true;
+      this.#options.log(
+        "error",
+        `relay of room ${relay.roomId}: internal error handling a datagram from node ${relay.parent}: ${
+          e instanceof Error ? e.stack ?? e.message : String(e)
+        }`,
+      );
+    };
     pull.onClosed = (reason) => {
       if (reason === "silent" || reason === "socket-error") this.counters.failures++;
       this.#end(relay, `pull ${reason}`);

@@ -67,7 +67,13 @@ export class WhepPull {
   onRtcp: (packet: Uint8Array, now: number) => void = () => {};
   /** The pull ended on its own (not by {@link close}). */
   onClosed: (reason: PullCloseReason) => void = () => {};
-  readonly counters = { rtpIn: 0, rtcpIn: 0, rtcpOut: 0, decryptFailures: 0 };
+  /**
+   * An exception while handling a datagram that is not the datagram's fault (a bug, e.g. in the room fed by
+   * `onRtp`): the datagram is dropped and the pull reads on. Called for each; the caller logs the first.
+   */
+  onInternalError: (error: unknown) => void = () => {};
+  /** `junk`: datagrams the DTLS or STUN decoder threw on (bad input, dropped). */
+  readonly counters = { rtpIn: 0, rtcpIn: 0, rtcpOut: 0, decryptFailures: 0, junk: 0, internalErrors: 0 };
 
   #options: WhepPullOptions;
   #conn: Deno.DatagramConn;
@@ -287,7 +293,16 @@ export class WhepPull {
   #readLoop(): Promise<void> {
     // One buffer for every read: media is decrypted and handed on in place (the room copies what it keeps);
     // STUN and DTLS get a copy, since werift may hold on to them.
-    return receiveEach(this.#conn, () => this.#closed, new Uint8Array(65536), (data, from) => {
+    return receiveEach(this.#conn, () => this.#closed, new Uint8Array(65536), this.#handleDatagram);
+  }
+
+  /**
+   * One datagram from the socket. Bad input is dropped where it is decoded; anything thrown past that is a
+   * bug (in this pull or in the room it feeds), counted and reported without ending the read loop, so one
+   * bad packet cannot end the relay for every viewer.
+   */
+  #handleDatagram = (data: Uint8Array, from: Deno.NetAddr): void => {
+    try {
       const first = data[0];
       if (first <= 3) {
         this.#handleStun(data.slice(), from);
@@ -296,10 +311,21 @@ export class WhepPull {
       // Only the address ICE settled on may send DTLS and media.
       const remote = this.#remote;
       if (!remote || from.hostname !== remote.hostname || from.port !== remote.port) return;
-      if (first >= 20 && first <= 63) {
-        this.#dtlsData?.(Buffer.from(data.slice()));
-      } else if (first >= 128 && first <= 191 && this.#srtp) this.#handleSrtp(data);
-    });
+      if (first >= 20 && first <= 63) this.#handleDtls(data);
+      else if (first >= 128 && first <= 191 && this.#srtp) this.#handleSrtp(data);
+    } catch (e) {
+      this.counters.internalErrors++;
+      this.onInternalError(e);
+    }
+  };
+
+  #handleDtls(data: Uint8Array): void {
+    try {
+      this.#dtlsData?.(Buffer.from(data.slice()));
+    } catch {
+      // werift throws on records it cannot use (e.g. a flight retransmitted under load): bad input.
+      this.counters.junk++;
+    }
   }
 
   #handleSrtp(data: Uint8Array): void {
@@ -338,10 +364,16 @@ export class WhepPull {
       return;
     }
     // Undefined unless MESSAGE-INTEGRITY holds under the other node's password.
-    const message = parseMessage(
-      Buffer.from(data.buffer, data.byteOffset, data.length),
-      Buffer.from(this.#remotePwd, "utf8"),
-    );
+    let message: ReturnType<typeof parseMessage>;
+    try {
+      message = parseMessage(
+        Buffer.from(data.buffer, data.byteOffset, data.length),
+        Buffer.from(this.#remotePwd, "utf8"),
+      );
+    } catch {
+      this.counters.junk++;
+      return;
+    }
     if (!message || message.messageMethod !== methods.BINDING) return;
     if (message.messageClass !== classes.RESPONSE) return;
     const sentTo = this.#pendingChecks.get(message.transactionIdHex);

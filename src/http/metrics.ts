@@ -25,6 +25,8 @@ export interface ClusterFigures {
   relayPulls: number;
   /** Pulls that failed to connect or were lost (the other node fell silent), since start. */
   relayFailures: number;
+  /** Exceptions under the relays' packet handling since start (added to `sfu_internal_errors_total`). */
+  relayInternalErrors: number;
 }
 
 /** Where the figures come from; structural so tests can pass plain objects. */
@@ -98,8 +100,8 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
     ),
     counter(
       "sfu_internal_errors_total",
-      "Exceptions on the packet path (bugs, not bad input; the first of each peer is logged).",
-      socket.internalErrors,
+      "Exceptions on the packet path (bugs, not bad input; the first of each peer or relay is logged).",
+      socket.internalErrors + (sources.cluster?.metrics().relayInternalErrors ?? 0),
     ),
     counter(
       "sfu_udp_unknown_peer_datagrams_total",

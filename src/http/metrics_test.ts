@@ -185,6 +185,7 @@ Deno.test("cluster families appear only in cluster mode, with every figure", () 
     relays: 1,
     relayPulls: 5,
     relayFailures: 1,
+    relayInternalErrors: 2,
   };
   const clustered = { ...sources(rooms, media), cluster: { metrics: () => figures } };
   let { types, samples } = parseExposition(renderExposition(collectMetrics(clustered)));
@@ -197,6 +198,11 @@ Deno.test("cluster families appear only in cluster mode, with every figure", () 
   assert.equal(value(samples, "sfu_cluster_relays"), 1);
   assert.equal(value(samples, "sfu_cluster_relay_pulls_total"), 5);
   assert.equal(value(samples, "sfu_cluster_relay_failures_total"), 1);
+  assert.equal(
+    value(samples, "sfu_internal_errors_total"),
+    value(single.samples, "sfu_internal_errors_total") + 2,
+    "the relays' internal errors count too",
+  );
   assert.equal(value(samples, "sfu_rooms"), 0, "the single-node families are still there");
 
   // Read at every scrape: Redis going away shows at the next one.
