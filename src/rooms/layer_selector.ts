@@ -1,6 +1,7 @@
 /**
- * The automatic layer choice for one viewer, from its receiver reports: how many steps below the top layer
- * it should be. A link that cannot carry the layer shows as loss (a full queue drops) or as a round-trip
+ * The automatic layer choice for one viewer: how many steps below the top layer it should be. A viewer that
+ * negotiated transport-wide feedback is judged by its bandwidth estimate ({@link LayerSelector.onEstimate});
+ * any other by its receiver reports ({@link LayerSelector.onReport}), as follows. A link that cannot carry the layer shows as loss (a full queue drops) or as a round-trip
  * time well above the path's own in two reports in a row (a queue filling); either steps the viewer down
  * at once, again after {@link DOWN_HOLD_MS} if it persists. Going up is a trial: after {@link UP_HOLD_MS} without congestion the
  * viewer tries the next layer; congestion soon after a trial doubles the wait before the next one (up to
@@ -20,6 +21,13 @@ export const DOWN_HOLD_MS = 1500;
 export const UP_HOLD_MS = 5000;
 /** The longest wait between trials after failed ones. */
 export const MAX_UP_HOLD_MS = 10_000;
+/** A layer fits an estimate when its rate times this is below it. */
+export const HEADROOM = 1.15;
+/** How long a probe for the next layer's rate is sent (ms), and how long its feedback may take after. */
+export const PROBE_MS = 800;
+const PROBE_FEEDBACK_MS = 400;
+/** A probe succeeds when the viewer received at least this share of the next layer's rate meanwhile. */
+const PROBE_REACHED = 0.85;
 /** Congestion within this time after a step up means the step failed. */
 const TRIAL_MS = 4000;
 /** The path's lowest round-trip time is taken over this window. */
@@ -38,6 +46,17 @@ export class LayerSelector {
   #highRttReports = 0;
   /** Congestion events seen (for stats and tests). */
   congestions = 0;
+  /**
+   * While a probe runs: the extra rate (bit/s) to send the viewer on top of its layer, as redundant
+   * copies, to learn whether the next layer would fit without switching to it; 0 otherwise.
+   */
+  probeBps = 0;
+  /** Probes that led up, and that met congestion or fell short (for stats and tests). */
+  probesPassed = 0;
+  probesFailed = 0;
+  #probeEndsAt = -Infinity;
+  #probeTargetBps = 0;
+  #probeReceivedBps = 0;
 
   constructor(now: number) {
     // A fresh viewer is not tried higher before it has been watched for a while.
@@ -85,8 +104,96 @@ export class LayerSelector {
     return this.level;
   }
 
+  /**
+   * Takes the viewer's bandwidth estimate after a transport feedback and returns the level. `congestion`:
+   * the estimator just cut it (a growing queue or loss); `receivedBps`: what arrived lately; `ladderBps`:
+   * the sent layers' rates, best first; `canProbe`: the forwarder can send probe copies (RTX negotiated).
+   * Congestion steps down at once to the best layer that fits the estimate (at least one step), again after
+   * {@link DOWN_HOLD_MS} if it persists. Going up waits for calm as with reports; then, when it can, it
+   * first probes at the next layer's rate for {@link PROBE_MS} and goes up only when that passed cleanly.
+   */
+  onEstimate(
+    estimate: { estimateBps: number; receivedBps: number; congestion: boolean },
+    ladderBps: readonly number[],
+    canProbe: boolean,
+    now: number,
+  ): number {
+    const maxLevel = Math.max(0, ladderBps.length - 1);
+    if (this.level > maxLevel) this.level = maxLevel;
+    const probing = this.#probeTargetBps > 0;
+    if (probing && now < this.#probeEndsAt) {
+      if (estimate.receivedBps > this.#probeReceivedBps) this.#probeReceivedBps = estimate.receivedBps;
+    }
+    if (probing && now >= this.#probeEndsAt - PROBE_FEEDBACK_MS) this.probeBps = 0;
+    if (estimate.congestion) {
+      this.congestions++;
+      this.#lastCongestedAt = now;
+      if (now - this.#lastUpAt < TRIAL_MS) this.#upHoldMs = Math.min(this.#upHoldMs * 2, MAX_UP_HOLD_MS);
+      const fits = fittingLevel(estimate.estimateBps, ladderBps);
+      if (probing) {
+        // The probe itself filled the queue: it ends; the layer stays unless the estimate rules it out.
+        this.#endProbe(false);
+        if (fits <= this.level) return this.level;
+      }
+      if (this.level < maxLevel && now - this.#lastDownAt >= DOWN_HOLD_MS) {
+        this.level = Math.min(maxLevel, Math.max(this.level + 1, fits));
+        this.#lastDownAt = now;
+      }
+      return this.level;
+    }
+    if (probing) {
+      if (now < this.#probeEndsAt) return this.level;
+      const passed = this.#probeReceivedBps >= PROBE_REACHED * this.#probeTargetBps;
+      this.#endProbe(passed);
+      if (passed && this.level > 0) {
+        this.level--;
+        this.#lastUpAt = now;
+      } else {
+        this.#lastCongestedAt = now;
+        this.#upHoldMs = Math.min(this.#upHoldMs * 2, MAX_UP_HOLD_MS);
+      }
+      return this.level;
+    }
+    if (now - this.#lastUpAt >= TRIAL_MS && this.#lastUpAt > this.#lastCongestedAt) {
+      this.#upHoldMs = UP_HOLD_MS;
+    }
+    if (
+      this.level > 0 && now - this.#lastCongestedAt >= this.#upHoldMs &&
+      now - this.#lastDownAt >= this.#upHoldMs &&
+      now - this.#lastUpAt >= this.#upHoldMs
+    ) {
+      const next = ladderBps[this.level - 1];
+      const current = ladderBps[this.level];
+      if (canProbe && next > current && estimate.estimateBps < HEADROOM * next) {
+        this.probeBps = next - current;
+        this.#probeTargetBps = next;
+        this.#probeReceivedBps = 0;
+        this.#probeEndsAt = now + PROBE_MS + PROBE_FEEDBACK_MS;
+        this.#lastUpAt = now;
+        return this.level;
+      }
+      this.level--;
+      this.#lastUpAt = now;
+    }
+    return this.level;
+  }
+
+  #endProbe(passed: boolean): void {
+    this.probeBps = 0;
+    this.#probeTargetBps = 0;
+    this.#probeEndsAt = -Infinity;
+    if (passed) this.probesPassed++;
+    else this.probesFailed++;
+  }
+
   /** How long the viewer waits before trying a higher layer now (ms). */
   get upHoldMs(): number {
     return this.#upHoldMs;
   }
+}
+
+/** The best level (index into `ladderBps`, best first) whose rate fits `estimateBps`; the last when none does. */
+function fittingLevel(estimateBps: number, ladderBps: readonly number[]): number {
+  for (let i = 0; i < ladderBps.length; i++) if (ladderBps[i] * HEADROOM <= estimateBps) return i;
+  return Math.max(0, ladderBps.length - 1);
 }

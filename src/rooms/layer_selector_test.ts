@@ -60,3 +60,109 @@ Deno.test("layer selector: up after a calm hold; a failed trial doubles the hold
   assert.equal(s.level, 0);
   assert.equal(s.upHoldMs, UP_HOLD_MS);
 });
+
+const LADDER = [1_200_000, 400_000, 120_000];
+
+/** Feeds one estimate every 100 ms from `from` to `to` (exclusive); returns the levels seen. */
+function feedEstimates(
+  s: LayerSelector,
+  from: number,
+  to: number,
+  estimateBps: number,
+  receivedBps: number,
+  canProbe = true,
+): number[] {
+  const seen: number[] = [];
+  for (let t = from; t < to; t += 100) {
+    seen.push(s.onEstimate({ estimateBps, receivedBps, congestion: false }, LADDER, canProbe, t));
+  }
+  return seen;
+}
+
+Deno.test("layer selector (estimate): congestion goes straight to the best layer that fits the estimate", () => {
+  const s = new LayerSelector(0);
+  feedEstimates(s, 0, 10_000, 2_000_000, 1_200_000);
+  assert.equal(s.level, 0);
+  // A 600 kbit/s link: the cut estimate is 0.85 of it; the 400 kbit/s layer fits (with headroom).
+  assert.equal(
+    s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 10_000),
+    1,
+  );
+  assert.equal(
+    s.onEstimate({ estimateBps: 500_000, receivedBps: 600_000, congestion: true }, LADDER, true, 10_300),
+    1,
+    "held while the step takes effect",
+  );
+  // A link far below: two steps at once.
+  const t = new LayerSelector(0);
+  feedEstimates(t, 0, 10_000, 2_000_000, 1_200_000);
+  assert.equal(
+    t.onEstimate({ estimateBps: 200_000, receivedBps: 240_000, congestion: true }, LADDER, true, 10_000),
+    2,
+  );
+  // A cut that still leaves room for the current layer steps one down (the cut had a cause).
+  const u = new LayerSelector(0);
+  feedEstimates(u, 0, 10_000, 2_000_000, 1_200_000);
+  assert.equal(
+    u.onEstimate({ estimateBps: 1_500_000, receivedBps: 1_200_000, congestion: true }, LADDER, true, 10_000),
+    1,
+  );
+});
+
+Deno.test("layer selector (estimate): up only after a probe at the next layer's rate passed", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
+  assert.equal(s.level, 1);
+  // Calm: after the hold a probe starts (extra 800 kbit/s), the layer stays meanwhile.
+  feedEstimates(s, 100, UP_HOLD_MS, 600_000, 400_000);
+  assert.equal(s.probeBps, 0, "no probe before the hold");
+  feedEstimates(s, UP_HOLD_MS, UP_HOLD_MS + 100, 600_000, 400_000);
+  assert.equal(s.probeBps, 800_000);
+  assert.equal(s.level, 1);
+  // The probe gets through: the viewer received the next layer's rate; up once its feedback is in.
+  const during = feedEstimates(s, UP_HOLD_MS + 100, UP_HOLD_MS + 700, 900_000, 1_150_000);
+  assert.ok(during.every((l) => l === 1));
+  const after = feedEstimates(s, UP_HOLD_MS + 700, UP_HOLD_MS + 1500, 1_000_000, 400_000);
+  assert.equal(s.probeBps, 0, "the probe stopped");
+  assert.equal(after.at(-1), 0, "up after the probe");
+  assert.equal(s.probesPassed, 1);
+});
+
+Deno.test("layer selector (estimate): a probe that meets congestion ends, keeps the layer and doubles the hold", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
+  feedEstimates(s, 100, UP_HOLD_MS + 100, 600_000, 400_000);
+  assert.ok(s.probeBps > 0);
+  // Over a 600 kbit/s link the probe fills the queue: congestion, estimate 510k (the 400k layer still fits).
+  assert.equal(
+    s.onEstimate(
+      { estimateBps: 510_000, receivedBps: 600_000, congestion: true },
+      LADDER,
+      true,
+      UP_HOLD_MS + 400,
+    ),
+    1,
+  );
+  assert.equal(s.probeBps, 0);
+  assert.equal(s.probesFailed, 1);
+  assert.equal(s.upHoldMs, 2 * UP_HOLD_MS);
+  // A probe that just falls short (no congestion reported) fails as well.
+  const t = new LayerSelector(0);
+  t.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
+  feedEstimates(t, 100, UP_HOLD_MS + 100, 600_000, 400_000);
+  feedEstimates(t, UP_HOLD_MS + 100, UP_HOLD_MS + 2000, 600_000, 600_000);
+  assert.equal(t.level, 1);
+  assert.equal(t.probesFailed, 1);
+});
+
+Deno.test("layer selector (estimate): without probing, or with an estimate that already fits, up is a plain step", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, false, 0);
+  const levels = feedEstimates(s, 100, UP_HOLD_MS + 500, 600_000, 400_000, false);
+  assert.equal(levels.at(-1), 0);
+  assert.equal(s.probeBps, 0);
+  const t = new LayerSelector(0);
+  t.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
+  assert.equal(feedEstimates(t, 100, UP_HOLD_MS + 500, 1_500_000, 400_000).at(-1), 0);
+  assert.equal(t.probesPassed + t.probesFailed, 0);
+});
