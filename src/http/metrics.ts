@@ -168,6 +168,16 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       media.rooms.sourceChanges,
     ),
     counter(
+      "sfu_layer_switches_up_total",
+      "Simulcast viewers moved to a better layer (automatic or pinned).",
+      media.rooms.layerSwitchesUp,
+    ),
+    counter(
+      "sfu_layer_switches_down_total",
+      "Simulcast viewers moved to a lesser layer (automatic or pinned).",
+      media.rooms.layerSwitchesDown,
+    ),
+    counter(
       "sfu_thumbnail_runs_total",
       "Thumbnails attempted (ffmpeg started).",
       sources.thumbnails.counters.runs,

@@ -83,6 +83,8 @@ function fakeRoom(counters: Partial<RoomCounters>, live = true): Room {
       nacksReceived: 0,
       packetsResent: 0,
       sourceChanges: 0,
+      layerSwitchesUp: 0,
+      layerSwitchesDown: 0,
       ...counters,
     },
   } as unknown as Room;

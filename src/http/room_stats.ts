@@ -4,6 +4,8 @@
  * and the watch page's curious; session ids are never shown (they are the viewers' credentials).
  */
 import type { Room, RoomSource } from "../rooms/room.ts";
+import type { ViewerLayerState } from "../rooms/layers.ts";
+import type { ViewerBandwidth } from "../rooms/viewer_bandwidth.ts";
 
 /** One viewer's reception in API form. */
 export interface ViewerStatsJson {
@@ -21,10 +23,22 @@ export interface ViewerStatsJson {
   /** Simulcast: the encoding id (rid) of the layer the viewer receives; null for one encoding. */
   layer: string | null;
   /**
-   * Simulcast: the layer being switched to, the pinned one, the automatic level (steps below the top) and
-   * how many congested receiver reports the viewer sent.
+   * Simulcast: the layer being switched to, the pinned one, the automatic level (steps below the top), how
+   * many congestion events set it, and the probes for a higher layer.
    */
-  layer_state?: { target: string | null; pinned: string | null; level: number; congestions: number };
+  layer_state?: ViewerLayerState;
+  /**
+   * The bandwidth estimate from the viewer's transport-wide feedback; null when it did not negotiate
+   * transport-cc. `delay` is the delay trend's state: "normal", "overuse" (a queue growing), "underuse".
+   */
+  bandwidth: {
+    estimate_kbps: number;
+    received_kbps: number;
+    loss: number;
+    delay: "normal" | "overuse" | "underuse";
+    cuts: number;
+    feedbacks: number;
+  } | null;
 }
 
 /** One simulcast layer as received from the publisher. */
@@ -92,6 +106,21 @@ export function roomStatsJson(room: Room<RoomSource>): RoomStatsJson {
       fanout_worker: viewer.peer.fanoutWorker ?? null,
       layer: room.layers?.layerOf(viewer)?.rid ?? null,
       ...(room.layers ? { layer_state: room.layers.viewerState(viewer) } : {}),
+      bandwidth: viewer.bandwidth ? bandwidthJson(viewer.bandwidth) : null,
     })),
+  };
+}
+
+const DELAY_STATES = ["normal", "overuse", "underuse"] as const;
+
+function bandwidthJson(bandwidth: ViewerBandwidth): NonNullable<ViewerStatsJson["bandwidth"]> {
+  const estimator = bandwidth.estimator;
+  return {
+    estimate_kbps: Math.round(estimator.estimateBps / 1000),
+    received_kbps: Math.round(estimator.receivedBps / 1000),
+    loss: Math.round(estimator.lossFraction * 1000) / 1000,
+    delay: DELAY_STATES[estimator.signal],
+    cuts: estimator.decreases,
+    feedbacks: bandwidth.feedbacks,
   };
 }

@@ -113,6 +113,8 @@ function emptyRoomCounters(): RoomCounters {
     bytesResent: 0,
     resendsRefused: 0,
     sourceChanges: 0,
+    layerSwitchesUp: 0,
+    layerSwitchesDown: 0,
   };
 }
 
@@ -129,6 +131,8 @@ function addRoomCounters(into: RoomCounters, from: RoomCounters): void {
   into.bytesResent += from.bytesResent;
   into.resendsRefused += from.resendsRefused;
   into.sourceChanges += from.sourceChanges;
+  into.layerSwitchesUp += from.layerSwitchesUp;
+  into.layerSwitchesDown += from.layerSwitchesDown;
 }
 
 function addPeerCounters(into: PeerCounters, from: PeerCounters): void {

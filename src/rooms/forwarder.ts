@@ -65,6 +65,8 @@ export class Forwarder {
       }
       if (track.remap) continueNumbering(track, sequenceNumber, timestamp, isVideo ? 90000 : 48000, now);
       this.forward(viewer, track, sequenceNumber, timestamp, now);
+      const probeCopies = viewer.bandwidth?.probeCopies ?? 0;
+      if (probeCopies > 0 && isVideo && track.rtx) this.#sendProbeCopies(viewer, track.rtx, probeCopies, now);
       if (track.leaving && marker) this.onFrameEnd?.(viewer, now);
     }
     return waiting;
@@ -78,7 +80,22 @@ export class Forwarder {
     const outSequence = seqAdd(sequenceNumber, track.sequenceOffset);
     const outTimestamp = (timestamp + track.timestampOffset) >>> 0;
     const rewriter = this.#rewriter;
-    rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
+    // Only video is numbered: the extension is negotiated on the video line, and an audio packet the
+    // viewer would not number would show as lost in its feedback.
+    const bandwidth = track === viewer.video ? viewer.bandwidth : undefined;
+    if (bandwidth) {
+      const transportSequence = bandwidth.record(rewriter.packet.length, now);
+      rewriter.setStream(
+        track.payloadType,
+        track.ssrc,
+        outSequence,
+        outTimestamp,
+        bandwidth.extensionId,
+        transportSequence,
+      );
+    } else {
+      rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
+    }
     this.send(viewer, rewriter.packet, rewriter.headerLength);
     if (track.lastSequence < 0 || seqNewer(outSequence, track.lastSequence)) {
       track.frameEnded = rewriter.marker;
@@ -100,12 +117,43 @@ export class Forwarder {
     rtx: RtxStream,
     sentSequence: number,
     outTimestamp: number,
+    now: number,
   ): void {
     const rewriter = this.#rewriter;
-    rewriter.setStream(track.payloadType, track.ssrc, sentSequence, outTimestamp);
+    const bandwidth = viewer.bandwidth;
+    if (bandwidth) {
+      const transportSequence = bandwidth.record(rewriter.packet.length + 2, now);
+      rewriter.setStream(
+        track.payloadType,
+        track.ssrc,
+        sentSequence,
+        outTimestamp,
+        bandwidth.extensionId,
+        transportSequence,
+      );
+    } else {
+      rewriter.setStream(track.payloadType, track.ssrc, sentSequence, outTimestamp);
+    }
     const packet = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
     rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
     this.send(viewer, packet, rewriter.headerLength);
+  }
+
+  /**
+   * A bandwidth probe (layer_selector.ts): the packet just forwarded goes `copies` more times on the
+   * viewer's RTX stream, each with a transport-wide number of its own. The viewer drops them as duplicates;
+   * its feedback tells whether the path carried the higher rate. Only for a viewer with transport-wide
+   * numbering (the last forward wrote its extension).
+   */
+  #sendProbeCopies(viewer: Viewer, rtx: RtxStream, copies: number, now: number): void {
+    const rewriter = this.#rewriter;
+    const bandwidth = viewer.bandwidth!;
+    for (let i = 0; i < copies; i++) {
+      rewriter.setTransportSequence(bandwidth.record(rewriter.packet.length + 2, now));
+      const packet = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
+      rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
+      this.send(viewer, packet, rewriter.headerLength);
+    }
   }
 
   /** The one place a room's RTP leaves for a viewer; `packet` is only valid during the call. */

@@ -94,7 +94,7 @@ Deno.test("forwardRtx wraps the loaded packet in the viewer's RTX stream (RFC 45
   const rtx = v.video.rtx!;
   const first = rtx.nextSequence;
   assert.ok(forwarder.load(rtpPacket({ seq: 9, payloadLength: 4 })));
-  forwarder.forwardRtx(v, v.video, rtx, 0x1234, 777);
+  forwarder.forwardRtx(v, v.video, rtx, 0x1234, 777, 0);
   const [sent] = v.peer.sent;
   assert.deepEqual([sent.ssrc, sent.payloadType, sent.sequenceNumber, sent.timestamp], [
     rtx.ssrc,

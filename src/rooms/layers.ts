@@ -22,6 +22,8 @@ export const LAYER_IDLE_MS = 1500;
 const REVIEW_INTERVAL_MS = 250;
 /** A leaving viewer catches up on the target's keyframe from history when it started this recently (ms). */
 const RECENT_KEYFRAME_MS = 1000;
+/** Most redundant copies of each video packet a probe sends (a probe from the lowest layer needs ~3). */
+const MAX_PROBE_COPIES = 4;
 /** SSRCs remembered per layer (a publisher restarting its encoder brings new ones). */
 const SSRCS_PER_LAYER = 4;
 
@@ -51,6 +53,20 @@ export interface LayerInfo {
   active: boolean;
 }
 
+/** A viewer's layer choice as the stats endpoint shows it. */
+export interface ViewerLayerState {
+  /** The layer being switched to, and the pinned one. */
+  target: string | null;
+  pinned: string | null;
+  /** The automatic level (steps below the top) and the congestion events that set it. */
+  level: number;
+  congestions: number;
+  /** A probe for the next layer's rate runs; probes that led up, and that failed. */
+  probing: boolean;
+  probesPassed: number;
+  probesFailed: number;
+}
+
 /** Where one viewer's video comes from. */
 interface ViewerLayer<Source extends RoomSource> {
   layer: Layer<Source>;
@@ -71,6 +87,10 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   readonly #viewers = new Map<Viewer, ViewerLayer<Source>>();
   #nextReview = 0;
   #top: Layer<Source> | undefined;
+  /** The active layers' media rates (bit/s), best first, as of the last review: the estimate's ladder. */
+  #ladderBps: number[] = [];
+  /** Reused for each estimate handed to a viewer's selector. */
+  readonly #estimate = { estimateBps: 0, receivedBps: 0, congestion: false };
 
   constructor(options: {
     owner: Room<Source>;
@@ -166,14 +186,18 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   /** A viewer's layer state for the stats endpoint. */
   viewerState(
     viewer: Viewer,
-  ): { target: string | null; pinned: string | null; level: number; congestions: number } | undefined {
+  ): ViewerLayerState | undefined {
     const state = this.#viewers.get(viewer);
     if (!state) return undefined;
+    const selector = state.selector;
     return {
       target: state.target?.rid ?? null,
       pinned: state.pinned?.rid ?? null,
-      level: state.selector.level,
-      congestions: state.selector.congestions,
+      level: selector.level,
+      congestions: selector.congestions,
+      probing: selector.probeBps > 0,
+      probesPassed: selector.probesPassed,
+      probesFailed: selector.probesFailed,
     };
   }
 
@@ -188,14 +212,31 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     if (!state) return;
     const reception = viewer.reception;
     const reports = reception.reports;
+    const bandwidth = viewer.bandwidth;
+    const feedbacks = bandwidth?.feedbacks ?? 0;
     state.layer.room.handleViewerRtcp(viewer, packet, now);
-    if (reception.reports === reports) return;
-    let active = 0;
-    for (const layer of this.layers) if (layer.active) active++;
-    const level = state.selector.level;
-    if (state.selector.onReport(reception.fractionLost, reception.rttMs, active, now) !== level) {
-      this.review(now);
+    const selector = state.selector;
+    const level = selector.level;
+    if (bandwidth && bandwidth.feedbacks > 0) {
+      // The viewer's own transport-wide feedback decides; its receiver reports are not needed.
+      if (bandwidth.feedbacks === feedbacks) return;
+      const estimator = bandwidth.estimator;
+      const estimate = this.#estimate;
+      estimate.estimateBps = estimator.estimateBps;
+      estimate.receivedBps = estimator.lastWindowBps;
+      estimate.congestion = bandwidth.congestion;
+      selector.onEstimate(estimate, this.#ladderBps, viewer.video?.rtx !== undefined, now);
+      const currentBps = state.layer.mediaRate.bytesPerMs * 8000;
+      bandwidth.probeCopies = selector.probeBps > 0 && currentBps > 0
+        ? Math.min(MAX_PROBE_COPIES, Math.ceil(selector.probeBps / currentBps))
+        : 0;
+    } else {
+      if (reception.reports === reports) return;
+      let active = 0;
+      for (const layer of this.layers) if (layer.active) active++;
+      selector.onReport(reception.fractionLost, reception.rttMs, active, now);
     }
+    if (selector.level !== level) this.review(now);
   }
 
   /** Runs the layer rooms' join replays; returns the earliest wake time. */
@@ -244,6 +285,7 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     const ladder = this.layers.filter((l) => l.active).sort((a, b) =>
       better(a, b) ? -1 : better(b, a) ? 1 : 0
     );
+    this.#ladderBps = ladder.map((l) => l.mediaRate.bytesPerMs * 8000);
     const owner = this.#owner;
     for (const [viewer, state] of this.#viewers) {
       if (!owner.viewers.has(viewer)) {
@@ -305,6 +347,7 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     }
     const from = state.layer;
     if (state.target.room.switchInAtKeyframe(viewer, now, RECENT_KEYFRAME_MS)) {
+      this.#countSwitch(from, state.target);
       from.room.viewers.delete(viewer);
       track.leaving = false;
       state.layer = state.target;
@@ -317,6 +360,7 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   #move(viewer: Viewer, state: ViewerLayer<Source>): void {
     const track = viewer.video!;
     const to = state.target!;
+    this.#countSwitch(state.layer, to);
     state.layer.room.viewers.delete(viewer);
     track.leaving = false;
     track.replay = undefined;
@@ -326,6 +370,12 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
     to.room.viewers.add(viewer);
     state.layer = to;
     state.target = undefined;
+  }
+
+  /** Counts a switch as up (to a better picture) or down, for the metrics. */
+  #countSwitch(from: Layer<Source>, to: Layer<Source>): void {
+    if (better(to, from)) this.#owner.counters.layerSwitchesUp++;
+    else this.#owner.counters.layerSwitchesDown++;
   }
 
   #learnSsrc(header: RtpHeaderReader): Layer<Source> | undefined {

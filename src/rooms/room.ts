@@ -65,7 +65,10 @@ export interface MediaOptions {
   twccExtensionId?: number;
   /** Send REMB with receiver reports when there is no transport-wide feedback (default true). */
   remb?: boolean;
-  /** Drop padding-only video packets, renumbering the rest (simulcast layer rooms: see padding_filter.ts). */
+  /**
+   * Drop padding-only video packets, renumbering the rest (see padding_filter.ts); default true. A browser
+   * probes its uplink with them: they feed the server's feedback to it and are no use to a viewer.
+   */
   dropPadding?: boolean;
   /** The publisher's simulcast layers (rids) and the extension id naming them; absent for one encoding. */
   simulcast?: { rids: readonly string[]; ridExtensionId: number };
@@ -76,6 +79,7 @@ export const DEFAULT_MEDIA_OPTIONS: MediaOptions = {
   keyframeCache: true,
   retransmissions: true,
   maxPublisherBitrate: 8_000_000,
+  dropPadding: true,
 };
 
 /** The packet history starts this large and doubles (up to the maximum) when a GOP does not fit. */

@@ -12,6 +12,9 @@ export interface RoomCounters {
   /** Resends refused by a viewer's resend budget. */
   resendsRefused: number;
   sourceChanges: number;
+  /** Simulcast viewers moved to a better layer, and to a lesser one (switches done, automatic or pinned). */
+  layerSwitchesUp: number;
+  layerSwitchesDown: number;
 }
 
 /** A set of counters at zero. */
@@ -25,5 +28,7 @@ export function newRoomCounters(): RoomCounters {
     bytesResent: 0,
     resendsRefused: 0,
     sourceChanges: 0,
+    layerSwitchesUp: 0,
+    layerSwitchesDown: 0,
   };
 }

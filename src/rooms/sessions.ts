@@ -15,6 +15,7 @@ import {
   PUBLISHER_VIDEO_FEEDBACK,
   type VideoCodecName,
   videoCodecOf,
+  VIEWER_VIDEO_FEEDBACK,
 } from "../sdp/codecs.ts";
 import { TWCC_URI } from "../rtp/twcc.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
@@ -40,6 +41,7 @@ import {
   type Viewer,
 } from "./room.ts";
 import { SessionError } from "./errors.ts";
+import { ViewerBandwidth } from "./viewer_bandwidth.ts";
 import type { LayerInfo } from "./layers.ts";
 import type { RoomBus } from "./bus.ts";
 
@@ -70,7 +72,10 @@ export interface SessionOptions {
   clock?: () => number;
   /** Keyframe cache, retransmissions and the publisher bitrate ceiling. */
   media?: Partial<MediaOptions>;
-  /** Negotiate transport-wide congestion control with publishers (default true). */
+  /**
+   * Negotiate transport-wide congestion control with publishers (their bandwidth feedback) and viewers (the
+   * estimate that picks their simulcast layer); default true.
+   */
   transportCc?: boolean;
   /** Video codecs taken from publishers, most preferred first (default: all, H.264 first). */
   videoCodecs?: readonly VideoCodecName[];
@@ -311,7 +316,16 @@ export class SessionManager {
     for (const m of offer.media) {
       const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
       if (m.kind === "video" && wantsMedia && !viewer.video) {
-        const choice = chooseViewerVideo(m, room.video);
+        // Transport-wide congestion control towards the viewer: its feedback drives the estimate that picks
+        // its simulcast layer (viewer_bandwidth.ts). The server writes the one-byte form: ids 1-14.
+        const twcc = this.#options.transportCc === false
+          ? undefined
+          : m.extensions.find((e) => e.uri === TWCC_URI && e.id >= 1 && e.id <= 14);
+        const choice = chooseViewerVideo(
+          m,
+          room.video,
+          twcc ? [...VIEWER_VIDEO_FEEDBACK, "transport-cc"] : VIEWER_VIDEO_FEEDBACK,
+        );
         if (choice?.note) this.#options.log("info", `viewer of room ${room.id} ${choice.note}`);
         const codec = choice?.codec;
         if (codec) {
@@ -320,11 +334,14 @@ export class SessionManager {
           }
           viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true, codec.rtxPayloadType);
           viewer.videoMid = m.mid;
+          const transportCc = twcc && codec.feedback.includes("transport-cc") ? twcc : undefined;
+          if (transportCc) viewer.bandwidth = new ViewerBandwidth(transportCc.id);
           sections.push({
             offer: m,
             accepted: true,
             direction: "sendonly",
             codec,
+            ...(transportCc ? { extensions: [transportCc] } : {}),
             sent: {
               ssrc: viewer.video.ssrc,
               rtxSsrc: viewer.video.rtx?.ssrc,

@@ -5,6 +5,7 @@
 import type { Peer } from "../peer/peer.ts";
 import type { JoinReplay } from "./join_replay.ts";
 import type { ResendBudget } from "./resend_budget.ts";
+import type { ViewerBandwidth } from "./viewer_bandwidth.ts";
 
 /** What a viewer receives on one kind of media and how the publisher's stream is mapped onto it. */
 export interface ViewerTrack {
@@ -73,6 +74,8 @@ export interface Viewer {
   relay?: boolean;
   /** The mid of the viewer's video m-line (the WHEP layer API names media by it). */
   videoMid?: string;
+  /** Transport-wide congestion control, when the viewer negotiated it: numbering, send record, estimate. */
+  bandwidth?: ViewerBandwidth;
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * What a room does with its viewers' RTCP, and the RTCP it sends them: NACKs answered from the packet
  * history (within each viewer's resend budget, on RTX when negotiated), keyframe requests passed on,
- * receiver reports turned into each viewer's loss, jitter and RTT, and the publisher's sender reports
+ * receiver reports turned into each viewer's loss, jitter and RTT, transport-wide feedback into its bandwidth
+ * estimate (viewer_bandwidth.ts), and the publisher's sender reports
  * translated onto each viewer's numbering (lip sync, and the RTT measurement's reference).
  */
 import type { PacketCache } from "../rtp/packet_cache.ts";
@@ -71,6 +72,9 @@ export class ViewerFeedback {
       if (block.ssrc !== viewer.video?.ssrc && block.ssrc !== viewer.audio?.ssrc) continue;
       this.#onReport(viewer, block, now);
     }
+    if (viewer.bandwidth && rtcp.transportFeedback.length > 0) {
+      viewer.bandwidth.onFeedback(rtcp.transportFeedback, viewer.reception.rttMs, now);
+    }
     return rtcp.keyframeRequested;
   }
 
@@ -127,7 +131,7 @@ export class ViewerFeedback {
       ? (forwarder.loadedTimestamp + track.timestampOffset) >>> 0
       : (replayed + replay!.timestampOffset) >>> 0;
     const rtx = track.rtx;
-    if (rtx) forwarder.forwardRtx(viewer, track, rtx, sentSequence, outTimestamp);
+    if (rtx) forwarder.forwardRtx(viewer, track, rtx, sentSequence, outTimestamp, now);
     else forwarder.forward(viewer, track, original, (outTimestamp - track.timestampOffset) >>> 0, now);
     return true;
   }

@@ -10,6 +10,8 @@ const PT_RR = 201;
 const PT_BYE = 203;
 const PT_RTPFB = 205;
 const PT_PSFB = 206;
+/** RTPFB format of transport-wide congestion control feedback (draft-holmer-rmcat-transport-wide-cc-01). */
+const FMT_TRANSPORT_FEEDBACK = 15;
 
 /** One report block of an SR or RR (RFC 3550 §6.4.1). */
 export interface ReportBlock {
@@ -39,6 +41,8 @@ export interface RtcpSummary {
   nacks: { mediaSsrc: number; sequenceNumbers: number[] }[];
   senderReports: SenderReport[];
   reportBlocks: ReportBlock[];
+  /** Transport-wide congestion control feedback packets (views into the compound; transport_feedback.ts). */
+  transportFeedback: Uint8Array[];
   bye: boolean;
 }
 
@@ -49,6 +53,7 @@ export function readRtcp(packet: Uint8Array): RtcpSummary {
     nacks: [],
     senderReports: [],
     reportBlocks: [],
+    transportFeedback: [],
     bye: false,
   };
   const view = new DataView(packet.buffer, packet.byteOffset, packet.byteLength);
@@ -84,6 +89,11 @@ export function readRtcp(packet: Uint8Array): RtcpSummary {
         }
       }
       summary.nacks.push({ mediaSsrc: view.getUint32(offset + 8), sequenceNumbers });
+    } else if (type === PT_RTPFB && count === FMT_TRANSPORT_FEEDBACK && length >= 20) {
+      // At most a few per compound are kept: more would only be a client making work.
+      if (summary.transportFeedback.length < 4) {
+        summary.transportFeedback.push(packet.subarray(offset, offset + length));
+      }
     } else if (type === PT_BYE) {
       summary.bye = true;
     }
