@@ -245,7 +245,8 @@ export const SERVER_SETTINGS = {
     group: "media",
     default: "on",
     parse: bool,
-    description: "transport-wide congestion feedback so browser publishers ramp up (off: REMB only)",
+    description:
+      "transport-wide congestion control: feedback so browser publishers ramp up, and viewers' estimates that pick their simulcast layer (off: REMB and receiver reports only)",
   }),
   videoCodecs: setting({
     name: "VIDEO_CODECS",

@@ -26,6 +26,7 @@ interface Sample {
   at: number;
   layer: string | null;
   state?: unknown;
+  bandwidth?: unknown;
   lost: number;
   rtt: number | null;
   frameWidth: number;
@@ -120,6 +121,7 @@ Deno.test({
           at: Date.now(),
           layer: room.viewers[0]?.layer ?? null,
           state: room.viewers[0]?.layer_state,
+          bandwidth: room.viewers[0]?.bandwidth,
           lost: room.viewers[0]?.fraction_lost,
           rtt: room.viewers[0]?.rtt_ms,
           ...video,

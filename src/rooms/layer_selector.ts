@@ -21,8 +21,11 @@ export const DOWN_HOLD_MS = 1500;
 export const UP_HOLD_MS = 5000;
 /** The longest wait between trials after failed ones. */
 export const MAX_UP_HOLD_MS = 10_000;
-/** A layer fits an estimate when its rate times this is below it. */
-export const HEADROOM = 1.15;
+/** On congestion, a layer sending this much more than arrived is too much for the path. */
+export const OVERLOAD = 1.1;
+/** Calm time before probing for a higher layer (estimate mode), and its bound after failed probes. */
+export const PROBE_HOLD_MS = 2000;
+export const MAX_PROBE_HOLD_MS = 8000;
 /** How long a probe for the next layer's rate is sent (ms), and how long its feedback may take after. */
 export const PROBE_MS = 800;
 const PROBE_FEEDBACK_MS = 400;
@@ -55,6 +58,7 @@ export class LayerSelector {
   probesPassed = 0;
   probesFailed = 0;
   #probeEndsAt = -Infinity;
+  #probeHoldMs = PROBE_HOLD_MS;
   #probeTargetBps = 0;
   #probeReceivedBps = 0;
 
@@ -106,14 +110,24 @@ export class LayerSelector {
 
   /**
    * Takes the viewer's bandwidth estimate after a transport feedback and returns the level. `congestion`:
-   * the estimator just cut it (a growing queue or loss); `receivedBps`: what arrived lately; `ladderBps`:
-   * the sent layers' rates, best first; `canProbe`: the forwarder can send probe copies (RTX negotiated).
-   * Congestion steps down at once to the best layer that fits the estimate (at least one step), again after
-   * {@link DOWN_HOLD_MS} if it persists. Going up waits for calm as with reports; then, when it can, it
-   * first probes at the next layer's rate for {@link PROBE_MS} and goes up only when that passed cleanly.
+   * the estimator just cut it (a growing queue or loss); `queueing`: early signs of a queue (delay rising,
+   * some loss); `receivedBps`: what arrived lately; `sentBps`: what was sent to it (resends included);
+   * `ladderBps`: the sent layers' rates, best first;
+   * `canProbe`: the forwarder can send probe copies (RTX negotiated). Congestion while the layer sends
+   * over {@link OVERLOAD} times what arrived steps down at once to the best layer the cut estimate carries,
+   * again after {@link DOWN_HOLD_MS} if it persists. After {@link PROBE_HOLD_MS} without congestion it probes at
+   * the next layer's rate for {@link PROBE_MS} and goes up when that passed cleanly; a probe costs no
+   * picture, so it comes sooner than a trial on reports; a failed one doubles the wait (up to
+   * {@link MAX_PROBE_HOLD_MS}). Without probing the step up is a trial after the same wait.
    */
   onEstimate(
-    estimate: { estimateBps: number; receivedBps: number; congestion: boolean },
+    estimate: {
+      estimateBps: number;
+      receivedBps: number;
+      sentBps: number;
+      congestion: boolean;
+      queueing: boolean;
+    },
     ladderBps: readonly number[],
     canProbe: boolean,
     now: number,
@@ -128,17 +142,29 @@ export class LayerSelector {
     if (estimate.congestion) {
       this.congestions++;
       this.#lastCongestedAt = now;
-      if (now - this.#lastUpAt < TRIAL_MS) this.#upHoldMs = Math.min(this.#upHoldMs * 2, MAX_UP_HOLD_MS);
-      const fits = fittingLevel(estimate.estimateBps, ladderBps);
-      if (probing) {
-        // The probe itself filled the queue: it ends; the layer stays unless the estimate rules it out.
-        this.#endProbe(false);
-        if (fits <= this.level) return this.level;
+      if (probing) this.#endProbe(false);
+      else if (now - this.#lastUpAt < TRIAL_MS) {
+        // The last step up failed: wait longer before the next (once per step).
+        this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
+        this.#lastUpAt = -Infinity;
       }
-      if (this.level < maxLevel && now - this.#lastDownAt >= DOWN_HOLD_MS) {
-        this.level = Math.min(maxLevel, Math.max(this.level + 1, fits));
-        this.#lastDownAt = now;
+      // Only a layer sending clearly more than arrived is too much for the path; congestion while all of
+      // it arrives came from something passing (a keyframe's burst, a probe's tail). Then the estimate, a
+      // fraction of what arrived, says which layer the path carries.
+      const sending = Math.max(ladderBps[this.level] ?? 0, estimate.sentBps);
+      if (sending > OVERLOAD * estimate.receivedBps && now - this.#lastDownAt >= DOWN_HOLD_MS) {
+        const fits = fittingLevel(estimate.estimateBps, ladderBps, 1);
+        if (fits > this.level) {
+          this.level = Math.min(maxLevel, fits);
+          this.#lastDownAt = now;
+        }
       }
+      return this.level;
+    }
+    if (probing && estimate.queueing && now < this.#probeEndsAt) {
+      // A queue starts to build under the probe: it fails before it costs the picture anything.
+      this.#endProbe(false);
+      this.#lastCongestedAt = now;
       return this.level;
     }
     if (probing) {
@@ -150,26 +176,27 @@ export class LayerSelector {
         this.#lastUpAt = now;
       } else {
         this.#lastCongestedAt = now;
-        this.#upHoldMs = Math.min(this.#upHoldMs * 2, MAX_UP_HOLD_MS);
       }
       return this.level;
     }
+    // A step up that held for a while resets the wait.
     if (now - this.#lastUpAt >= TRIAL_MS && this.#lastUpAt > this.#lastCongestedAt) {
-      this.#upHoldMs = UP_HOLD_MS;
+      this.#probeHoldMs = PROBE_HOLD_MS;
     }
+    const hold = this.#probeHoldMs;
     if (
-      this.level > 0 && now - this.#lastCongestedAt >= this.#upHoldMs &&
-      now - this.#lastDownAt >= this.#upHoldMs &&
-      now - this.#lastUpAt >= this.#upHoldMs
+      this.level > 0 && now - this.#lastCongestedAt >= hold && now - this.#lastDownAt >= hold &&
+      now - this.#lastUpAt >= hold
     ) {
       const next = ladderBps[this.level - 1];
       const current = ladderBps[this.level];
-      if (canProbe && next > current && estimate.estimateBps < HEADROOM * next) {
+      // The estimate cannot tell by itself: it stays near what the viewer receives (an application-limited
+      // path shows no more). Only a probe, or without one a trial, can.
+      if (canProbe && next > current) {
         this.probeBps = next - current;
         this.#probeTargetBps = next;
         this.#probeReceivedBps = 0;
         this.#probeEndsAt = now + PROBE_MS + PROBE_FEEDBACK_MS;
-        this.#lastUpAt = now;
         return this.level;
       }
       this.level--;
@@ -182,8 +209,18 @@ export class LayerSelector {
     this.probeBps = 0;
     this.#probeTargetBps = 0;
     this.#probeEndsAt = -Infinity;
-    if (passed) this.probesPassed++;
-    else this.probesFailed++;
+    if (passed) {
+      this.probesPassed++;
+      this.#probeHoldMs = PROBE_HOLD_MS;
+    } else {
+      this.probesFailed++;
+      this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
+    }
+  }
+
+  /** How long the viewer waits before probing for a higher layer now (ms; estimate mode). */
+  get probeHoldMs(): number {
+    return this.#probeHoldMs;
   }
 
   /** How long the viewer waits before trying a higher layer now (ms). */
@@ -192,8 +229,11 @@ export class LayerSelector {
   }
 }
 
-/** The best level (index into `ladderBps`, best first) whose rate fits `estimateBps`; the last when none does. */
-function fittingLevel(estimateBps: number, ladderBps: readonly number[]): number {
-  for (let i = 0; i < ladderBps.length; i++) if (ladderBps[i] * HEADROOM <= estimateBps) return i;
+/**
+ * The best level (index into `ladderBps`, best first) whose rate times `headroom` fits `estimateBps`; the
+ * last when none does.
+ */
+function fittingLevel(estimateBps: number, ladderBps: readonly number[], headroom: number): number {
+  for (let i = 0; i < ladderBps.length; i++) if (ladderBps[i] * headroom <= estimateBps) return i;
   return Math.max(0, ladderBps.length - 1);
 }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { DOWN_HOLD_MS, LayerSelector, MAX_UP_HOLD_MS, UP_HOLD_MS } from "./layer_selector.ts";
+import { DOWN_HOLD_MS, LayerSelector, MAX_UP_HOLD_MS, PROBE_HOLD_MS, UP_HOLD_MS } from "./layer_selector.ts";
 
 /** Feeds one report every 500 ms from `from` to `to` (exclusive); returns the levels seen. */
 function feed(s: LayerSelector, from: number, to: number, loss: number, rtt?: number, levels = 3): number[] {
@@ -74,7 +74,14 @@ function feedEstimates(
 ): number[] {
   const seen: number[] = [];
   for (let t = from; t < to; t += 100) {
-    seen.push(s.onEstimate({ estimateBps, receivedBps, congestion: false }, LADDER, canProbe, t));
+    seen.push(
+      s.onEstimate(
+        { estimateBps, receivedBps, sentBps: 0, congestion: false, queueing: false },
+        LADDER,
+        canProbe,
+        t,
+      ),
+    );
   }
   return seen;
 }
@@ -85,11 +92,21 @@ Deno.test("layer selector (estimate): congestion goes straight to the best layer
   assert.equal(s.level, 0);
   // A 600 kbit/s link: the cut estimate is 0.85 of it; the 400 kbit/s layer fits (with headroom).
   assert.equal(
-    s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 10_000),
+    s.onEstimate(
+      { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+      LADDER,
+      true,
+      10_000,
+    ),
     1,
   );
   assert.equal(
-    s.onEstimate({ estimateBps: 500_000, receivedBps: 600_000, congestion: true }, LADDER, true, 10_300),
+    s.onEstimate(
+      { estimateBps: 500_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+      LADDER,
+      true,
+      10_300,
+    ),
     1,
     "held while the step takes effect",
   );
@@ -97,32 +114,47 @@ Deno.test("layer selector (estimate): congestion goes straight to the best layer
   const t = new LayerSelector(0);
   feedEstimates(t, 0, 10_000, 2_000_000, 1_200_000);
   assert.equal(
-    t.onEstimate({ estimateBps: 200_000, receivedBps: 240_000, congestion: true }, LADDER, true, 10_000),
+    t.onEstimate(
+      { estimateBps: 200_000, receivedBps: 240_000, sentBps: 0, congestion: true, queueing: true },
+      LADDER,
+      true,
+      10_000,
+    ),
     2,
   );
-  // A cut that still leaves room for the current layer steps one down (the cut had a cause).
+  // A cut that still leaves room for the current layer keeps it (the cause was passing).
   const u = new LayerSelector(0);
   feedEstimates(u, 0, 10_000, 2_000_000, 1_200_000);
   assert.equal(
-    u.onEstimate({ estimateBps: 1_500_000, receivedBps: 1_200_000, congestion: true }, LADDER, true, 10_000),
-    1,
+    u.onEstimate(
+      { estimateBps: 1_300_000, receivedBps: 1_500_000, sentBps: 0, congestion: true, queueing: true },
+      LADDER,
+      true,
+      10_000,
+    ),
+    0,
   );
 });
 
 Deno.test("layer selector (estimate): up only after a probe at the next layer's rate passed", () => {
   const s = new LayerSelector(0);
-  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
+  s.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
   assert.equal(s.level, 1);
   // Calm: after the hold a probe starts (extra 800 kbit/s), the layer stays meanwhile.
-  feedEstimates(s, 100, UP_HOLD_MS, 600_000, 400_000);
+  feedEstimates(s, 100, PROBE_HOLD_MS, 600_000, 400_000);
   assert.equal(s.probeBps, 0, "no probe before the hold");
-  feedEstimates(s, UP_HOLD_MS, UP_HOLD_MS + 100, 600_000, 400_000);
+  feedEstimates(s, PROBE_HOLD_MS, PROBE_HOLD_MS + 100, 600_000, 400_000);
   assert.equal(s.probeBps, 800_000);
   assert.equal(s.level, 1);
   // The probe gets through: the viewer received the next layer's rate; up once its feedback is in.
-  const during = feedEstimates(s, UP_HOLD_MS + 100, UP_HOLD_MS + 700, 900_000, 1_150_000);
+  const during = feedEstimates(s, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 700, 900_000, 1_150_000);
   assert.ok(during.every((l) => l === 1));
-  const after = feedEstimates(s, UP_HOLD_MS + 700, UP_HOLD_MS + 1500, 1_000_000, 400_000);
+  const after = feedEstimates(s, PROBE_HOLD_MS + 700, PROBE_HOLD_MS + 1500, 1_000_000, 400_000);
   assert.equal(s.probeBps, 0, "the probe stopped");
   assert.equal(after.at(-1), 0, "up after the probe");
   assert.equal(s.probesPassed, 1);
@@ -130,39 +162,109 @@ Deno.test("layer selector (estimate): up only after a probe at the next layer's 
 
 Deno.test("layer selector (estimate): a probe that meets congestion ends, keeps the layer and doubles the hold", () => {
   const s = new LayerSelector(0);
-  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
-  feedEstimates(s, 100, UP_HOLD_MS + 100, 600_000, 400_000);
+  s.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
+  feedEstimates(s, 100, PROBE_HOLD_MS + 100, 600_000, 400_000);
   assert.ok(s.probeBps > 0);
   // Over a 600 kbit/s link the probe fills the queue: congestion, estimate 510k (the 400k layer still fits).
   assert.equal(
     s.onEstimate(
-      { estimateBps: 510_000, receivedBps: 600_000, congestion: true },
+      { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
       LADDER,
       true,
-      UP_HOLD_MS + 400,
+      PROBE_HOLD_MS + 400,
     ),
     1,
   );
   assert.equal(s.probeBps, 0);
   assert.equal(s.probesFailed, 1);
-  assert.equal(s.upHoldMs, 2 * UP_HOLD_MS);
+  assert.equal(s.probeHoldMs, 2 * PROBE_HOLD_MS);
   // A probe that just falls short (no congestion reported) fails as well.
   const t = new LayerSelector(0);
-  t.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
-  feedEstimates(t, 100, UP_HOLD_MS + 100, 600_000, 400_000);
-  feedEstimates(t, UP_HOLD_MS + 100, UP_HOLD_MS + 2000, 600_000, 600_000);
+  t.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
+  feedEstimates(t, 100, PROBE_HOLD_MS + 100, 600_000, 400_000);
+  feedEstimates(t, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 2000, 600_000, 600_000);
   assert.equal(t.level, 1);
   assert.equal(t.probesFailed, 1);
 });
 
-Deno.test("layer selector (estimate): without probing, or with an estimate that already fits, up is a plain step", () => {
+Deno.test("layer selector (estimate): without probing (no RTX) the step up is a plain trial after the hold", () => {
   const s = new LayerSelector(0);
-  s.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, false, 0);
-  const levels = feedEstimates(s, 100, UP_HOLD_MS + 500, 600_000, 400_000, false);
+  s.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    false,
+    0,
+  );
+  const levels = feedEstimates(s, 100, PROBE_HOLD_MS + 500, 600_000, 400_000, false);
   assert.equal(levels.at(-1), 0);
   assert.equal(s.probeBps, 0);
-  const t = new LayerSelector(0);
-  t.onEstimate({ estimateBps: 510_000, receivedBps: 600_000, congestion: true }, LADDER, true, 0);
-  assert.equal(feedEstimates(t, 100, UP_HOLD_MS + 500, 1_500_000, 400_000).at(-1), 0);
-  assert.equal(t.probesPassed + t.probesFailed, 0);
+  assert.equal(s.probesPassed + s.probesFailed, 0);
+});
+
+Deno.test("layer selector (estimate): congestion while the layer all arrives (a burst) keeps the layer", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
+  assert.equal(s.level, 1);
+  // On the 400 kbit/s layer, a keyframe's burst delays packets: the cut estimate is 0.85 of ~400k, below
+  // the layer, yet all of it arrives.
+  assert.equal(
+    s.onEstimate(
+      { estimateBps: 340_000, receivedBps: 400_000, sentBps: 0, congestion: true, queueing: true },
+      LADDER,
+      true,
+      5000,
+    ),
+    1,
+  );
+});
+
+Deno.test("layer selector (estimate): a probe stops at the first signs of a queue, before any cut", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate(
+    { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
+  feedEstimates(s, 100, PROBE_HOLD_MS + 100, 600_000, 400_000);
+  assert.ok(s.probeBps > 0);
+  s.onEstimate(
+    { estimateBps: 600_000, receivedBps: 600_000, sentBps: 0, congestion: false, queueing: true },
+    LADDER,
+    true,
+    PROBE_HOLD_MS + 300,
+  );
+  assert.equal(s.probeBps, 0);
+  assert.equal(s.probesFailed, 1);
+  assert.equal(s.level, 1);
+  assert.equal(s.congestions, 1, "not counted as congestion");
+});
+
+Deno.test("layer selector (estimate): what was sent to the viewer counts when the layer's own rate looks low", () => {
+  // The publisher's layer measured low at ingress, yet with resends the viewer was sent twice what arrived.
+  const s = new LayerSelector(0);
+  assert.equal(
+    s.onEstimate(
+      { estimateBps: 255_000, receivedBps: 300_000, sentBps: 650_000, congestion: true, queueing: true },
+      [280_000, 200_000, 100_000],
+      true,
+      0,
+    ),
+    1,
+  );
 });

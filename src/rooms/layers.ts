@@ -90,7 +90,13 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
   /** The active layers' media rates (bit/s), best first, as of the last review: the estimate's ladder. */
   #ladderBps: number[] = [];
   /** Reused for each estimate handed to a viewer's selector. */
-  readonly #estimate = { estimateBps: 0, receivedBps: 0, congestion: false };
+  readonly #estimate = {
+    estimateBps: 0,
+    receivedBps: 0,
+    sentBps: 0,
+    congestion: false,
+    queueing: false,
+  };
 
   constructor(options: {
     owner: Room<Source>;
@@ -224,7 +230,9 @@ export class SimulcastLayers<Source extends RoomSource = RoomSource> {
       const estimate = this.#estimate;
       estimate.estimateBps = estimator.estimateBps;
       estimate.receivedBps = estimator.lastWindowBps;
+      estimate.sentBps = estimator.sentWindowBps;
       estimate.congestion = bandwidth.congestion;
+      estimate.queueing = estimator.queueing;
       selector.onEstimate(estimate, this.#ladderBps, viewer.video?.rtx !== undefined, now);
       const currentBps = state.layer.mediaRate.bytesPerMs * 8000;
       bandwidth.probeCopies = selector.probeBps > 0 && currentBps > 0

@@ -25,6 +25,8 @@ const CAP_FACTOR = 1.5;
 const CAP_MARGIN_BPS = 10_000;
 /** Loss measured over at least this many reported packets. */
 const LOSS_PACKETS = 40;
+/** Loss above this fraction is an early sign of a queue ({@link BandwidthEstimator.queueing}). */
+export const LOSS_EARLY = 0.02;
 /** Loss above this fraction is congestion. */
 export const LOSS_HIGH = 0.1;
 /** The arriving rate is measured over windows of this length on the receiver's clock (ms). */
@@ -43,6 +45,12 @@ export class BandwidthEstimator {
    * formed the smoothed rate still remembers the faster past.
    */
   lastWindowBps = 0;
+  /**
+   * What the server sent, of the packets the feedback reported on (arrived or lost), over the last
+   * complete window of send time (bit/s): beside {@link lastWindowBps} it shows whether the path delivers
+   * what it is given.
+   */
+  sentWindowBps = 0;
   /** Fraction lost over the last loss window. */
   lossFraction = 0;
   /** The delay trend's latest state. */
@@ -64,6 +72,8 @@ export class BandwidthEstimator {
   #lossLost = 0;
   #rateWindowStart = NaN;
   #rateBytes = 0;
+  #sentWindowStart = NaN;
+  #sentBytes = 0;
   /** The arriving rate at the last cut: increases near it are additive. */
   #rateAtDecrease = NaN;
   #lastIncreaseAt = NaN;
@@ -84,6 +94,7 @@ export class BandwidthEstimator {
       const sentAt = sent.sentAt(sequence);
       if (Number.isNaN(sentAt)) continue;
       this.#lastSequence = sequence;
+      this.#countSent(sent.size(sequence), sentAt);
       const arrivalUs = feedback.arrivalUs[i];
       if (Number.isNaN(arrivalUs)) {
         this.#lossLost++;
@@ -117,6 +128,20 @@ export class BandwidthEstimator {
     return congestion;
   }
 
+  /**
+   * Early signs of a queue, before they amount to a cut: the delay trend above half its threshold, or
+   * some loss ({@link LOSS_EARLY}). A probe stops at them.
+   */
+  get queueing(): boolean {
+    return this.trend.trend > this.trend.threshold / 2 || this.#recentLoss() > LOSS_EARLY;
+  }
+
+  /** Loss in the current window so far, or the last window's when the current one is young. */
+  #recentLoss(): number {
+    const reported = this.#lossLost + this.#lossReceived;
+    return reported >= LOSS_PACKETS / 4 ? this.#lossLost / reported : this.lossFraction;
+  }
+
   /** Whether the last cut came within `ms` of `now`. */
   congestedWithin(ms: number, now: number): boolean {
     return now - this.lastDecreaseAt < ms;
@@ -136,6 +161,20 @@ export class BandwidthEstimator {
       this.#rateBytes = 0;
     }
     this.#rateBytes += size;
+  }
+
+  #countSent(size: number, sentAt: number): void {
+    if (Number.isNaN(this.#sentWindowStart) || sentAt < this.#sentWindowStart) {
+      this.#sentWindowStart = sentAt;
+      this.#sentBytes = 0;
+    }
+    const elapsed = sentAt - this.#sentWindowStart;
+    if (elapsed >= RATE_WINDOW_MS) {
+      this.sentWindowBps = (this.#sentBytes * 8 * 1000) / elapsed;
+      this.#sentWindowStart = sentAt;
+      this.#sentBytes = 0;
+    }
+    this.#sentBytes += size;
   }
 
   #addToGroup(sentAt: number, arrival: number): void {

@@ -71,6 +71,7 @@ function simulate(options: {
 Deno.test("bandwidth estimator: a 1.2 Mbit/s stream into a link that falls to 600 kbit/s cuts the estimate below it within a second", () => {
   let cutAt = -1;
   const estimates: number[] = [];
+  const sentVsReceived: [number, number][] = [];
   simulate({
     durationMs: 9000,
     linkBps: (now) => now < 3000 ? 100_000_000 : 600_000,
@@ -78,9 +79,14 @@ Deno.test("bandwidth estimator: a 1.2 Mbit/s stream into a link that falls to 60
     onFeedback: (now, e) => {
       if (now > 3000 && cutAt < 0 && e.estimateBps < 600_000) cutAt = now - 3000;
       if (now > 5000) estimates.push(e.estimateBps);
+      if (now > 5000) sentVsReceived.push([e.sentWindowBps, e.lastWindowBps]);
     },
   });
   assert.ok(cutAt > 0 && cutAt < 1000, `cut below the link ${cutAt} ms after it fell`);
+  assert.ok(
+    sentVsReceived.every(([sent, received]) => sent > 1.5 * received),
+    "sends clearly more than arrives",
+  );
   assert.ok(Math.max(...estimates) < 700_000, `stays near the link (max ${Math.max(...estimates)})`);
   assert.ok(Math.min(...estimates) > 250_000, `does not collapse (min ${Math.min(...estimates)})`);
 });
@@ -117,6 +123,7 @@ Deno.test("bandwidth estimator: a clean path keeps the estimate and lets it grow
     },
   });
   assert.equal(cuts, 0);
+  assert.equal(e.queueing, false);
   assert.ok(e.estimateBps >= 1_400_000, `estimate ${e.estimateBps}`);
   assert.ok(e.receivedBps > 900_000 && e.receivedBps < 1_100_000, `received ${e.receivedBps}`);
 });
