@@ -101,6 +101,13 @@ Deno.test({
         `rtt ${stats.viewers[0].rtt_ms}`,
       );
       assert.ok(stats.publisher.keyframe_requests >= 1);
+      // Chromium took transport-cc from the answer: it reports on the numbered video packets it received.
+      const feedback = await waitFor(
+        "the viewer's transport feedback",
+        async () => (await (await fetch(`${server.baseUrl}/rooms/e2e-room/stats`)).json()),
+        (s) => s.viewers[0]?.bandwidth?.feedbacks >= 5 && s.viewers[0].bandwidth.received_kbps > 0,
+      );
+      assert.equal(feedback.viewers[0].bandwidth.malformed_feedbacks, 0);
       const files = [...Deno.readDirSync(server.storageDir)].map((e) => e.name);
       assert.ok(files.includes("e2e-room.jpg"), `thumbnail file in STORAGE_DIR (${files})`);
       await sse.waitFor((e) =>

@@ -37,7 +37,9 @@ export interface ViewerStatsJson {
     loss: number;
     delay: "normal" | "overuse" | "underuse";
     cuts: number;
+    /** Transport feedback packets read, and refused as malformed. */
     feedbacks: number;
+    malformed_feedbacks: number;
   } | null;
 }
 
@@ -122,5 +124,6 @@ function bandwidthJson(bandwidth: ViewerBandwidth): NonNullable<ViewerStatsJson[
     delay: DELAY_STATES[estimator.signal],
     cuts: estimator.decreases,
     feedbacks: bandwidth.feedbacks,
+    malformed_feedbacks: bandwidth.malformedFeedbacks,
   };
 }
