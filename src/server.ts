@@ -138,14 +138,7 @@ export async function startServer(
   const busName = roomBusName(crypto.randomUUID());
   const bus = new RoomBus(busName);
   // Sees every peer come and go (and with it every room), so /metrics totals survive closed rooms.
-  const mediaTotals = MediaTotals.ofSessions({
-    get rooms() {
-      return sessions.rooms;
-    },
-    get attachedRooms() {
-      return sessions.attachedRooms;
-    },
-  });
+  const mediaTotals = new MediaTotals(() => sessions.rooms.values());
   const sessions: SessionManager = new SessionManager({
     certificate,
     candidates,

@@ -7,6 +7,8 @@ import assert from "node:assert/strict";
 import { loadOrCreateCertificate } from "../src/peer/certificate.ts";
 import { SessionManager } from "../src/rooms/sessions.ts";
 import { SessionError } from "../src/rooms/errors.ts";
+import { asHttpError } from "../src/http/session_status.ts";
+import type { HttpError } from "../src/http/body.ts";
 import { RoomBus, roomBusName } from "../src/rooms/bus.ts";
 import type { Peer } from "../src/peer/peer.ts";
 import { startServerProcess } from "./helpers/server_process.ts";
@@ -52,7 +54,7 @@ async function manager(
 function refused(status: number, text: RegExp) {
   return (e: unknown) => {
     assert.ok(e instanceof SessionError, String(e));
-    assert.equal(e.status, status);
+    assert.equal((asHttpError(e) as HttpError).status, status, "the status the HTTP edge answers with");
     assert.match(e.message, text);
     return true;
   };

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import { loadOrCreateCertificate } from "../src/peer/certificate.ts";
 import { SessionManager } from "../src/rooms/sessions.ts";
 import { SessionError } from "../src/rooms/errors.ts";
+import { asHttpError } from "../src/http/session_status.ts";
+import type { HttpError } from "../src/http/body.ts";
 import { RoomBus, roomBusName } from "../src/rooms/bus.ts";
 import type { Peer } from "../src/peer/peer.ts";
 import { parseOffer } from "../src/sdp/offer.ts";
@@ -148,7 +150,8 @@ Deno.test("a malformed a=simulcast is refused with 400 and one line", async () =
       const lines = OBS_SIMULCAST_LINES.map((l) => l.startsWith("a=simulcast") ? line : l);
       assert.throws(() => sessions.publish(obsOffer(lines), "bad"), (e: unknown) => {
         assert.ok(e instanceof SessionError);
-        assert.equal(e.status, 400);
+        assert.equal(e.refusal, "invalid");
+        assert.equal((asHttpError(e) as HttpError).status, 400);
         assert.match(e.message, reason);
         assert.ok(!e.message.includes("\n"));
         return true;

@@ -114,7 +114,7 @@ export class RelayManager {
       }
       return await existing.pending;
     }
-    if (sessions.rooms.has(roomId) || sessions.attachedRooms.has(roomId)) return;
+    if (sessions.rooms.has(roomId)) return;
     const remote = table.remoteRoom(roomId);
     if (!remote) return;
     const relay: Relay = {

@@ -8,7 +8,7 @@ import { parseIceFragment } from "../sdp/sdpfrag.ts";
 import { SdpError } from "../sdp/offer.ts";
 import { HttpError, readTextCapped, requireContentType } from "./body.ts";
 import { type AccessPolicy, bearerToken } from "./auth.ts";
-import { SessionError } from "../rooms/errors.ts";
+import { asHttpError } from "./session_status.ts";
 import type { RequestClient } from "./rate_limit.ts";
 import { whepExtensionLinks } from "./whep_layers.ts";
 
@@ -88,18 +88,12 @@ export async function postWhep(
   return response;
 }
 
-/** Seconds a client held back by a per-address limit is asked to wait. */
-const PER_ADDRESS_RETRY_SECONDS = "2";
-
-/** Runs `create`, adding `Retry-After` to the session layer's per-address refusals (429). */
+/** Runs `create`; the session layer's refusals become the HTTP errors the client gets (429 with Retry-After). */
 function limited<T>(create: () => T): T {
   try {
     return create();
   } catch (e) {
-    if (e instanceof SessionError && e.status === 429) {
-      throw new HttpError(429, e.message, { "Retry-After": PER_ADDRESS_RETRY_SECONDS });
-    }
-    throw e;
+    throw asHttpError(e);
   }
 }
 

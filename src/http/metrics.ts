@@ -35,7 +35,8 @@ export interface MetricsSources {
   media: { snapshot(): MediaSnapshot };
   sessions: {
     readonly counts: { publishers: number; viewers: number };
-    readonly rooms: ReadonlyMap<string, { live: boolean }>;
+    /** The rooms published here (relayed rooms are another node's). */
+    readonly rooms: { publishedRooms(): Iterable<{ live: boolean }> };
   };
   feed: { readonly clientCount: number };
   thumbnails: { readonly counters: { runs: number; failures: number } };
@@ -69,7 +70,7 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
   const media = sources.media.snapshot();
   const counts = sources.sessions.counts;
   let liveRooms = 0;
-  for (const room of sources.sessions.rooms.values()) if (room.live) liveRooms++;
+  for (const room of sources.sessions.rooms.publishedRooms()) if (room.live) liveRooms++;
   const states = media.sessionsByState;
   const families: MetricFamily[] = [
     gauge("sfu_rooms", "Live rooms (a publisher is connected).", liveRooms),

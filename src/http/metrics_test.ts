@@ -122,7 +122,7 @@ function sources(rooms: Map<string, Room>, media: MediaTotals): MetricsSources {
       },
     },
     media,
-    sessions: { counts: { publishers: 1, viewers: 2 }, rooms },
+    sessions: { counts: { publishers: 1, viewers: 2 }, rooms: { publishedRooms: () => rooms.values() } },
     feed: { clientCount: 4 },
     thumbnails: { counters: { runs: 5, failures: 1 } },
     loopLag: { last: 1.5, max: 12.25 },
@@ -308,12 +308,9 @@ Deno.test("event-loop lag is how late the timer ran, with the recent maximum", (
 });
 
 Deno.test("rooms relayed from another node count in the totals (resends and keyframe requests for its viewers)", () => {
-  const rooms = new Map<string, Room>([["local", fakeRoom({ packetsResent: 2 })]]);
-  const attachedRooms = new Map<string, Room>([[
-    "relayed",
-    fakeRoom({ packetsResent: 5, keyframeRequests: 3 }),
-  ]]);
-  const snapshot = MediaTotals.ofSessions({ rooms, attachedRooms }).snapshot();
+  // What the server passes: every room of the session layer's one room table, published or relayed.
+  const rooms = [fakeRoom({ packetsResent: 2 }), fakeRoom({ packetsResent: 5, keyframeRequests: 3 })];
+  const snapshot = new MediaTotals(() => rooms).snapshot();
   assert.equal(snapshot.rooms.packetsResent, 7);
   assert.equal(snapshot.rooms.keyframeRequests, 3);
 });

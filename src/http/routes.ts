@@ -1,5 +1,5 @@
 /** The HTTP API: routing, CORS and turning errors into one status plus a one-line reason. */
-import { SessionError } from "../rooms/errors.ts";
+import { asHttpError } from "./session_status.ts";
 import type { SessionManager } from "../rooms/sessions.ts";
 import { HttpError } from "./body.ts";
 import { roomStatsJson } from "./room_stats.ts";
@@ -161,7 +161,7 @@ async function route(req: Request, deps: RouterDeps, info: ClientInfo | undefine
   if (first === "rooms" && segments.length === 3 && segments[2] === "stats") {
     allow(req, ["GET", "HEAD", "OPTIONS"]);
     const id = decodeSegment(second);
-    const room = deps.sessions.rooms.get(id) ?? deps.sessions.attachedRooms.get(id);
+    const room = deps.sessions.rooms.get(id);
     if (!room?.live) throw new HttpError(404, `room "${second}" is not live on this node`);
     return Response.json(roomStatsJson(room));
   }
@@ -245,10 +245,9 @@ async function failureBudget<T>(
   }
   try {
     return await handle();
-  } catch (e) {
-    if ((e instanceof HttpError || e instanceof SessionError) && FAILURES.has(e.status)) {
-      limiter.take(client.key, performance.now());
-    }
+  } catch (caught) {
+    const e = asHttpError(caught);
+    if (e instanceof HttpError && FAILURES.has(e.status)) limiter.take(client.key, performance.now());
     throw e;
   }
 }
@@ -286,13 +285,14 @@ function corsHeaders(frontendUrl: string): Record<string, string> {
   return headers;
 }
 
-function errorResponse(e: unknown, deps: RouterDeps): Response {
-  if (e instanceof HttpError || e instanceof SessionError) {
+function errorResponse(caught: unknown, deps: RouterDeps): Response {
+  const e = asHttpError(caught);
+  if (e instanceof HttpError) {
     const headers = new Headers({
       "Content-Type": "text/plain; charset=utf-8",
       "X-Content-Type-Options": "nosniff",
     });
-    if (e instanceof HttpError) { for (const [k, v] of Object.entries(e.headers)) headers.set(k, v); }
+    for (const [k, v] of Object.entries(e.headers)) headers.set(k, v);
     if (e.status === 503 && !headers.has("Retry-After")) headers.set("Retry-After", "10");
     return new Response(e.message + "\n", { status: e.status, headers });
   }

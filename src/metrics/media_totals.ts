@@ -32,23 +32,10 @@ export class MediaTotals {
   #closedRooms = emptyRoomCounters();
   #closedPeers = emptyPeerCounters();
 
-  /** `currentRooms` lists the rooms the session layer holds now (e.g. `() => sessions.rooms.values()`). */
+  /** `currentRooms` lists the rooms the session layer holds now (`() => sessions.rooms.values()`: the ones published here and the ones
+   * relayed from another node, which resend and ask for keyframes for this node's viewers too). */
   constructor(currentRooms: () => Iterable<CountedRoom>) {
     this.#currentRooms = currentRooms;
-  }
-
-  /**
-   * Totals over a session layer's rooms: the ones published here and the ones relayed from another node
-   * (these resend and ask for keyframes for this node's viewers too).
-   */
-  static ofSessions(sessions: {
-    readonly rooms: ReadonlyMap<string, CountedRoom>;
-    readonly attachedRooms: ReadonlyMap<string, CountedRoom>;
-  }): MediaTotals {
-    return new MediaTotals(function* () {
-      yield* sessions.rooms.values();
-      yield* sessions.attachedRooms.values();
-    });
   }
 
   /** A transport that forwards everything to `transport` and tells these totals about peers. */

@@ -1,27 +1,12 @@
 /**
- * WHIP and WHEP sessions: turns an SDP offer into a peer plus an answer, ties publishers to rooms and
- * viewers to publishers, and frees everything when a peer ends.
+ * WHIP and WHEP sessions: turns an offer into a peer plus an answer (negotiation.ts), ties publishers to
+ * rooms and viewers to rooms (room_table.ts), keeps the sessions within their limits (session_table.ts),
+ * and frees everything when a peer ends. Refusals are typed {@link SessionError}s; the HTTP edge maps them.
  */
-import {
-  chooseOpus,
-  choosePublisherVideo,
-  chooseRtx,
-  chooseViewerVideo,
-  type ChosenCodec,
-  codecLabel,
-  DEFAULT_VIDEO_CODEC_ORDER,
-  describeVideo,
-  offeredEncodings,
-  PUBLISHER_VIDEO_FEEDBACK,
-  type VideoCodecName,
-  videoCodecOf,
-  VIEWER_VIDEO_FEEDBACK,
-} from "../sdp/codecs.ts";
-import { TWCC_URI } from "../rtp/twcc.ts";
+import { DEFAULT_VIDEO_CODEC_ORDER, type VideoCodecName, videoCodecOf } from "../sdp/codecs.ts";
 import { type AnswerSection, buildAnswer, type Candidate } from "../sdp/answer.ts";
-import { buildIceFragment, type BundleHead } from "../sdp/sdpfrag.ts";
-import { type OfferedMedia, type ParsedOffer, parseOffer, SdpError } from "../sdp/offer.ts";
-import { parseSimulcastOffer, type SimulcastOffer } from "../sdp/simulcast.ts";
+import { buildIceFragment } from "../sdp/sdpfrag.ts";
+import type { ParsedOffer } from "../sdp/offer.ts";
 import {
   type CloseReason,
   type PacketSlots,
@@ -31,19 +16,27 @@ import {
   type RtpOffloader,
 } from "../peer/peer.ts";
 import type { ServerCertificate } from "../peer/certificate.ts";
-import {
-  type MediaOptions,
-  newReception,
-  newViewerTrack,
-  randomSsrc,
-  Room,
-  type RoomSource,
-  type Viewer,
-} from "./room.ts";
+import { type MediaOptions, Room, type RoomSource } from "./room.ts";
+import { newReception, type Viewer } from "./viewer.ts";
 import { SessionError } from "./errors.ts";
 import { ViewerBandwidth } from "./viewer_bandwidth.ts";
 import type { LayerInfo } from "./layers.ts";
 import type { RoomBus } from "./bus.ts";
+import {
+  bundleHead,
+  negotiatePublisher,
+  negotiateViewer,
+  parseOfferOrRefuse,
+  type PublisherMedia,
+} from "./negotiation.ts";
+import { RoomTable } from "./room_table.ts";
+import {
+  randomIceString,
+  randomSessionId,
+  type Session,
+  type SessionLimits,
+  SessionTable,
+} from "./session_table.ts";
 
 /** What the session layer needs from the UDP transport. */
 export interface PeerTransport {
@@ -62,7 +55,7 @@ export interface PeerTransport {
 }
 
 /** Settings of the session layer. */
-export interface SessionOptions {
+export interface SessionOptions extends SessionLimits {
   certificate: ServerCertificate;
   candidates: Candidate[];
   consentTimeoutMs: number;
@@ -79,24 +72,11 @@ export interface SessionOptions {
   transportCc?: boolean;
   /** Video codecs taken from publishers, most preferred first (default: all, H.264 first). */
   videoCodecs?: readonly VideoCodecName[];
-  /** Sessions (WHIP + WHEP, connecting or connected) beyond which offers get 503; default 500. */
-  maxSessions?: number;
   /**
    * Thumbnails are refreshed this often (THUMBNAIL_INTERVAL): when one is due the publisher is asked for a
    * keyframe, since browsers send one only when asked. Undefined: no requests for thumbnails.
    */
   thumbnailIntervalMs?: number;
-  /**
-   * Places of `maxSessions` kept for WHIP sessions, so viewers cannot crowd publishers out (and publishers
-   * take no more); default a tenth of `maxSessions`, at least 1.
-   */
-  maxPublishers?: number;
-  /** WHEP sessions per room beyond which offers get 503; default 200. */
-  maxViewersPerRoom?: number;
-  /** WHEP sessions one client address may hold before they connect (429 beyond); default 20. */
-  maxPendingPerAddress?: number;
-  /** WHEP sessions one client address may hold, connecting or connected (429 beyond); default 100. */
-  maxViewersPerAddress?: number;
   /** How long a session may take to finish ICE + DTLS before it is dropped; default 10 s. */
   connectTimeoutMs?: number;
 }
@@ -117,53 +97,36 @@ export interface CreatedSession {
   etag: string;
 }
 
-/** What a publisher negotiated, kept until it takes over a live room. */
-interface PublisherMedia {
-  video: ChosenCodec;
-  audio: ReturnType<typeof chooseOpus>;
-  twccExtensionId: number | undefined;
-  /** The video's simulcast layers, when the publisher sends several (rooms/layers.ts). */
-  simulcast: SimulcastOffer | undefined;
-}
-
-type Session =
-  & { id: string; peer: Peer; address?: string; owner?: string }
-  & (
-    | { kind: "whip"; room: Room; media: PublisherMedia }
-    | { kind: "whep"; room: Room<RoomSource>; viewer: Viewer }
-  );
-
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** Keyframes go onto the bus (for thumbnails) at most this often per room. */
 const KEYFRAME_POST_INTERVAL_MS = 1000;
 
 /** All WHIP/WHEP sessions and the rooms they make. */
 export class SessionManager {
-  readonly rooms = new Map<string, Room>();
-  /** Rooms fed by something other than a WHIP session here (cluster relays), by id. */
-  readonly attachedRooms = new Map<string, Room<RoomSource>>();
-  #sessions = new Map<string, Session>();
-  #byPeer = new Map<Peer, Session>();
+  /** This node's rooms: published here or relayed from another node. */
+  readonly rooms = new RoomTable();
+  #sessions: SessionTable;
   #options: SessionOptions;
   #clock: () => number;
   #events: PeerEvents;
 
   constructor(options: SessionOptions) {
     this.#options = options;
+    this.#sessions = new SessionTable(options);
     this.#clock = options.clock ?? (() => performance.now());
     this.#events = {
       onAddressValidated: (peer, address) => options.transport.routeAddress(peer, address),
       onConnected: (peer) => this.#onConnected(peer),
       // The socket's time of arrival comes down with the packet: no clock read per packet.
       onRtp: (peer, packet, now) => {
-        const session = this.#byPeer.get(peer);
+        const session = this.#sessions.ofPeer(peer);
         if (session?.kind !== "whip") return;
         // A session waiting to take over the room feeds it from its first packet on (see publish).
         if (session.room.publisher !== peer && !this.#completeTakeover(session)) return;
         session.room.handlePublisherRtp(packet, now);
       },
       onRtcp: (peer, packet, now) => {
-        const session = this.#byPeer.get(peer);
+        const session = this.#sessions.ofPeer(peer);
         if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, now);
         else if (session?.kind === "whip" && session.room.publisher === peer) {
           session.room.handlePublisherRtcp(packet, now);
@@ -171,7 +134,7 @@ export class SessionManager {
       },
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
       onOffloadLost: (peer) => {
-        const session = this.#byPeer.get(peer);
+        const session = this.#sessions.ofPeer(peer);
         if (session) this.#endSession(session, "fanout-worker-lost");
         else peer.close("fanout-worker-lost");
       },
@@ -180,9 +143,7 @@ export class SessionManager {
 
   /** Number of sessions of each kind. */
   get counts(): { publishers: number; viewers: number } {
-    let publishers = 0;
-    for (const s of this.#sessions.values()) if (s.kind === "whip") publishers++;
-    return { publishers, viewers: this.#sessions.size - publishers };
+    return this.#sessions.counts;
   }
 
   /**
@@ -192,84 +153,30 @@ export class SessionManager {
    */
   publish(offerSdp: string, roomId?: string, client: SessionClient = {}): CreatedSession {
     if (roomId !== undefined && !ROOM_ID.test(roomId)) {
-      throw new SessionError(400, "room name must be 1-64 characters of A-Z a-z 0-9 _ -");
+      throw new SessionError("invalid", "room name must be 1-64 characters of A-Z a-z 0-9 _ -");
     }
-    const offer = parse(offerSdp);
+    const offer = parseOfferOrRefuse(offerSdp);
     const id = roomId ?? this.#newRoomId();
     // A room relayed from another node cannot be published here; a local room can be taken over (below).
-    if (this.attachedRooms.has(id)) throw new SessionError(409, `room "${id}" is relayed from another node`);
-    this.#checkCapacity("whip", undefined, undefined);
-
-    const order = this.#options.videoCodecs ?? DEFAULT_VIDEO_CODEC_ORDER;
+    if (this.rooms.isRelayed(id)) {
+      throw new SessionError("conflict", `room "${id}" is relayed from another node`);
+    }
+    this.#sessions.checkCapacity("whip", undefined, undefined);
     // A publisher taking over a room keeps its codec when it can, so the viewers' sessions stay valid.
-    const existing = this.rooms.get(id);
-    const roomCodec = existing && videoCodecOf(existing.video.name);
-    const preferred = roomCodec ? [roomCodec, ...order.filter((c) => c !== roomCodec)] : order;
-    const sections: AnswerSection[] = [];
-    let video: ChosenCodec | undefined;
-    let audio: ReturnType<typeof chooseOpus>;
-    let audioOffered: string[] | undefined;
-    let twccExtensionId: number | undefined;
-    let simulcast: SimulcastOffer | undefined;
-    for (const m of offer.media) {
-      const codec = !usable(m) || (m.direction !== "sendonly" && m.direction !== "sendrecv")
-        ? undefined
-        : m.kind === "video" && !video
-        ? (video = choosePublisherVideo(
-          m,
-          preferred,
-          PUBLISHER_VIDEO_FEEDBACK.filter((fb) =>
-            fb !== "transport-cc" || this.#options.transportCc !== false
-          ),
-        ))
-        : m.kind === "audio" && !audio
-        ? (audio = chooseOpus(m, this.#options.transportCc === false ? [] : ["transport-cc"]))
-        : undefined;
-      if (m.kind === "audio" && usable(m) && !audio) audioOffered ??= offeredEncodings(m);
-      // Transport-wide sequence numbers let the server give the publisher congestion feedback.
-      const twcc = this.#options.transportCc === false
-        ? undefined
-        : m.extensions.find((e) => e.uri === TWCC_URI);
-      if (twcc && codec) twccExtensionId ??= twcc.id;
-      // The video line's simulcast layers are each received (rooms/layers.ts); other lines get one stream.
-      const layers = codec && codec === video ? simulcastOf(m) : undefined;
-      if (layers) simulcast = layers;
-      sections.push(
-        codec
-          ? {
-            offer: m,
-            accepted: true,
-            direction: "recvonly",
-            codec,
-            extensions: [
-              ...(twcc && twcc.id === twccExtensionId ? [twcc] : []),
-              ...(layers?.extensions ?? []),
-            ],
-            ...(layers ? { simulcastRids: layers.rids } : {}),
-          }
-          : { offer: m, accepted: false },
-      );
-    }
-    const accepted = order.map((c) => codecLabel(c)).join(", ");
-    if (!video) {
-      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredEncodings);
-      throw new SessionError(
-        406,
-        offered.length > 0
-          ? `the offer's video (${[...new Set(offered)].join(", ")}) has none of the codecs this server ` +
-            `takes (${accepted}; H.264 with packetization-mode=1)`
-          : `the offer has no video; this server needs video (${accepted}); audio-only is not supported`,
-      );
-    }
-    if (audioOffered) {
+    const existing = this.rooms.published(id);
+    const { sections, media, audioWithoutOpus } = negotiatePublisher(offer, {
+      codecOrder: this.#options.videoCodecs ?? DEFAULT_VIDEO_CODEC_ORDER,
+      roomCodec: existing && videoCodecOf(existing.video.name),
+      transportCc: this.#options.transportCc !== false,
+    });
+    if (audioWithoutOpus) {
       this.#options.log(
         "info",
-        `room ${id}: the publisher's audio (${audioOffered.join(", ") || "no codec"}) is not Opus, ` +
+        `room ${id}: the publisher's audio (${audioWithoutOpus.join(", ") || "no codec"}) is not Opus, ` +
           "the only audio codec the server forwards: the room is video-only",
       );
     }
     const peer = this.#newPeer(offer);
-    const media = { video, audio, twccExtensionId, simulcast };
     if (existing) {
       // Publishing to a room that already has a publisher replaces it (the room's own key or the master key
       // proves the same trust), so a reconnecting encoder (OBS after a network drop) keeps the room and its
@@ -278,7 +185,7 @@ export class SessionManager {
       this.#takeovers.get(existing)?.peer.close("replaced");
       const session = { kind: "whip" as const, id: peer.id, peer, room: existing, media, ...client };
       this.#takeovers.set(existing, session);
-      this.#addSession(session);
+      this.#sessions.add(session);
       this.#options.log(
         "info",
         `whip session ${short(peer.id)} will take over room ${id} at its first packet`,
@@ -286,7 +193,7 @@ export class SessionManager {
       return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
     }
     const room = this.#createRoom(id, peer, media);
-    this.#addSession({ kind: "whip", id: peer.id, peer, room, media, ...client });
+    this.#sessions.add({ kind: "whip", id: peer.id, peer, room, media, ...client });
     this.#options.log("info", `whip session ${short(peer.id)} created for room ${id}`);
     return { sessionId: peer.id, roomId: id, answer: this.#answer(peer, sections), etag: etag(peer) };
   }
@@ -300,119 +207,51 @@ export class SessionManager {
     offerSdp: string,
     options: { relay?: boolean } & SessionClient = {},
   ): CreatedSession {
-    const room: Room<RoomSource> | undefined = this.rooms.get(roomId) ?? this.attachedRooms.get(roomId);
-    if (!room || !room.live) throw new SessionError(404, `room "${roomId}" is not live`);
-    this.#checkCapacity("whep", room, options.address);
-    const offer = parse(offerSdp);
-    const sections: AnswerSection[] = [];
-    const viewer: Omit<Viewer, "peer"> & { peer?: Peer } = {
-      sessionId: "",
+    const room = this.rooms.get(roomId);
+    if (!room || !room.live) throw new SessionError("not-found", `room "${roomId}" is not live`);
+    this.#sessions.checkCapacity("whep", room, options.address);
+    const offer = parseOfferOrRefuse(offerSdp);
+    const negotiated = negotiateViewer(offer, room, {
+      retransmissions: this.#options.media?.retransmissions !== false,
+      transportCc: this.#options.transportCc !== false,
+    });
+    for (const note of negotiated.notes) this.#options.log("info", note);
+    const peer = this.#newPeer(offer);
+    const viewer: Viewer = {
+      sessionId: peer.id,
+      peer,
+      video: negotiated.video,
+      audio: negotiated.audio,
+      videoMid: negotiated.videoMid,
       reception: newReception(),
       sentReports: new Map(),
     };
+    if (!negotiated.audio) delete viewer.audio;
+    const transportCcId = negotiated.transportCcExtensionId;
+    if (transportCcId !== undefined) viewer.bandwidth = new ViewerBandwidth(transportCcId);
     if (options.relay) viewer.relay = true;
-    const cname = `sfu-${room.id}`;
-    let silentAudio = false;
-    for (const m of offer.media) {
-      const wantsMedia = usable(m) && (m.direction === "recvonly" || m.direction === "sendrecv");
-      if (m.kind === "video" && wantsMedia && !viewer.video) {
-        // Transport-wide congestion control towards the viewer: its feedback drives the estimate that picks
-        // its simulcast layer (viewer_bandwidth.ts). The server writes the one-byte form: ids 1-14.
-        const twcc = this.#options.transportCc === false
-          ? undefined
-          : m.extensions.find((e) => e.uri === TWCC_URI && e.id >= 1 && e.id <= 14);
-        const choice = chooseViewerVideo(
-          m,
-          room.video,
-          twcc ? [...VIEWER_VIDEO_FEEDBACK, "transport-cc"] : VIEWER_VIDEO_FEEDBACK,
-        );
-        if (choice?.note) this.#options.log("info", `viewer of room ${room.id} ${choice.note}`);
-        const codec = choice?.codec;
-        if (codec) {
-          if (this.#options.media?.retransmissions !== false && codec.feedback.includes("nack")) {
-            codec.rtxPayloadType = chooseRtx(m, codec.payloadType);
-          }
-          viewer.video = newViewerTrack(codec.payloadType, randomSsrc(), true, codec.rtxPayloadType);
-          viewer.videoMid = m.mid;
-          const transportCc = twcc && codec.feedback.includes("transport-cc") ? twcc : undefined;
-          if (transportCc) viewer.bandwidth = new ViewerBandwidth(transportCc.id);
-          sections.push({
-            offer: m,
-            accepted: true,
-            direction: "sendonly",
-            codec,
-            ...(transportCc ? { extensions: [transportCc] } : {}),
-            sent: {
-              ssrc: viewer.video.ssrc,
-              rtxSsrc: viewer.video.rtx?.ssrc,
-              cname,
-              streamId: room.id,
-              trackId: "video",
-            },
-          });
-          continue;
-        }
-      }
-      if (m.kind === "audio" && wantsMedia && room.audio && !viewer.audio) {
-        const codec = chooseOpus(m);
-        if (!codec) {
-          this.#options.log(
-            "info",
-            `viewer of room ${room.id}: its audio (${offeredEncodings(m).join(", ") || "no codec"}) has no ` +
-              "Opus, the only audio codec the server forwards: video only",
-          );
-        }
-        if (codec) {
-          viewer.audio = newViewerTrack(codec.payloadType, randomSsrc(), false);
-          sections.push({
-            offer: m,
-            accepted: true,
-            direction: "sendonly",
-            codec,
-            sent: { ssrc: viewer.audio.ssrc, cname, streamId: room.id, trackId: "audio" },
-          });
-          continue;
-        }
-      }
-      if (m.kind === "audio" && wantsMedia && !room.audio && !silentAudio) {
-        // A room without audio: the viewer's audio line is accepted as inactive rather than rejected, since
-        // aiortc 1.4 cannot take a rejected m-line (it insists on a common codec and its own transport).
-        const codec = chooseOpus(m);
-        if (codec) {
-          silentAudio = true;
-          sections.push({ offer: m, accepted: true, direction: "inactive", codec });
-          continue;
-        }
-      }
-      sections.push({ offer: m, accepted: false });
-    }
-    if (!viewer.video) {
-      const offered = offer.media.filter((m) => m.kind === "video" && usable(m)).flatMap(offeredEncodings);
-      throw new SessionError(
-        406,
-        `room "${room.id}" sends ${describeVideo(room.video)} video; the offer can receive ` +
-          (offered.length > 0 ? [...new Set(offered)].join(", ") : "no video"),
-      );
-    }
-    const peer = this.#newPeer(offer);
-    viewer.peer = peer;
-    viewer.sessionId = peer.id;
-    this.#addSession({
+    this.#sessions.add({
       kind: "whep",
       id: peer.id,
       peer,
       room,
-      viewer: viewer as Viewer,
+      viewer,
       address: options.address,
       owner: options.owner,
     });
     this.#options.log("info", `whep session ${short(peer.id)} created for room ${room.id}`);
-    return { sessionId: peer.id, roomId: room.id, answer: this.#answer(peer, sections), etag: etag(peer) };
+    return {
+      sessionId: peer.id,
+      roomId: room.id,
+      answer: this.#answer(peer, negotiated.sections),
+      etag: etag(peer),
+    };
   }
 
   /**
    * The simulcast layers a WHEP session can choose from (WHEP layer extension): its video mid, the room's
-   * layers and the one it receives. Throws 404 for an unknown session; `layers` is empty for one encoding.
+   * layers and the one it receives. Throws "not-found" for an unknown session; `layers` is empty for one
+   * encoding.
    */
   viewerLayers(sessionId: string): { mid: string; layers: LayerInfo[]; current: string | undefined } {
     const session = this.#whepSession(sessionId);
@@ -425,22 +264,22 @@ export class SessionManager {
   }
 
   /**
-   * Pins a WHEP session's video to the layer `encodingId` (empty: the server chooses again). Throws 404
-   * for an unknown session, 400 for another media or a layer the room does not have.
+   * Pins a WHEP session's video to the layer `encodingId` (empty: the server chooses again). Throws
+   * "not-found" for an unknown session, "invalid" for another media or a layer the room does not have.
    */
   selectLayer(sessionId: string, mediaId: string | undefined, encodingId: string): void {
     const session = this.#whepSession(sessionId);
     const viewer = session.viewer;
     if (mediaId !== undefined && mediaId !== viewer.videoMid) {
       throw new SessionError(
-        400,
+        "invalid",
         `mediaId "${short(mediaId)}" is not this session's video (${viewer.videoMid})`,
       );
     }
     const layers = session.room.layers;
     if (encodingId !== "" && !layers?.rids.includes(encodingId)) {
       throw new SessionError(
-        400,
+        "invalid",
         layers
           ? `unknown encodingId "${short(encodingId)}": the room's layers are ${layers.rids.join(", ")}`
           : "the room has one encoding (no simulcast): only an empty encodingId is valid",
@@ -452,18 +291,22 @@ export class SessionManager {
   #whepSession(sessionId: string): Session & { kind: "whep" } {
     const session = this.#sessions.get(sessionId);
     if (!session || session.kind !== "whep") {
-      throw new SessionError(404, `no WHEP session ${short(sessionId)}`);
+      throw new SessionError("not-found", `no WHEP session ${short(sessionId)}`);
     }
     return session;
   }
 
-  /** Ends a session of the given kind; throws 404 when there is none with that id. */
+  /** Ends a session of the given kind; throws "not-found" when there is none with that id. */
   end(kind: "whip" | "whep", sessionId: string): void {
+    this.#endSession(this.#session(kind, sessionId), "deleted");
+  }
+
+  #session(kind: "whip" | "whep", sessionId: string): Session {
     const session = this.#sessions.get(sessionId);
     if (!session || session.kind !== kind) {
-      throw new SessionError(404, `no ${kind.toUpperCase()} session ${short(sessionId)}`);
+      throw new SessionError("not-found", `no ${kind.toUpperCase()} session ${short(sessionId)}`);
     }
-    this.#endSession(session, "deleted");
+    return session;
   }
 
   /** Whether a session of this kind exists. */
@@ -488,7 +331,7 @@ export class SessionManager {
     return {
       etag: etag(peer),
       remoteUfrag: peer.remoteUfrag,
-      earlierRemoteUfrags: this.#earlierUfrags.get(peer) ?? [],
+      earlierRemoteUfrags: this.#sessions.earlierRemoteUfrags(peer),
     };
   }
 
@@ -503,34 +346,21 @@ export class SessionManager {
     remoteUfrag: string,
     remotePwd: string,
   ): { fragment: string; etag: string } {
-    const session = this.#sessions.get(sessionId);
-    if (!session || session.kind !== kind) {
-      throw new SessionError(404, `no ${kind.toUpperCase()} session ${short(sessionId)}`);
-    }
-    const peer = session.peer;
-    const earlier = this.#earlierUfrags.get(peer) ?? [];
-    // A few are enough to recognise late trickle PATCHes of earlier ICE sessions.
-    if (earlier.push(peer.remoteUfrag) > 8) earlier.shift();
-    this.#earlierUfrags.set(peer, earlier);
+    const peer = this.#session(kind, sessionId).peer;
+    const previousRemoteUfrag = peer.remoteUfrag;
     const oldUfrag = peer.localUfrag;
-    let ufrag = randomIceString(8);
-    while (this.#peerUfrags.has(ufrag)) ufrag = randomIceString(8);
-    peer.restartIce(ufrag, randomIceString(32), remoteUfrag, remotePwd);
-    this.#peerUfrags.delete(oldUfrag);
-    this.#peerUfrags.add(ufrag);
+    peer.restartIce(this.#sessions.newUfrag(), randomIceString(32), remoteUfrag, remotePwd);
+    this.#sessions.restarted(peer, previousRemoteUfrag, oldUfrag);
     this.#options.transport.renamePeer(peer, oldUfrag);
     this.#options.log("info", `${kind} session ${short(peer.id)} ICE restart`);
     const fragment = buildIceFragment({
       iceUfrag: peer.localUfrag,
       icePwd: peer.localPwd,
       candidates: this.#options.candidates,
-      bundle: this.#bundleHeads.get(peer)!,
+      bundle: this.#sessions.bundleHeadOf(peer)!,
     });
     return { fragment, etag: etag(peer) };
   }
-
-  #earlierUfrags = new WeakMap<Peer, string[]>();
-  #bundleHeads = new WeakMap<Peer, BundleHead>();
 
   /**
    * Refreshes every live room's bitrate/frame-rate estimate and posts `room-changed` for rooms whose
@@ -538,7 +368,7 @@ export class SessionManager {
    */
   publishRoomStats(): void {
     const now = this.#clock();
-    for (const room of this.rooms.values()) {
+    for (const room of this.rooms.publishedRooms()) {
       if (!room.live) continue;
       this.#requestThumbnailKeyframe(room, now);
       const size = `${room.width}x${room.height}`;
@@ -572,10 +402,10 @@ export class SessionManager {
 
   /** Ends every session (shutdown): viewers first, each with an RTCP BYE and then close_notify. */
   closeAll(): void {
-    for (const session of [...this.#sessions.values()]) {
+    for (const session of this.#sessions.all()) {
       if (session.kind === "whep") this.#endSession(session, "shutdown");
     }
-    for (const session of [...this.#sessions.values()]) this.#endSession(session, "shutdown");
+    for (const session of this.#sessions.all()) this.#endSession(session, "shutdown");
     for (const room of [...this.#replayTimers.keys()]) this.#cancelReplays(room);
   }
 
@@ -589,73 +419,10 @@ export class SessionManager {
     session.peer.close(reason);
   }
 
-  /**
-   * Throws when there is no place for one more session of `kind`: 503 when the publishers' or the viewers'
-   * share of MAX_SESSIONS or `room` is full, 429 when the viewer's address holds too many sessions
-   * (unconnected, or in all). Connecting sessions count too, or a burst of offers could overshoot. A POST
-   * is not the hot path and the walk is bounded by MAX_SESSIONS.
-   */
-  #checkCapacity(
-    kind: "whip" | "whep",
-    room: Room<RoomSource> | undefined,
-    address: string | undefined,
-  ): void {
-    const maxSessions = this.#options.maxSessions ?? 500;
-    const maxPublishers = Math.min(
-      maxSessions,
-      this.#options.maxPublishers ?? Math.max(1, Math.floor(maxSessions / 10)),
-    );
-    let publishers = 0;
-    let inRoom = 0;
-    let fromAddress = 0;
-    let pendingFromAddress = 0;
-    for (const s of this.#sessions.values()) {
-      if (s.kind === "whip") {
-        publishers++;
-        continue;
-      }
-      if (s.room === room) inRoom++;
-      if (address !== undefined && s.address === address) {
-        fromAddress++;
-        if (s.peer.state !== "connected") pendingFromAddress++;
-      }
-    }
-    if (kind === "whip") {
-      if (publishers >= maxPublishers) {
-        throw new SessionError(503, `publishers full: ${maxPublishers} (MAX_PUBLISHERS); try again later`);
-      }
-      return;
-    }
-    const maxPending = this.#options.maxPendingPerAddress ?? 20;
-    if (pendingFromAddress >= maxPending) {
-      throw new SessionError(
-        429,
-        `your address has ${maxPending} sessions still connecting (MAX_PENDING_PER_ADDRESS); retry shortly`,
-      );
-    }
-    const maxPerAddress = this.#options.maxViewersPerAddress ?? 100;
-    if (fromAddress >= maxPerAddress) {
-      throw new SessionError(
-        429,
-        `your address has ${maxPerAddress} viewer sessions (MAX_VIEWERS_PER_ADDRESS)`,
-      );
-    }
-    const maxViewers = maxSessions - maxPublishers;
-    if (this.#sessions.size - publishers >= maxViewers) {
-      throw new SessionError(503, `server full: ${maxSessions} sessions (MAX_SESSIONS); try again later`);
-    }
-    const maxInRoom = this.#options.maxViewersPerRoom ?? 200;
-    if (inRoom >= maxInRoom) {
-      throw new SessionError(503, `room full: ${maxInRoom} viewers (MAX_VIEWERS_PER_ROOM); try again later`);
-    }
-  }
-
   #newPeer(offer: ParsedOffer): Peer {
-    let ufrag = randomIceString(8);
-    while (this.#peerUfrags.has(ufrag)) ufrag = randomIceString(8);
     const peer = new Peer({
       id: randomSessionId(),
-      localUfrag: ufrag,
+      localUfrag: this.#sessions.newUfrag(),
       localPwd: randomIceString(32),
       remoteUfrag: offer.iceUfrag,
       remotePwd: offer.icePwd,
@@ -669,20 +436,12 @@ export class SessionManager {
       consentTimeoutMs: this.#options.consentTimeoutMs,
       connectTimeoutMs: this.#options.connectTimeoutMs ?? 10_000,
     });
-    this.#peerUfrags.add(ufrag);
     this.#options.transport.addPeer(peer);
     return peer;
   }
 
-  #peerUfrags = new Set<string>();
-
-  #addSession(session: Session): void {
-    this.#sessions.set(session.id, session);
-    this.#byPeer.set(session.peer, session);
-  }
-
   #answer(peer: Peer, sections: AnswerSection[]): string {
-    this.#bundleHeads.set(peer, bundleHead(sections));
+    this.#sessions.setBundleHead(peer, bundleHead(sections));
     return buildAnswer({
       sessionId: String(Date.now()),
       iceUfrag: peer.localUfrag,
@@ -694,7 +453,7 @@ export class SessionManager {
   }
 
   #onConnected(peer: Peer): void {
-    const session = this.#byPeer.get(peer);
+    const session = this.#sessions.ofPeer(peer);
     if (!session) return;
     const profile = peer.srtpProfile === 7 ? "AEAD_AES_128_GCM" : "AES_CM_128_HMAC_SHA1_80";
     if (session.kind === "whip") {
@@ -715,8 +474,7 @@ export class SessionManager {
       }
       this.#goLive(session.room, peer);
     } else {
-      const id = session.room.id;
-      if (!session.room.live || (this.rooms.get(id) ?? this.attachedRooms.get(id)) !== session.room) {
+      if (!session.room.live || this.rooms.get(session.room.id) !== session.room) {
         this.#endSession(session, "publisher-left");
         return;
       }
@@ -727,12 +485,9 @@ export class SessionManager {
   }
 
   #onClosed(peer: Peer, reason: CloseReason): void {
-    const session = this.#byPeer.get(peer);
     this.#options.transport.removePeer(peer);
-    this.#peerUfrags.delete(peer.localUfrag);
+    const session = this.#sessions.removePeer(peer);
     if (!session) return;
-    this.#byPeer.delete(peer);
-    this.#sessions.delete(session.id);
     const room = session.room;
     if (session.kind === "whip") {
       if (this.#takeovers.get(session.room) === session) this.#takeovers.delete(session.room);
@@ -745,7 +500,7 @@ export class SessionManager {
         );
         return;
       }
-      if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+      this.rooms.delete(room);
       this.#options.log("info", `whip session ${short(peer.id)} closed (${reason}); room ${room.id} closed`);
       this.#endRoom(room);
     } else {
@@ -815,7 +570,7 @@ export class SessionManager {
         data: input.data,
       });
     };
-    this.rooms.set(id, room);
+    this.rooms.addPublished(room);
     return room;
   }
 
@@ -858,12 +613,12 @@ export class SessionManager {
           }: ` +
           "its viewers are ended",
       );
-      if (this.rooms.get(room.id) === room) this.rooms.delete(room.id);
+      this.rooms.delete(room);
       this.#endRoom(room);
       room = this.#createRoom(room.id, session.peer, session.media);
       session.room = room;
     }
-    const previousSession = this.#byPeer.get(previous);
+    const previousSession = this.#sessions.ofPeer(previous);
     if (previousSession) this.#endSession(previousSession, "replaced");
     else previous.close("replaced");
     if (!room.live && session.peer.state === "connected") this.#goLive(room, session.peer);
@@ -878,7 +633,7 @@ export class SessionManager {
     room.live = false;
     this.#cancelReplays(room);
     // Connected viewers, and those still connecting, end with the room.
-    for (const other of [...this.#sessions.values()]) {
+    for (const other of this.#sessions.all()) {
       if (other.kind === "whep" && other.room === room) this.#endSession(other, "publisher-left");
     }
     for (const viewer of [...room.viewers]) viewer.peer.close("publisher-left");
@@ -887,68 +642,32 @@ export class SessionManager {
 
   /**
    * Adds a live room fed by something other than a WHIP session here (a cluster relay pulling it from
-   * another node); viewers watch it like any room. Throws 409 when the id is taken.
+   * another node); viewers watch it like any room. Throws "conflict" when the id is taken.
    */
   attachRoom(room: Room<RoomSource>): void {
-    if (this.rooms.has(room.id) || this.attachedRooms.has(room.id)) {
-      throw new SessionError(409, `room "${room.id}" already exists on this node`);
+    if (this.rooms.has(room.id)) {
+      throw new SessionError("conflict", `room "${room.id}" already exists on this node`);
     }
     room.live = true;
-    this.attachedRooms.set(room.id, room);
+    this.rooms.addRelayed(room);
     this.#options.bus.publish({ type: "room-opened", room: room.info() });
   }
 
   /** Ends a room added with {@link attachRoom}: its viewers end as if the publisher left. */
   detachRoom(room: Room<RoomSource>): void {
-    if (this.attachedRooms.get(room.id) !== room) return;
-    this.attachedRooms.delete(room.id);
+    if (!this.rooms.isRelayed(room.id) || !this.rooms.delete(room)) return;
     this.#endRoom(room);
   }
 
   #newRoomId(): string {
     let id = randomIceString(8);
-    while (this.rooms.has(id) || this.attachedRooms.has(id)) id = randomIceString(8);
+    while (this.rooms.has(id)) id = randomIceString(8);
     return id;
-  }
-}
-
-function parse(sdp: string): ParsedOffer {
-  try {
-    return parseOffer(sdp);
-  } catch (e) {
-    if (e instanceof SdpError) throw new SessionError(400, `malformed SDP: ${e.message}`);
-    throw e;
-  }
-}
-
-function simulcastOf(m: OfferedMedia): SimulcastOffer | undefined {
-  try {
-    return parseSimulcastOffer(m);
-  } catch (e) {
-    if (e instanceof SdpError) throw new SessionError(400, `malformed SDP: ${e.message}`);
-    throw e;
   }
 }
 
 function describeLayers(media: PublisherMedia): string {
   return media.video.name + (media.simulcast ? ` (simulcast ${media.simulcast.rids.join(";")})` : "");
-}
-
-function usable(m: OfferedMedia): boolean {
-  // GStreamer's webrtcbin (max-bundle) offers every m-line but the first with port 0 and a=bundle-only.
-  return (m.port !== 0 || m.bundleOnly) && m.protocol.includes("SAVPF") && m.direction !== "inactive";
-}
-
-/** The first accepted m-line, which carries the bundle's ICE attributes (publish and watch ensure one). */
-function bundleHead(sections: AnswerSection[]): BundleHead {
-  const accepted = sections.filter((s) => s.accepted);
-  const first = accepted[0];
-  return {
-    kind: first.offer.kind,
-    mid: first.offer.mid,
-    payloadType: first.codec.payloadType,
-    mids: accepted.map((s) => s.offer.mid),
-  };
 }
 
 function etag(peer: Peer): string {
@@ -957,23 +676,4 @@ function etag(peer: Peer): string {
 
 function short(id: string): string {
   return id.slice(0, 8);
-}
-
-const ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/** Random ICE-safe string (alphanumeric, so it is also URL-safe and a valid room name). */
-function randomIceString(length: number): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(length));
-  let out = "";
-  // byte % 62 is slightly biased towards the first 8 symbols; irrelevant for identifiers this long.
-  for (const b of bytes) out += ALNUM[b % 62];
-  return out;
-}
-
-/** Session id with 192 bits of randomness, URL-safe. */
-function randomSessionId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(24));
-  let binary = "";
-  for (const b of bytes) binary += String.fromCharCode(b);
-  return btoa(binary).replaceAll("+", "-").replaceAll("/", "_");
 }

@@ -746,7 +746,7 @@ function sessionsTarget(ctx: FuzzContext): FuzzTarget {
         w.sessions.end(publish ? "whip" : "whep", session.sessionId);
       } catch (e) {
         if (!(e instanceof SessionError)) throw e;
-        statuses[e.status] = (statuses[e.status] ?? 0) + 1;
+        statuses[e.refusal] = (statuses[e.refusal] ?? 0) + 1;
       } finally {
         // Refused or waiting for media, the takeover left the first publisher in place: end it.
         if (first && w.sessions.has("whip", first.sessionId)) w.sessions.end("whip", first.sessionId);

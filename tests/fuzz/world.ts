@@ -92,7 +92,7 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
   const roomId = options.roomId ?? "fuzz";
   const published = sessions.publish(publisher.offer(fixtures.publish), roomId);
   await publisher.connect(published.answer);
-  const room = sessions.rooms.get(roomId)!;
+  const room = sessions.rooms.published(roomId)!;
   await waitFor("room live", () => room.live, Boolean, 5000, 5);
 
   const viewers: TestClient[] = [];
