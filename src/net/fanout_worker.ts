@@ -52,6 +52,7 @@ function serve(start: FanoutWorkerStart): void {
   let payloadLength = 0;
   let sealed = 0;
   let orphaned = 0;
+  let records = 0;
   for (;;) {
     const command = figures[FIGURE_COMMAND];
     if (command !== 0) {
@@ -68,6 +69,8 @@ function serve(start: FanoutWorkerStart): void {
     const signal = ring.signal;
     let type: number;
     while ((type = ring.take()) !== 0) {
+      // A worker that never catches up still beats: the main thread must not take it for a stuck one.
+      if ((++records & 255) === 0) figures[FIGURE_HEARTBEAT]++;
       const at = ring.bodyOffset;
       const length = ring.bodyLength;
       const slot = length >= 2 ? data[at] | (data[at + 1] << 8) : -1;

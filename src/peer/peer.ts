@@ -425,7 +425,10 @@ export class Peer {
       remoteMasterSalt: keys.remoteSalt,
     });
     this.srtpProfile = profile;
-    if (this.#options.offload) this.#sendingKeys = { key: keys.localKey, salt: keys.localSalt };
+    // Copies (Buffer's slice would share memory): the worker reads them at the first RTP packet.
+    if (this.#options.offload) {
+      this.#sendingKeys = { key: new Uint8Array(keys.localKey), salt: new Uint8Array(keys.localSalt) };
+    }
     this.state = "connected";
     // The handshake ran with this address: it is proven (RFC 7675 §5.1 counts it as consent).
     this.#paths.handshakeDone(this.#dtlsTransport!.remote!, this.#handshakeNow, this, this.#options.transmit);

@@ -20,12 +20,12 @@
  * Options (flags or environment): --steps LIST (BENCH_STEPS, viewer counts, default
  * 25,50,100,150,200,300,400,500,600,800), --seconds S (BENCH_SECONDS, window per step, default 8),
  * --servers LIST (BENCH_SERVERS, default `ours,pion`), --workers LIST (BENCH_WORKERS, FANOUT_WORKERS values
- * for this server, default `0`), --swarms N (BENCH_SWARMS, client processes, default 2), --server-root DIR.
+ * for this server, default `0,1,2`), --swarms N (BENCH_SWARMS, client processes, default 2), --server-root DIR.
  */
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, loadClip, publishClip } from "./media_clip.ts";
-import { cpuModel, processCpu, processUdpSockets } from "./proc_stats.ts";
+import { cpuModel, processCpu, processUdpSockets, threadCpuMicros } from "./proc_stats.ts";
 import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { type AddResult, type SwarmCounts, ViewerSwarm } from "./viewer_swarm.ts";
 
@@ -65,7 +65,7 @@ function settings(): Settings {
     steps,
     seconds: Number(flag("seconds") ?? Deno.env.get("BENCH_SECONDS") ?? 8),
     servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
-    workers: list(flag("workers") ?? Deno.env.get("BENCH_WORKERS") ?? "0"),
+    workers: list(flag("workers") ?? Deno.env.get("BENCH_WORKERS") ?? "0,1,2"),
     swarms: Number(flag("swarms") ?? Deno.env.get("BENCH_SWARMS") ?? 2),
     serverRoot: flag("server-root") ?? Deno.env.get("BENCH_SERVER_ROOT") ?? ROOT,
   };
@@ -78,6 +78,8 @@ export interface StepResult {
   forwardedPerSecond: number;
   serverCpuPercent: number;
   serverMicrosPerPacket: number;
+  /** This server only: the JavaScript main thread's CPU per forwarded packet (the rest is fan-out workers). */
+  mainThreadMicrosPerPacket: number;
   clientCpuPercent: number;
   deliveryMin: number;
   deliveryMedian: number;
@@ -211,7 +213,12 @@ export function deliveries(
 }
 
 /** Runs the steps against one server until one fails; returns every measured step. */
-async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise<StepResult[]> {
+async function rampUp(
+  server: ServerUnderTest,
+  clip: Clip,
+  s: Settings,
+  mainThread: boolean,
+): Promise<StepResult[]> {
   const certificate = await createClientCertificate();
   const publisher = await LightClient.connect({
     baseUrl: server.baseUrl,
@@ -241,6 +248,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
+        mainThread: threadCpuMicros(server.pid, server.pid),
         serverSockets: processUdpSockets(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
@@ -250,6 +258,7 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         counts: await swarmCounts(swarms),
         sent: sender.sent(),
         server: cpuMicros(server.pid),
+        mainThread: threadCpuMicros(server.pid, server.pid),
         serverSockets: processUdpSockets(server.pid),
         clients: swarms.reduce((sum, w) => sum + cpuMicros(w.pid), cpuMicros(Deno.pid)),
       };
@@ -273,6 +282,9 @@ async function rampUp(server: ServerUnderTest, clip: Clip, s: Settings): Promise
         forwardedPerSecond: d.forwarded / seconds,
         serverCpuPercent: (after.server - before.server) / 1e4 / seconds,
         serverMicrosPerPacket: d.forwarded > 0 ? (after.server - before.server) / d.forwarded : NaN,
+        mainThreadMicrosPerPacket: mainThread && d.forwarded > 0
+          ? (after.mainThread - before.mainThread) / d.forwarded
+          : NaN,
         clientCpuPercent: (after.clients - before.clients) / 1e4 / seconds,
         deliveryMin: Math.min(...d.delivery),
         deliveryMedian: percentile(d.delivery, 0.5),
@@ -330,6 +342,7 @@ const STEP_COLUMNS = [
   "fwd pkt/s",
   "server CPU",
   "µs/pkt",
+  "main thread µs/pkt",
   "clients' CPU",
   "delivery min (median)",
   "rate min",
@@ -349,6 +362,7 @@ function formatStep(r: StepResult): string[] {
     Math.round(r.forwardedPerSecond).toLocaleString("en"),
     `${r.serverCpuPercent.toFixed(0)}%`,
     r.serverMicrosPerPacket.toFixed(2),
+    Number.isNaN(r.mainThreadMicrosPerPacket) ? "-" : r.mainThreadMicrosPerPacket.toFixed(2),
     `${r.clientCpuPercent.toFixed(0)}%`,
     `${pct(r.deliveryMin)} (${pct(r.deliveryMedian)})`,
     pct(r.rateMin),
@@ -395,7 +409,7 @@ if (import.meta.main) {
     const label = target.workers === undefined ? server.label : `${server.label}, ${target.workers} workers`;
     console.error(`measuring ${label} (pid ${server.pid})...`);
     try {
-      runs.push({ label, steps: await rampUp(server, clip, s) });
+      runs.push({ label, steps: await rampUp(server, clip, s, target.workers !== undefined) });
     } catch (e) {
       console.error(`${label} failed: ${(e as Error).stack}\n${server.logs()}`);
     } finally {

@@ -7,7 +7,7 @@
  *
  * Options (flags or environment): --rooms N (BENCH_ROOMS), --viewers N (BENCH_VIEWERS, per room),
  * --seconds S (BENCH_SECONDS, window, default 10), --servers LIST (BENCH_SERVERS, default `ours,pion`),
- * --workers LIST (BENCH_WORKERS, FANOUT_WORKERS values for this server, default `0`), --swarms N.
+ * --workers LIST (BENCH_WORKERS, FANOUT_WORKERS values for this server, default `0,1`), --swarms N.
  */
 import { join } from "node:path";
 import { createClientCertificate, LightClient } from "./light_client.ts";
@@ -38,7 +38,7 @@ function settings(): Settings {
     viewers: Number(flag("viewers") ?? Deno.env.get("BENCH_VIEWERS") ?? 5),
     seconds: Number(flag("seconds") ?? Deno.env.get("BENCH_SECONDS") ?? 10),
     servers: parseServerNames(flag("servers") ?? Deno.env.get("BENCH_SERVERS") ?? "ours,pion"),
-    workers: (flag("workers") ?? Deno.env.get("BENCH_WORKERS") ?? "0").split(",").map(Number),
+    workers: (flag("workers") ?? Deno.env.get("BENCH_WORKERS") ?? "0,1").split(",").map(Number),
     swarms: Number(flag("swarms") ?? Deno.env.get("BENCH_SWARMS") ?? 2),
   };
 }

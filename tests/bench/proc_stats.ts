@@ -7,6 +7,16 @@ export function processCpu(pid: number): { user: number; system: number } {
   return { user: Number(fields[11]) * 10_000, system: Number(fields[12]) * 10_000 };
 }
 
+/**
+ * utime + stime of one thread of a process, in microseconds (`tid` = `pid` is the main thread; for Deno that
+ * is the JavaScript main thread, for Go an OS thread like any other).
+ */
+export function threadCpuMicros(pid: number, tid: number): number {
+  const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+}
+
 /** Resident set size of a process in bytes (NaN when /proc does not say). */
 export function processRssBytes(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
