@@ -16,6 +16,8 @@ const ATTR_XOR_MAPPED_ADDRESS = 0x0020;
 const ATTR_PRIORITY = 0x0024;
 const ATTR_FINGERPRINT = 0x8028;
 const ATTR_ICE_CONTROLLED = 0x8029;
+const ATTR_ICE_CONTROLLING = 0x802a;
+const ATTR_USE_CANDIDATE = 0x0025;
 const FINGERPRINT_XOR = 0x5354554e;
 const IPV4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
 
@@ -100,6 +102,30 @@ export function bindingRequestBytes(
   });
   message.attribute(ATTR_PRIORITY, 4, (view, at) => view.setUint32(at, priority));
   message.attribute(ATTR_ICE_CONTROLLED, 8, (view, at) => view.setBigUint64(at, tieBreaker));
+  return message.finish(remotePwd);
+}
+
+/**
+ * A client's (controlling agent's) connectivity or consent check: USERNAME "remote:local", PRIORITY,
+ * ICE-CONTROLLING with its tie-breaker, USE-CANDIDATE when `nominate` (RFC 8445 §7.1.1, §8.1.1), signed
+ * with the server's ice-pwd.
+ */
+export function controllingRequestBytes(
+  transactionId: Uint8Array,
+  username: string,
+  priority: number,
+  tieBreaker: bigint,
+  nominate: boolean,
+  remotePwd: string,
+): Uint8Array {
+  const message = new StunWriter(BINDING_REQUEST, transactionId);
+  const name = utf8.encode(username);
+  message.attribute(ATTR_USERNAME, name.length, (view, at) => {
+    for (let i = 0; i < name.length; i++) view.setUint8(at + i, name[i]);
+  });
+  message.attribute(ATTR_PRIORITY, 4, (view, at) => view.setUint32(at, priority));
+  message.attribute(ATTR_ICE_CONTROLLING, 8, (view, at) => view.setBigUint64(at, tieBreaker));
+  if (nominate) message.attribute(ATTR_USE_CANDIDATE, 0, () => {});
   return message.finish(remotePwd);
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { classes, Message, methods } from "werift";
-import { bindingRequestBytes, bindingSuccess } from "./stun_writer.ts";
+import { bindingRequestBytes, bindingSuccess, controllingRequestBytes } from "./stun_writer.ts";
 import { BINDING_REQUEST, BINDING_SUCCESS, integrityValid, readStun } from "./stun.ts";
 
 const txid = Uint8Array.from({ length: 12 }, (_, i) => 0xa0 + i);
@@ -57,4 +57,29 @@ Deno.test("the server's binding request carries USERNAME, PRIORITY, ICE-CONTROLL
 Deno.test("a host name that is not an address is refused, not written", () => {
   assert.throws(() => bindingSuccess(txid, { hostname: "1:2:3", port: 1 }, "pwd"), RangeError);
   assert.throws(() => bindingSuccess(txid, { hostname: "fe80::1::2", port: 1 }, "pwd"), RangeError);
+});
+
+Deno.test("a client's nominating check is byte for byte what werift writes, and reads back", () => {
+  for (const nominate of [true, false]) {
+    const ours = controllingRequestBytes(
+      txid,
+      "srv1:client",
+      1853824767,
+      0x0123456789abcdefn,
+      nominate,
+      "srv-pwd",
+    );
+    const m = new Message(methods.BINDING, classes.REQUEST, Buffer.from(txid));
+    m.setAttribute("USERNAME", "srv1:client");
+    m.setAttribute("PRIORITY", 1853824767);
+    m.setAttribute("ICE-CONTROLLING", 0x0123456789abcdefn);
+    if (nominate) m.setAttribute("USE-CANDIDATE", null);
+    m.addMessageIntegrity(Buffer.from("srv-pwd", "utf8"));
+    m.addFingerprint();
+    assert.deepEqual([...ours], [...new Uint8Array(m.bytes)], `nominate ${nominate}`);
+    const read = readStun(ours)!;
+    assert.equal(read.username, "srv1:client");
+    assert.equal(read.useCandidate, nominate);
+    assert.ok(read.iceControlling);
+  }
 });
