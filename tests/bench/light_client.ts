@@ -1,14 +1,14 @@
 /**
- * A lightweight WHIP/WHEP client for load tests: one UDP socket, ICE as the controlling agent (checks with
- * USE-CANDIDATE, answers the other side's checks so full-ICE servers work too), werift's DTLS client, and
- * this project's SRTP context. It decodes nothing: viewers count and time the packets they decrypt,
- * publishers send RTP packets they are given.
+ * A lightweight WHIP/WHEP client for load tests, on the project's one client-side peer
+ * (src/peer/client_peer.ts over client_socket.ts): ICE as the controlling agent (checks retransmitted as
+ * the same transaction with backoff; the server's checks answered, so full-ICE servers work too), werift's
+ * DTLS (client, or server when the answer says active; a repeated HelloVerifyRequest ignored), and this
+ * project's SRTP. It decodes nothing: viewers count and time the packets they decrypt, publishers send RTP
+ * packets they are given.
  */
-import { Buffer } from "node:buffer";
-import { classes, DtlsClient, DtlsServer, Message, methods, parseMessage } from "werift";
-import { createSrtpContext, type SrtpContext } from "../../src/srtp/context.ts";
-import { datagrams } from "../../src/net/datagrams.ts";
-import { clientDtlsTransport } from "../../src/peer/dtls_transport.ts";
+import type { SrtpContext } from "../../src/srtp/context.ts";
+import { ClientSocket } from "../../src/peer/client_socket.ts";
+import type { ClientPeer } from "../../src/peer/client_peer.ts";
 import type { ClientCertificate } from "../helpers/certificates.ts";
 
 export { type ClientCertificate, createClientCertificate } from "../helpers/certificates.ts";
@@ -75,7 +75,6 @@ export interface NegotiatedMedia {
 
 const VIDEO_PT = 102;
 const AUDIO_PT = 111;
-const CONSENT_INTERVAL_MS = 2000;
 
 /** One WHIP or WHEP session over its own UDP socket. */
 export class LightClient {
@@ -90,29 +89,18 @@ export class LightClient {
   srtpProfile = 0;
 
   #options: LightClientOptions;
-  #conn: Deno.DatagramConn;
-  #remote: Deno.NetAddr;
+  #socket: ClientSocket;
+  #peer: ClientPeer | undefined;
+  #answer: ParsedAnswer;
   #localUfrag: string;
   #localPwd: string;
-  #remoteUfrag: string;
-  #remotePwd: string;
-  #srtp: SrtpContext | undefined;
-  #dtlsData: ((data: Buffer) => void) | undefined;
-  #pendingCheck: string | undefined;
-  #checkAnswered: (() => void) | undefined;
-  #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
-  /** HelloVerifyRequests received (werift's DtlsClient fails the handshake on a second one). */
-  #helloVerified = 0;
-  #dtlsTrace: number[] = [];
   /** The socket went to another reader (see {@link detach}). */
   #detached = false;
-  #dtlsServerRole: boolean;
-  #tieBreaker = BigInt.asUintN(64, BigInt(Math.floor(Math.random() * 2 ** 52)) << 12n);
 
   private constructor(
     options: LightClientOptions,
-    conn: Deno.DatagramConn,
+    socket: ClientSocket,
     init: {
       startedAt: number;
       localUfrag: string;
@@ -124,8 +112,11 @@ export class LightClient {
     },
   ) {
     this.#options = options;
-    this.#conn = conn;
-    this.stats = {
+    this.#socket = socket;
+    this.#answer = init.answer;
+    this.#localUfrag = init.localUfrag;
+    this.#localPwd = init.localPwd;
+    const stats = {
       startedAt: init.startedAt,
       answeredAt: performance.now(),
       iceAt: 0,
@@ -137,23 +128,32 @@ export class LightClient {
       decryptFailures: 0,
       sentRtp: 0,
     };
-    this.#localUfrag = init.localUfrag;
-    this.#localPwd = init.localPwd;
+    // Counted by the peer; read through the stats like the rest.
+    Object.defineProperty(stats, "decryptFailures", {
+      enumerable: true,
+      get: () => this.#peer?.counters.decryptFailures ?? 0,
+    });
+    this.stats = stats;
     this.videoSsrc = init.videoSsrc;
     this.audioSsrc = init.audioSsrc;
-    this.#remoteUfrag = init.answer.ufrag;
-    this.#remotePwd = init.answer.pwd;
-    const candidate = { hostname: init.answer.candidate.address, port: init.answer.candidate.port };
-    this.#remote = { transport: "udp", ...(options.route?.(candidate) ?? candidate) };
     this.media = init.answer.media;
-    this.#dtlsServerRole = init.answer.setup === "active";
     this.location = init.location;
+    socket.onRtp = (packet, now) => {
+      if (stats.rtpPackets === 0) stats.firstRtpAt = now;
+      stats.rtpPackets++;
+      stats.rtpBytes += packet.length;
+      options.onRtp?.(packet, now);
+    };
+    socket.onRtcp = (packet) => {
+      stats.rtcpPackets++;
+      options.onRtcp?.(packet);
+    };
   }
 
   /** Posts an offer, then runs ICE and DTLS; resolves once SRTP keys are in place. */
   static async connect(options: LightClientOptions): Promise<LightClient> {
     const startedAt = performance.now();
-    const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+    const socket = ClientSocket.bind("127.0.0.1");
     try {
       const localUfrag = randomString(8);
       const localPwd = randomString(24);
@@ -164,7 +164,7 @@ export class LightClient {
         ufrag: localUfrag,
         pwd: localPwd,
         fingerprint: options.certificate.fingerprint,
-        port: (conn.addr as Deno.NetAddr).port,
+        port: socket.port,
         videoSsrc,
         audioSsrc,
         videoCodec: options.videoCodec,
@@ -178,7 +178,7 @@ export class LightClient {
       const text = await res.text();
       if (res.status !== 201) throw new Error(`${options.role} POST answered ${res.status}: ${text.trim()}`);
       const location = new URL(res.headers.get("Location") ?? "", url).href;
-      const client = new LightClient(options, conn, {
+      const client = new LightClient(options, socket, {
         startedAt,
         localUfrag,
         localPwd,
@@ -190,38 +190,38 @@ export class LightClient {
       await client.#establish(options.timeoutMs ?? 15_000);
       return client;
     } catch (e) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      socket.close(false);
       throw e;
     }
   }
 
   /** Sends bytes as they are from the client's address (tests of spoofed datagrams). */
   sendRaw(datagram: Uint8Array): void {
-    if (!this.#closed) this.#send(datagram);
+    if (!this.#closed) this.#socket.send(datagram);
   }
 
   /**
-   * Sends a consent check (retransmitted every 200 ms) and resolves once the server answers it. The server
+   * Sends a consent check (retransmitted from 200 ms) and resolves once the server answers it. The server
    * reads one socket in order, so it has then handled everything this client sent before the check.
    */
-  answeredCheck(timeoutMs = 5000): Promise<void> {
-    return this.#awaitCheck(false, timeoutMs, 200, () => new Error("consent check unanswered"));
+  async answeredCheck(timeoutMs = 5000): Promise<void> {
+    try {
+      await this.#socket.check(200, timeoutMs);
+    } catch {
+      throw new Error("consent check unanswered");
+    }
   }
 
   /** Protects and sends one RTP packet (publishers). */
   sendRtp(packet: Uint8Array): void {
-    if (this.#closed || !this.#srtp) return;
-    // protectRtp allocates the output: Deno's send reads the buffer later, so it must not be reused.
-    this.#send(this.#srtp.protectRtp(packet));
-    this.stats.sentRtp++;
+    if (this.#closed || this.#detached) return;
+    if (this.#peer?.sendRtp(packet)) this.stats.sentRtp++;
   }
 
   /** Protects and sends one RTCP packet. */
   sendRtcp(packet: Uint8Array): void {
-    if (this.#closed || !this.#srtp) return;
-    this.#send(this.#srtp.protectRtcp(packet));
+    if (this.#closed || this.#detached) return;
+    this.#peer?.sendRtcp(packet);
   }
 
   /**
@@ -229,37 +229,47 @@ export class LightClient {
    * `adopt(localPort)` must take a descriptor of its own for this client's socket (`dup` through FFI) before
    * the client closes its Deno handle. The client then stops reading and sending consent checks; the new
    * owner gets the SRTP context (to verify a sample), sends {@link consentCheck}s itself and answers the
-   * server's checks with {@link checkResponse}. {@link close}
-   * still ends the session with a DELETE.
+   * server's checks with {@link checkResponse}. {@link close} still ends the session with a DELETE.
    */
   detach(adopt: (localPort: number) => void): { srtp: SrtpContext; remote: Deno.NetAddr } {
-    if (this.#closed || this.#detached || !this.#srtp) throw new Error("detach needs a connected client");
-    adopt((this.#conn.addr as Deno.NetAddr).port);
+    const peer = this.#peer;
+    const selected = peer?.ice.selected;
+    if (this.#closed || this.#detached || !peer?.srtp || !selected) {
+      throw new Error("detach needs a connected client");
+    }
+    this.#socket.release(adopt);
     this.#detached = true;
-    clearInterval(this.#timer);
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    return { srtp: this.#srtp, remote: this.#remote };
+    return {
+      srtp: peer.srtp,
+      remote: { transport: "udp", hostname: selected.hostname, port: selected.port },
+    };
   }
 
   /** A consent check (STUN Binding request, RFC 7675) for the owner of a detached socket to send. */
   consentCheck(): Uint8Array {
-    return this.#checkRequest(false).bytes;
+    return this.#peer!.ice.consentRequest();
+  }
+
+  /**
+   * The answer to a server's binding request (its connectivity or consent check, RFC 8445 §7.3, RFC 7675)
+   * that arrived at a detached socket from `from`; undefined when `data` is not such a request for this
+   * session.
+   */
+  checkResponse(data: Uint8Array, from: Deno.NetAddr): Uint8Array | undefined {
+    return this.#peer?.ice.answer(data, from);
   }
 
   /** Ends the session (HTTP DELETE) and closes the socket. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
     const headers: Record<string, string> = {};
     if (this.#options.token) headers.Authorization = `Bearer ${this.#options.token}`;
     try {
       const res = await fetch(this.location, { method: "DELETE", headers });
       await res.body?.cancel();
     } catch { /* server gone */ }
-    this.#release();
+    this.#socket.close(false);
   }
 
   /**
@@ -269,218 +279,36 @@ export class LightClient {
   abandon(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
-    this.#release();
-  }
-
-  #release(): void {
-    this.#srtp?.close();
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
+    this.#socket.close(false);
   }
 
   async #establish(timeoutMs: number): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    const reading = this.#readLoop();
-    reading.catch(() => {});
-    // ICE: retransmit the nominating check until it is answered (RFC 8445 §7.2.4), backing off from 100 ms.
-    await this.#awaitCheck(
-      true,
-      deadline - performance.now(),
-      100,
-      () => new Error(`ICE check to ${this.#remote.hostname}:${this.#remote.port} timed out`),
+    const answer = this.#answer;
+    const candidate = { hostname: answer.candidate.address, port: answer.candidate.port };
+    const peer = await this.#socket.connect(
+      {
+        ice: {
+          localUfrag: this.#localUfrag,
+          localPwd: this.#localPwd,
+          remoteUfrag: answer.ufrag,
+          remotePwd: answer.pwd,
+          candidates: [this.#options.route?.(candidate) ?? candidate],
+        },
+        certificate: this.#options.certificate,
+        dtlsRole: answer.setup === "active" ? "server" : "client",
+        srtpProfiles: this.#options.srtpProfiles,
+        srtpBackend: this.#options.srtpBackend,
+      },
+      timeoutMs,
+      () => {
+        this.stats.iceAt = performance.now();
+        for (const datagram of this.#options.beforeDtls ?? []) this.#socket.send(datagram);
+      },
     );
-    this.stats.iceAt = performance.now();
-    for (const datagram of this.#options.beforeDtls ?? []) this.#send(datagram);
-    const transport = clientDtlsTransport((data) => this.#send(data));
-    const dtlsOptions = {
-      transport,
-      cert: this.#options.certificate.certPem,
-      key: this.#options.certificate.keyPem,
-      signatureHash: { hash: 4, signature: 3 } as never,
-      srtpProfiles: this.#options.srtpProfiles ?? [7, 1],
-      extendedMasterSecret: true,
-    };
-    const dtls = this.#dtlsServerRole
-      ? new DtlsServer({ ...dtlsOptions, certificateRequest: true })
-      : new DtlsClient(dtlsOptions);
-    // DtlsClient replaces transport.onData with its own record handler.
-    this.#dtlsData = (data) => transport.onData(data, [this.#remote.hostname, this.#remote.port]);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () =>
-          reject(
-            new Error(
-              `DTLS handshake timed out (${this.#helloVerified} HelloVerifyRequests, ` +
-                `last handshake types ${this.#dtlsTrace.join(",")})`,
-            ),
-          ),
-        deadline - performance.now(),
-      );
-      dtls.onConnect.once(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      dtls.onError.once((e) => {
-        clearTimeout(timer);
-        reject(e);
-      });
-      if (dtls instanceof DtlsClient) dtls.connect().catch(reject);
-    });
-    const profile = dtls.srtp.srtpProfile as number;
-    this.srtpProfile = profile;
-    const keys = dtls.extractSessionKeys(16, profile === 7 ? 12 : 14);
-    this.#srtp = createSrtpContext({
-      profile,
-      backend: this.#options.srtpBackend,
-      localMasterKey: keys.localKey,
-      localMasterSalt: keys.localSalt,
-      remoteMasterKey: keys.remoteKey,
-      remoteMasterSalt: keys.remoteSalt,
-    });
+    this.#peer = peer;
+    this.srtpProfile = peer.srtpProfile;
     this.stats.connectedAt = performance.now();
-    // Consent freshness (RFC 7675): the server drops a client that stays silent.
-    this.#timer = setInterval(() => this.#sendCheck(false), CONSENT_INTERVAL_MS);
   }
-
-  async #readLoop(): Promise<void> {
-    for await (const [data, from] of datagrams(this.#conn, () => this.#closed || this.#detached)) {
-      const first = data[0];
-      if (first <= 3) this.#handleStun(data, from);
-      else if (first >= 20 && first <= 63) {
-        if (data[0] === 22 && data.length > 13) this.#dtlsTrace = [...this.#dtlsTrace.slice(-5), data[13]];
-        if (isHelloVerifyRequest(data) && this.#helloVerified++ > 0) continue;
-        try {
-          this.#dtlsData?.(Buffer.from(data.buffer, data.byteOffset, data.length));
-        } catch {
-          // werift's DtlsClient throws on a flight the server retransmitted under load (its Flight3 check);
-          // the handshake carries on with the next datagram or ends at the timeout.
-        }
-      } else if (first >= 128 && first <= 191 && this.#srtp) this.#handleSrtp(data);
-    }
-  }
-
-  #handleSrtp(data: Uint8Array): void {
-    const srtp = this.#srtp!;
-    if (data[1] >= 192 && data[1] <= 223) {
-      const plain = srtp.unprotectRtcp(data, data);
-      if (plain) {
-        this.stats.rtcpPackets++;
-        this.#options.onRtcp?.(plain);
-      } else this.stats.decryptFailures++;
-      return;
-    }
-    const plain = srtp.unprotectRtp(data, data);
-    if (!plain) {
-      this.stats.decryptFailures++;
-      return;
-    }
-    const now = performance.now();
-    if (this.stats.rtpPackets === 0) this.stats.firstRtpAt = now;
-    this.stats.rtpPackets++;
-    this.stats.rtpBytes += plain.length;
-    this.#options.onRtp?.(plain, now);
-  }
-
-  #handleStun(data: Uint8Array, from: Deno.NetAddr): void {
-    const message = parseMessage(Buffer.from(data.buffer, data.byteOffset, data.length));
-    if (!message || message.messageMethod !== methods.BINDING) return;
-    if (message.messageClass === classes.REQUEST) {
-      this.#send(this.#checkResponse(message, from), from);
-      return;
-    }
-    if (message.messageClass === classes.RESPONSE && message.transactionIdHex === this.#pendingCheck) {
-      this.#pendingCheck = undefined;
-      const answered = this.#checkAnswered;
-      this.#checkAnswered = undefined;
-      answered?.();
-    }
-  }
-
-  /**
-   * Sends one binding request and retransmits the same transaction (RFC 5389 §7.2.1: a retransmission keeps
-   * its transaction id, so an answer that arrives after the next retransmission still counts) with a
-   * doubling interval from `firstRtoMs` up to 1.6 s, until it is answered or `timeoutMs` passed.
-   */
-  #awaitCheck(
-    nominate: boolean,
-    timeoutMs: number,
-    firstRtoMs: number,
-    timedOut: () => Error,
-  ): Promise<void> {
-    const deadline = performance.now() + timeoutMs;
-    const request = this.#checkRequest(nominate);
-    this.#pendingCheck = request.id;
-    return new Promise<void>((resolve, reject) => {
-      this.#checkAnswered = resolve;
-      let rto = firstRtoMs;
-      const retry = () => {
-        if (!this.#checkAnswered || this.#closed) return;
-        if (performance.now() > deadline) {
-          this.#checkAnswered = undefined;
-          reject(timedOut());
-          return;
-        }
-        this.#send(request.bytes);
-        setTimeout(retry, Math.min(rto, Math.max(0, deadline - performance.now()) + 1));
-        rto = Math.min(rto * 2, 1600);
-      };
-      retry();
-    });
-  }
-
-  /**
-   * The answer to a server's binding request (its connectivity or consent check, RFC 8445 §7.3, RFC 7675) that
-   * arrived at a detached socket from `from`; undefined when `data` is not such a request.
-   */
-  checkResponse(data: Uint8Array, from: Deno.NetAddr): Uint8Array | undefined {
-    const message = parseMessage(Buffer.from(data.buffer, data.byteOffset, data.length));
-    if (message?.messageMethod !== methods.BINDING || message.messageClass !== classes.REQUEST) {
-      return undefined;
-    }
-    return this.#checkResponse(message, from);
-  }
-
-  #checkResponse(request: Message, from: Deno.NetAddr): Uint8Array {
-    // A full-ICE server checks this candidate too, and an ICE-lite one asks for consent.
-    const response = new Message(methods.BINDING, classes.RESPONSE, request.transactionId);
-    response.setAttribute("XOR-MAPPED-ADDRESS", [from.hostname, from.port]);
-    response.addMessageIntegrity(Buffer.from(this.#localPwd, "utf8"));
-    response.addFingerprint();
-    return new Uint8Array(response.bytes);
-  }
-
-  #sendCheck(nominate: boolean): void {
-    if (!this.#closed) this.#send(this.#checkRequest(nominate).bytes);
-  }
-
-  #checkRequest(nominate: boolean): { bytes: Uint8Array; id: string } {
-    const request = new Message(methods.BINDING, classes.REQUEST);
-    request.setAttribute("USERNAME", `${this.#remoteUfrag}:${this.#localUfrag}`);
-    request.setAttribute("PRIORITY", 1853824767);
-    request.setAttribute("ICE-CONTROLLING", this.#tieBreaker);
-    if (nominate) request.setAttribute("USE-CANDIDATE", null);
-    request.addMessageIntegrity(Buffer.from(this.#remotePwd, "utf8"));
-    request.addFingerprint();
-    return { bytes: new Uint8Array(request.bytes), id: request.transactionIdHex };
-  }
-
-  #send(data: Uint8Array, to: Deno.NetAddr = this.#remote): void {
-    if (this.#closed || this.#detached) return;
-    this.#conn.send(data, to).catch(() => {});
-  }
-}
-
-/**
- * Whether a datagram starts with an epoch-0 handshake record carrying a HelloVerifyRequest (RFC 6347
- * §4.2.1). A server answers each retransmitted ClientHello with one, so a client whose first ClientHello
- * waited longer than werift's 500 ms retransmission timer gets two; werift's DtlsClient throws on the second
- * (its Flight3 runs once) and gives the handshake up, where a browser sends its cookie again. The light
- * client passes only the first one on.
- */
-function isHelloVerifyRequest(data: Uint8Array): boolean {
-  return data.length > 13 && data[0] === 22 && data[3] === 0 && data[4] === 0 && data[13] === 3;
 }
 
 interface ParsedAnswer {
