@@ -146,6 +146,15 @@ export const SERVER_SETTINGS = {
     parse: port,
     description: "UDP media port (open it in the firewall)",
   }),
+  receiveThread: setting({
+    name: "RECEIVE_THREAD",
+    group: "network",
+    default: "off",
+    parse: bool,
+    description: "on: read the UDP media socket on a thread of its own (libc `poll`/`recvmmsg` through FFI " +
+      "into a shared ring): ~25-45 % less main-thread CPU per received packet, ~0.9-1.3x the total CPU " +
+      "(see Performance); needs --allow-ffi, Linux and an IPv4 socket, otherwise Deno's receive",
+  }),
   publicIps: setting({
     name: "PUBLIC_IP",
     group: "network",

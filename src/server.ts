@@ -66,7 +66,7 @@ export async function startServer(
   // Both ports are bound before anything is logged, so a port in use is the only line a failed start prints.
   let socket: MediaSocket;
   try {
-    socket = MediaSocket.listen(config.udpAddress, config.udpPort);
+    socket = MediaSocket.listen(config.udpAddress, config.udpPort, config.receiveThread);
   } catch (e) {
     throw new ConfigError(
       `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${firstLine(e)}`,
@@ -133,6 +133,8 @@ export async function startServer(
   );
   log("info", `UDP send path: ${socket.sendPath}`);
   log("info", `fan-out: ${socket.startFanout(config.fanoutWorkers, { log })}`);
+  await socket.receiveReady();
+  log("info", `UDP receive path: ${socket.receivePath}`);
   socket.log = log;
   const candidates = advertisedAddresses(config).map((address) => ({ address, port: socket.port }));
   const busName = roomBusName(crypto.randomUUID());

@@ -1,7 +1,8 @@
 /**
  * `deno task start` runs hardened: with exactly the permissions the task grants (read from deno.json, so the
  * test cannot drift from it), the server finds its media socket, raises the receive buffer, sends through
- * libc's sendto/sendmmsg, seals SRTP with OpenSSL and runs its fan-out workers, and its start-up log says so.
+ * libc's sendto/sendmmsg, seals SRTP with OpenSSL and runs its fan-out workers (and reads on its receive
+ * thread when RECEIVE_THREAD=on), and its start-up log says so.
  */
 import { ok } from "node:assert/strict";
 import { startServerProcess } from "./helpers/server_process.ts";
@@ -17,7 +18,8 @@ function startTaskPermissions(): string[] {
 }
 
 Deno.test({
-  name: "deno task start's permissions give the libc send path, a raised receive buffer and native SRTP",
+  name:
+    "deno task start's permissions give the libc send path, a raised receive buffer, the receive thread and native SRTP",
   ignore: Deno.build.os !== "linux",
 }, async () => {
   const permissions = startTaskPermissions();
@@ -29,7 +31,7 @@ Deno.test({
   Deno.env.set("SERVER_PERMISSIONS", permissions.join(" "));
   let server;
   try {
-    server = await startServerProcess();
+    server = await startServerProcess({ RECEIVE_THREAD: "on" });
   } finally {
     if (saved === undefined) Deno.env.delete("SERVER_PERMISSIONS");
     else Deno.env.set("SERVER_PERMISSIONS", saved);
@@ -46,6 +48,7 @@ Deno.test({
     // Fan-out workers load their module and libc/libcrypto under the same permissions.
     ok(/fan-out: \d+ worker threads? seal and send/.test(log), `fan-out:\n${log}`);
     await waitFor("a fan-out worker to run", () => server.logs(), (l) => /fan-out worker 0 running/.test(l));
+    ok(/UDP receive path: a receive thread/.test(log), `receive path:\n${log}`);
   } finally {
     await server.stop();
   }

@@ -100,6 +100,16 @@ export function collectMetrics(sources: MetricsSources): MetricFamily[] {
       socket.batches,
     ),
     counter(
+      "sfu_udp_receive_batches_total",
+      "Batches the receive thread handed to the main thread (0 with Deno's receive; see RECEIVE_THREAD).",
+      socket.receiveBatches,
+    ),
+    counter(
+      "sfu_udp_oversize_datagrams_total",
+      "Datagrams dropped because they were longer than a receive-thread slot (4 KiB).",
+      socket.oversize,
+    ),
+    counter(
       "sfu_internal_errors_total",
       "Exceptions on the packet path (bugs, not bad input; the first of each peer or relay is logged).",
       socket.internalErrors + (sources.cluster?.metrics().relayInternalErrors ?? 0),

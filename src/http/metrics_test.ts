@@ -119,6 +119,8 @@ function sources(rooms: Map<string, Room>, media: MediaTotals): MetricsSources {
         internalErrors: 4,
         batches: 6,
         offLoopback: 7,
+        oversize: 8,
+        receiveBatches: 9,
       },
     },
     media,
@@ -153,6 +155,8 @@ Deno.test("metrics text parses back line by line and carries every figure", () =
   assert.equal(value(samples, "sfu_udp_junk_datagrams_total"), 2);
   assert.equal(value(samples, "sfu_udp_unknown_peer_datagrams_total"), 3);
   assert.equal(value(samples, "sfu_udp_off_loopback_stun_total"), 7);
+  assert.equal(value(samples, "sfu_udp_oversize_datagrams_total"), 8);
+  assert.equal(value(samples, "sfu_udp_receive_batches_total"), 9);
   assert.equal(value(samples, "sfu_udp_send_errors_total"), 1);
   assert.equal(value(samples, "sfu_internal_errors_total"), 4);
   assert.equal(value(samples, "sfu_udp_send_batches_total"), 6);

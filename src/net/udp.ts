@@ -1,13 +1,15 @@
 /**
  * The one UDP socket every peer shares: a read loop that demultiplexes datagrams (RFC 7983) and routes them
  * to peers by STUN username or, once ICE validated an address, by source address (see peer_table.ts). Owns
- * the consent timer. Every datagram is read into one reused buffer: RTP and RTCP are decrypted and handled
- * in place during the call (whatever keeps a packet copies it); STUN and DTLS, which werift may hold on to,
- * get a copy of their own.
+ * the consent timer. Datagrams are read by a receive thread into a shared ring (receive_thread.ts) when it
+ * can run, otherwise with Deno's receive into one reused buffer; either way RTP and RTCP are decrypted and
+ * handled in place during the call (whatever keeps a packet copies it); STUN and DTLS, which werift may hold
+ * on to, get a copy of their own, and so does their source address.
  */
 import { classifyDatagram } from "./demux.ts";
 import { receiveEach } from "./datagrams.ts";
 import { FanoutPool } from "./fanout.ts";
+import { ReceiveThread } from "./receive_thread.ts";
 import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
 import { SendTo } from "./udp_sendto.ts";
@@ -24,6 +26,10 @@ export interface SocketCounters {
   junk: number;
   unknownPeer: number;
   sendErrors: number;
+  /** Datagrams longer than a receive-thread slot (4 KiB), dropped. */
+  oversize: number;
+  /** Batches the receive thread handed over (each handled, then flushed once). */
+  receiveBatches: number;
   /** Exceptions under the packet path: bugs, not bad input (each peer's first is logged). */
   internalErrors: number;
   /** `sendmmsg` batches sent (see outbox.ts). */
@@ -54,12 +60,14 @@ export class MediaSocket implements PeerTransport {
     junk: 0,
     unknownPeer: 0,
     sendErrors: 0,
+    oversize: 0,
+    receiveBatches: 0,
     internalErrors: 0,
     batches: 0,
     offLoopback: 0,
   };
   /** Where the first internal error of each peer is reported (the server sets its log). */
-  log: (level: "error", message: string) => void = (_level, message) => console.error(message);
+  log: (level: "info" | "error", message: string) => void = (_level, message) => console.error(message);
   #conn: Deno.DatagramConn;
   #peers = new PeerTable<Peer>();
   /** Peers whose internal error was logged already (one line per peer, not per packet). */
@@ -72,10 +80,21 @@ export class MediaSocket implements PeerTransport {
   #fanout: FanoutPool | undefined;
   /** Bound to a loopback address: only loopback sources may start ICE. */
   #loopbackOnly: boolean;
+  #thread: ReceiveThread | undefined;
+  #receivePath: string;
 
-  /** Timers (consent requests, probe retransmissions, timeouts) run this often. */
-  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250) {
+  /**
+   * Timers (consent requests, probe retransmissions, timeouts) run every `sweepIntervalMs`; `receiveThread`
+   * reads the socket on a thread of its own when it can (see receive_thread.ts).
+   */
+  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250, receiveThread = false) {
     this.#conn = conn;
+    this.#thread = receiveThread ? ReceiveThread.open(conn) : undefined;
+    this.#receivePath = this.#thread
+      ? "a receive thread (poll/recvmmsg through libc into a shared ring)"
+      : `Deno's receive, one op per datagram${
+        receiveThread ? ` (receive thread unavailable: ${ReceiveThread.unavailableReason})` : ""
+      }`;
     this.#loopbackOnly = isLoopbackAddress((conn.addr as Deno.NetAddr).hostname);
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
@@ -83,11 +102,27 @@ export class MediaSocket implements PeerTransport {
   }
 
   /** Binds the socket; throws with a clear message when the port is taken. */
-  static listen(hostname: string, port: number): MediaSocket {
+  static listen(hostname: string, port: number, receiveThread = false): MediaSocket {
     if (typeof Deno.listenDatagram !== "function") {
       throw new Error("Deno.listenDatagram is unavailable: run with --unstable-net (deno task start does)");
     }
-    return new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname, port }));
+    return new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname, port }), 250, receiveThread);
+  }
+
+  /** How datagrams are read, for the start-up log (see {@link receiveReady}). */
+  get receivePath(): string {
+    return this.#receivePath;
+  }
+
+  /**
+   * Resolves once it is known how datagrams will be read: a receive thread reports that it is running, or
+   * why it is not (then {@link receivePath} names Deno's receive and the reason).
+   */
+  async receiveReady(): Promise<void> {
+    const failure = await this.#thread?.ready();
+    if (failure !== undefined && !this.#closed) {
+      this.#receivePath = `Deno's receive, one op per datagram (receive thread unavailable: ${failure})`;
+    }
   }
 
   /** The bound port (useful when 0 was asked for). */
@@ -132,8 +167,26 @@ export class MediaSocket implements PeerTransport {
     return this.#peers.size;
   }
 
-  /** Reads until the socket is closed. Never throws for a bad datagram. */
+  /**
+   * Reads until the socket is closed. Never throws for a bad datagram. With a receive thread, each batch
+   * drained from its ring is handled datagram by datagram and flushed once; if the thread cannot start or
+   * stops, Deno's receive takes over.
+   */
   async run(): Promise<void> {
+    const thread = this.#thread;
+    if (thread) {
+      const failure = await thread.ready();
+      try {
+        if (failure === undefined) await thread.run(this.#threadHandlers);
+      } catch (e) {
+        // The thread ended on its own: the socket is still open, so reading goes on without it.
+        if (!this.#closed) this.log("error", `receive thread: ${(e as Error).message}; using Deno's receive`);
+      }
+      if (this.#closed) return;
+      if (failure === undefined) {
+        this.#receivePath = "Deno's receive, one op per datagram (the receive thread stopped)";
+      }
+    }
     await receiveEach(
       this.#conn,
       () => this.#closed,
@@ -142,11 +195,31 @@ export class MediaSocket implements PeerTransport {
     );
   }
 
+  /** What the receive thread calls: every datagram of a batch, then one flush. */
+  #threadHandlers = {
+    datagram: (data: Uint8Array, from: PeerAddress, now: number): void => this.#route(data, from, now),
+    batchDone: (): void => {
+      this.counters.receiveBatches++;
+      this.#outbox.flush();
+    },
+    oversize: (): void => {
+      this.counters.oversize++;
+    },
+  };
+
   /**
-   * Routes one datagram. `data` is only valid during the call (the read loop reuses its buffer); RTP and
-   * RTCP are decrypted in place. Exposed for tests; the read loop calls it.
+   * Routes one datagram and sends what it produced. `data` and `from` are only valid during the call (the
+   * read loop reuses them); RTP and RTCP are decrypted in place. Exposed for tests; the read loop calls it.
    */
   handleDatagram(data: Uint8Array, from: PeerAddress, now: number): void {
+    try {
+      this.#route(data, from, now);
+    } finally {
+      this.#outbox.flush();
+    }
+  }
+
+  #route(data: Uint8Array, from: PeerAddress, now: number): void {
     this.counters.datagramsIn++;
     this.counters.bytesIn += data.length;
     let peer: Peer | undefined;
@@ -166,13 +239,13 @@ export class MediaSocket implements PeerTransport {
             const ufrag = stunLocalUfrag(data);
             peer = ufrag === undefined ? undefined : this.#peers.byUfrag(ufrag);
           }
-          if (peer) peer.handleStun(data.slice(), from, now);
+          if (peer) peer.handleStun(data.slice(), { hostname: from.hostname, port: from.port }, now);
           else this.counters.unknownPeer++;
           break;
         }
         case "dtls": {
           peer = this.#peers.byAddress(from);
-          if (peer) peer.handleDtls(data.slice(), from, now);
+          if (peer) peer.handleDtls(data.slice(), { hostname: from.hostname, port: from.port }, now);
           else this.counters.unknownPeer++;
           break;
         }
@@ -202,8 +275,6 @@ export class MediaSocket implements PeerTransport {
           e instanceof Error ? e.stack ?? e.message : String(e)
         }`,
       );
-    } finally {
-      this.#outbox.flush();
     }
   }
 
@@ -254,6 +325,8 @@ export class MediaSocket implements PeerTransport {
     this.#outbox.close();
     // Before the descriptor closes: a worker must never send on a number the kernel may hand out again.
     this.#fanout?.close();
+    // The thread reads its own duplicate of the descriptor and closes it when it wakes (right away).
+    this.#thread?.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }

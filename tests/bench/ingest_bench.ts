@@ -20,7 +20,7 @@
 import { join } from "node:path";
 import { type ClientCertificate, createClientCertificate, LightClient } from "./light_client.ts";
 import { type Clip, ensureClip, loadClip, publishClip } from "./media_clip.ts";
-import { cpuModel, processCpu } from "./proc_stats.ts";
+import { cpuModel, processCpu, threadCpuMicros } from "./proc_stats.ts";
 import { parseServerNames, type ServerName, type ServerUnderTest, startServer } from "./servers.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { freePort } from "../helpers/server_process.ts";
@@ -77,6 +77,8 @@ interface IngestResult {
   /** Server CPU (user + system) per packet the publishers sent, µs. */
   microsPerPacket: number;
   systemMicrosPerPacket: number;
+  /** Of which the server's main thread (this server's JavaScript thread; not meaningful for Go). */
+  mainMicrosPerPacket: number;
   cpuPercent: number;
   idleCpuPercent: number;
   /** RTP packets the server counted in, per second (/metrics; this server only). */
@@ -91,7 +93,7 @@ function sleep(ms: number): Promise<void> {
 
 function cpuSample(pid: number) {
   const { user, system } = processCpu(pid);
-  return { at: performance.now(), total: user + system, system };
+  return { at: performance.now(), total: user + system, system, main: threadCpuMicros(pid, pid) };
 }
 
 /** N publishers sending to a server; `sent` is undefined when the clients do not count. */
@@ -256,6 +258,7 @@ async function measure(
       sentPerSecond: packets / window,
       microsPerPacket: (after.total - before.total) / packets,
       systemMicrosPerPacket: (after.system - before.system) / packets,
+      mainMicrosPerPacket: (after.main - before.main) / packets,
       cpuPercent: (after.total - before.total) / 1e4 / window,
       idleCpuPercent: (idleEnd.total - idleStart.total) / 1e4 / ((idleEnd.at - idleStart.at) / 1000),
       serverRtpInPerSecond: after.sent === undefined ? undefined : counted / window,
@@ -281,6 +284,7 @@ function table(results: IngestResult[]): string[] {
     "publishers",
     "pkt/s in",
     "server CPU µs/pkt (kernel)",
+    "main thread µs/pkt",
     "server CPU",
     "idle CPU",
   ];
@@ -291,6 +295,7 @@ function table(results: IngestResult[]): string[] {
     (r.serverRtpInPerSecond === undefined ? "" : ` (server counted ${Math.round(r.serverRtpInPerSecond)})`) +
     (lagging(r) ? " LAGGING" : ""),
     `${r.microsPerPacket.toFixed(1)} (${r.systemMicrosPerPacket.toFixed(1)})`,
+    r.label.startsWith("this server") ? r.mainMicrosPerPacket.toFixed(1) : "–",
     `${r.cpuPercent.toFixed(1)}%`,
     `${r.idleCpuPercent.toFixed(1)}%`,
   ]);
@@ -305,6 +310,7 @@ function table(results: IngestResult[]): string[] {
       `${ratio(ours.microsPerPacket, other.microsPerPacket)} (${
         ratio(ours.systemMicrosPerPacket, other.systemMicrosPerPacket)
       })`,
+      other.label.startsWith("this server") ? ratio(ours.mainMicrosPerPacket, other.mainMicrosPerPacket) : "",
       ratio(ours.cpuPercent, other.cpuPercent),
       other.idleCpuPercent > 0 ? ratio(ours.idleCpuPercent, other.idleCpuPercent) : "",
     ]);

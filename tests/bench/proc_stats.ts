@@ -8,13 +8,12 @@ export function processCpu(pid: number): { user: number; system: number } {
 }
 
 /**
- * utime + stime of one thread of a process, in microseconds (`tid` = `pid` is the main thread; for Deno that
- * is the JavaScript main thread, for Go an OS thread like any other).
+ * CPU time (user + system) of one thread of a process, in microseconds (`tid` = `pid` is the main thread; for
+ * Deno that is the JavaScript main thread, for Go an OS thread like any other). Read from schedstat, which
+ * counts nanoseconds (stat's utime/stime count 10 ms ticks).
  */
 export function threadCpuMicros(pid: number, tid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/task/${tid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
+  return Number(Deno.readTextFileSync(`/proc/${pid}/task/${tid}/schedstat`).split(" ")[0]) / 1000;
 }
 
 /** Resident set size of a process in bytes (NaN when /proc does not say). */

@@ -26,16 +26,32 @@ export interface ServerUnderTest {
 
 /**
  * The servers a benchmark can measure, by the name its `--servers` flag takes: `ours:DIR` is this server
- * from another checkout (e.g. a copy with one change, to measure that change in the same run).
+ * from another checkout (e.g. a copy with one change, to measure that change in the same run);
+ * `ours+NAME=VALUE` (one or more `+NAME=VALUE`) is this server with those settings (e.g.
+ * `ours+RECEIVE_THREAD=off`, to measure a setting in the same run).
  */
-export type ServerName = "ours" | "pion" | "werift" | `ours:${string}`;
+export type ServerName = "ours" | "pion" | "werift" | `ours:${string}` | `ours+${string}`;
+
+/** `ours+A=1+B=2` -> { A: "1", B: "2" }; undefined for other names. */
+function settingsOfName(name: string): Record<string, string> | undefined {
+  if (!name.startsWith("ours+")) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of name.slice("ours+".length).split("+")) {
+    const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(pair);
+    if (!m) throw new Error(`"${name}": settings are written ours+NAME=VALUE`);
+    env[m[1]] = m[2];
+  }
+  return env;
+}
 
 /** Parses a comma-separated `--servers` value. */
 export function parseServerNames(list: string): ServerName[] {
   const names = list.split(",").map((n) => n.trim()).filter((n) => n !== "");
   for (const name of names) {
     if (name !== "ours" && name !== "pion" && name !== "werift" && !/^ours:./.test(name)) {
-      throw new Error(`unknown server "${name}" (ours, ours:DIR, pion, werift)`);
+      if (settingsOfName(name) === undefined) {
+        throw new Error(`unknown server "${name}" (ours, ours:DIR, ours+NAME=VALUE, pion, werift)`);
+      }
     }
   }
   return names as ServerName[];
@@ -59,6 +75,14 @@ export function startServer(
   },
 ): Promise<ServerUnderTest> {
   const cacheDir = o.cacheDir ?? join(ROOT, "storage/bench-cache");
+  const settings = settingsOfName(name);
+  if (settings) {
+    const label = `this server (${name.slice("ours+".length).replaceAll("+", " ")})`;
+    return startOurs(o.serverRoot ?? ROOT, o.sessions, o.inspectPort, o.netns, label, {
+      ...o.env,
+      ...settings,
+    });
+  }
   if (name.startsWith("ours:")) {
     const root = name.slice("ours:".length);
     return startOurs(root, o.sessions, o.inspectPort, o.netns, `this server (${root})`, o.env);

@@ -8,6 +8,7 @@ import { isLoopbackAddress, MediaSocket } from "../../src/net/udp.ts";
 import { bindingRequest } from "../../src/peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../../src/peer/peer.ts";
 import { waitFor } from "../helpers/wait.ts";
+import { SendTo } from "../../src/net/udp_sendto.ts";
 
 interface StandIn {
   id: string;
@@ -228,4 +229,100 @@ Deno.test("a socket bound to loopback ignores STUN from other interfaces (a brow
   } finally {
     onAny.close();
   }
+});
+
+Deno.test("with a receive thread: datagrams in order from the shared ring, one flush per drained batch, DTLS and STUN sources copied", async () => {
+  const socket = new MediaSocket(
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+    250,
+    true,
+  );
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const running = socket.run();
+  try {
+    if (!socket.receivePath.startsWith("a receive thread") || socket.sendPath.startsWith("Deno")) {
+      console.log(`skipped: ${socket.receivePath}; ${socket.sendPath}`);
+      return;
+    }
+    const peer = standIn("a");
+    const stunFrom: PeerAddress[] = [];
+    peer.handleStun = (_data, from) => stunFrom.push(from);
+    const to = viewer.addr as PeerAddress;
+    // Each RTP datagram is forwarded to the viewer, as a room does (the outbox copies it).
+    const handleSrtp = peer.handleSrtp;
+    peer.handleSrtp = function (data) {
+      handleSrtp.call(this, data);
+      socket.transmit(data, to);
+    };
+    socket.addPeer(peer as unknown as Peer);
+    socket.routeAddress(peer as unknown as Peer, client.addr as PeerAddress);
+    const server = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.port };
+
+    await client.send(dtlsDatagram(0x11), server);
+    await waitFor("DTLS delivered", () => peer.dtls.length, (n) => n === 1, 20_000, 20);
+    const check = bindingRequest(
+      { remoteUfrag: "a-ufrag", localUfrag: "client", remotePwd: "0123456789abcdefghijkl" },
+      new Uint8Array(12).fill(7),
+      1n,
+    );
+    await client.send(check, server);
+    await waitFor("STUN delivered", () => stunFrom.length, (n) => n === 1, 20_000, 20);
+
+    // 50 RTP datagrams in one sendmmsg from the client's socket: the thread reads what has arrived in
+    // batches; each batch's 50 forwards leave in one sendmmsg per batch, not one per datagram.
+    const sender = SendTo.open((client.addr as Deno.NetAddr).port)!;
+    const batchesBefore = socket.counters.batches;
+    for (let seq = 0; seq < 50; seq++) sender.queue(rtpDatagram(seq), server);
+    sender.flush();
+    sender.close();
+    const forwarded: number[] = [];
+    const buffer = new Uint8Array(2048);
+    while (forwarded.length < 50) forwarded.push((await viewer.receive(buffer))[0][3]);
+    assert.deepEqual(forwarded, [...Array(50).keys()], "in order");
+    assert.deepEqual(peer.rtpBytes.slice(-50), [...Array(50).keys()].map((seq) => [...rtpDatagram(seq)]));
+    const drained = socket.counters.receiveBatches;
+    assert.ok(drained < 53, `the 53 datagrams came in fewer batches (${drained})`);
+    assert.equal(socket.counters.batches - batchesBefore, drained - 2, "one flush per RTP batch");
+
+    // RTP is handled in place in the shared ring; DTLS was copied out of it, and so was the STUN source
+    // (the thread rewrites one address object per datagram).
+    assert.ok(peer.rtp[0].buffer instanceof SharedArrayBuffer);
+    assert.ok(!(peer.dtls[0].buffer instanceof SharedArrayBuffer));
+    assert.deepEqual([...peer.dtls[0]], [...dtlsDatagram(0x11)]);
+    assert.deepEqual(stunFrom[0], { hostname: "127.0.0.1", port: (client.addr as Deno.NetAddr).port });
+    assert.equal(socket.counters.datagramsIn, 52);
+  } finally {
+    client.close();
+    viewer.close();
+    socket.close();
+    await running;
+  }
+});
+
+Deno.test("with a receive thread: closing the socket stops the thread and frees the port", async () => {
+  const socket = new MediaSocket(
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+    250,
+    true,
+  );
+  const port = socket.port;
+  const running = socket.run();
+  socket.close();
+  await running;
+  // The thread held a duplicate of the descriptor; once it closed it, the port can be bound again.
+  const rebound = await waitFor(
+    "the port to be free",
+    () => {
+      try {
+        return Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port });
+      } catch {
+        return undefined;
+      }
+    },
+    (conn) => conn !== undefined,
+    20_000,
+    20,
+  );
+  rebound!.close();
 });
