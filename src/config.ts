@@ -5,9 +5,9 @@
  * `deno task start` works with no configuration at all; a bad value throws a {@link ConfigError} naming the
  * variable.
  *
- * To add a setting: add a row to {@link SERVER_SETTINGS} (a field of `Config`) or {@link ACCESS_SETTINGS}
- * (a field of `config.access`), regenerate the README table (`deno run -R=README.md -W=README.md
- * src/config_doc.ts`), and use `config.<key>`.
+ * To add a setting: add a row (`setting`, `optional` or `computed`) to {@link SERVER_SETTINGS} (a field of
+ * `Config`) or {@link ACCESS_SETTINGS} (a field of `config.access`), regenerate the README table
+ * (`deno run -R=README.md -W=README.md src/config_doc.ts`), and use `config.<key>`.
  */
 import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { DEFAULT_VIDEO_CODEC_ORDER, parseVideoCodecOrder, type VideoCodecName } from "./sdp/codecs.ts";
@@ -94,6 +94,18 @@ function optional<T>(row: RowFields<T> & { shownDefault: string }): Setting<T | 
     description,
     defaultValue: row.shownDefault,
     read: (value) => value === undefined ? undefined : parseNamed(name, parse, value),
+  };
+}
+
+/** A setting whose default is computed at start (e.g. from the number of cores); `shownDefault` says how. */
+function computed<T>(row: RowFields<T> & { shownDefault: string; compute: () => T }): Setting<T> {
+  const { name, group, parse, description, compute } = row;
+  return {
+    name,
+    group,
+    description,
+    defaultValue: row.shownDefault,
+    read: (value) => value === undefined ? compute() : parseNamed(name, parse, value),
   };
 }
 
@@ -288,19 +300,17 @@ export const SERVER_SETTINGS = {
     description:
       "bearer token (at least 8 characters) `/metrics` and `/rooms/<id>/stats` require; 401 without",
   }),
-  fanoutWorkers: {
+  fanoutWorkers: computed({
     name: "FANOUT_WORKERS",
     group: "media",
-    defaultValue: "(cores − 1, at least 1)",
+    shownDefault: "(cores − 1, at least 1)",
+    // Unset: one per core but one (the main thread keeps receiving, ICE/DTLS and the rooms), at least one.
+    compute: () => Math.max(1, (navigator.hardwareConcurrency ?? 1) - 1),
+    parse: integer(0, 64),
     description:
       "worker threads that seal (SRTP) and send (`sendmmsg`) viewers' RTP, at most 64; 0 keeps it " +
       "all on the main thread, as does a start without the FFI send path (logged)",
-    // Unset: one per core but one (the main thread keeps receiving, ICE/DTLS and the rooms), at least one.
-    read: (value) =>
-      value === undefined
-        ? Math.max(1, (navigator.hardwareConcurrency ?? 1) - 1)
-        : parseNamed("FANOUT_WORKERS", integer(0, 64), value),
-  } satisfies Setting<number>,
+  }),
   maxSessions: setting({
     name: "MAX_SESSIONS",
     group: "limits",

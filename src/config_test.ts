@@ -149,3 +149,14 @@ Deno.test("unknown words and malformed values in any row stop start-up naming th
     });
   }
 });
+
+Deno.test("a computed default (FANOUT_WORKERS: cores - 1, at least 1) is used when unset; a value is parsed", () => {
+  const expected = Math.max(1, (navigator.hardwareConcurrency ?? 1) - 1);
+  assert.equal(loadConfig(env({})).fanoutWorkers, expected);
+  assert.equal(loadConfig(env({ FANOUT_WORKERS: "0" })).fanoutWorkers, 0);
+  assert.throws(
+    () => loadConfig(env({ FANOUT_WORKERS: "65" })),
+    /^ConfigError: FANOUT_WORKERS must be a whole number from 0 to 64/,
+  );
+  assert.equal(SETTINGS.find((s) => s.name === "FANOUT_WORKERS")?.defaultValue, "(cores − 1, at least 1)");
+});
