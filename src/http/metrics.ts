@@ -242,6 +242,12 @@ function fanoutFamilies(workers: FanoutWorkerFigures[]): MetricFamily[] {
     samples: workers.map((w) => ({ labels: { worker: String(w.worker) }, value: value(w) })),
   });
   return [
+    family(
+      "sfu_fanout_worker_running",
+      "1 when the worker has started its loop.",
+      "gauge",
+      (w) => w.running ? 1 : 0,
+    ),
     family("sfu_fanout_viewers", "Viewers whose RTP the worker seals and sends.", "gauge", (w) => w.viewers),
     family("sfu_fanout_packets_sealed_total", "RTP packets the worker sealed.", "counter", (w) => w.sealed),
     family(

@@ -39,6 +39,8 @@ const CONTROL_RESERVE = 64 * 1024;
 /** One worker's figures for `/metrics` (totals include the workers it replaced). */
 export interface FanoutWorkerFigures {
   worker: number;
+  /** The worker has started its loop (it beat at least once). */
+  running: boolean;
   viewers: number;
   /** RTP packets sealed by the worker. */
   sealed: number;
@@ -298,6 +300,7 @@ export class FanoutPool implements RtpOffloader {
       const f = lane.figures;
       return {
         worker: lane.index,
+        running: f[FIGURE_HEARTBEAT] > 0,
         viewers: lane.seats.size,
         sealed: retired.sealed + f[FIGURE_SEALED],
         sent: retired.sent + f[FIGURE_SENT],
@@ -389,5 +392,15 @@ function stopLane(lane: FanoutLane): void {
 }
 
 function emptyFigures(worker: number): FanoutWorkerFigures {
-  return { worker, viewers: 0, sealed: 0, sent: 0, sendErrors: 0, ringDrops: 0, orphaned: 0, restarts: 0 };
+  return {
+    worker,
+    running: false,
+    viewers: 0,
+    sealed: 0,
+    sent: 0,
+    sendErrors: 0,
+    ringDrops: 0,
+    orphaned: 0,
+    restarts: 0,
+  };
 }

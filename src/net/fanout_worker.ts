@@ -6,6 +6,10 @@
  * {@link IDLE_WAKE_MS} to advance its heartbeat, which is how the main thread tells a live worker from a
  * stuck one. Each viewer's SRTP context is built from the master keys the main thread hands over before the
  * viewer's first packet; SRTCP stays with the main thread (separate keys and counters, RFC 3711 §3.4).
+ *
+ * The SRTP code is imported without werift (the portable backend loads only when OpenSSL is missing), so a
+ * worker starts in milliseconds; the record handlers are small functions rather than one loop body, so V8
+ * optimizes them like any other hot function.
  */
 import { FanoutRing } from "./fanout_ring.ts";
 import {
@@ -27,10 +31,15 @@ import {
   RECORD_VIEWER,
 } from "./fanout_protocol.ts";
 import { SendTo } from "./udp_sendto.ts";
-import { createSrtpContext, type SrtpContext } from "../srtp/context.ts";
+import { asSrtpProfile } from "../srtp/keys.ts";
+import { libcrypto } from "../srtp/libcrypto.ts";
+import { NativeSrtpContext } from "../srtp/native.ts";
+import type { SrtpContext } from "../srtp/transform.ts";
 
 /** Longest sleep between heartbeats when there is no work. */
 const IDLE_WAKE_MS = 50;
+/** Largest datagram a worker assembles (a `sendmmsg` slot). */
+const SLOT_BYTES = 2048;
 
 /** One viewer this worker serves. */
 interface WorkerViewer {
@@ -39,20 +48,145 @@ interface WorkerViewer {
   to: { hostname: string; port: number } | undefined;
 }
 
+type ContextFactory = (profile: number, key: Uint8Array, salt: Uint8Array) => SrtpContext;
+
 const ascii = new TextDecoder();
 
+/** The worker's state and the handlers of each record type. */
+class FanoutWorker {
+  readonly ring: FanoutRing;
+  readonly figures: Float64Array;
+  readonly sendTo: SendTo;
+  readonly viewers: (WorkerViewer | undefined)[];
+  readonly data: Uint8Array;
+  readonly payload = new Uint8Array(SLOT_BYTES);
+  payloadLength = 0;
+  sealed = 0;
+  orphaned = 0;
+  records = 0;
+  #newContext: ContextFactory;
+
+  constructor(start: FanoutWorkerStart, newContext: ContextFactory) {
+    this.ring = new FanoutRing(start.ring);
+    this.figures = new Float64Array(start.figures, 0, FIGURE_COUNT);
+    this.sendTo = SendTo.onDescriptor(start.fd);
+    this.viewers = new Array(start.slots);
+    this.data = this.ring.data;
+    this.#newContext = newContext;
+  }
+
+  /** Handles every record the ring holds, then sends what they queued. */
+  drain(): void {
+    const ring = this.ring;
+    let type: number;
+    while ((type = ring.take()) !== 0) {
+      // A worker that never catches up still beats: the main thread must not take it for a stuck one.
+      if ((++this.records & 255) === 0) this.figures[FIGURE_HEARTBEAT]++;
+      const at = ring.bodyOffset;
+      const length = ring.bodyLength;
+      if (type === RECORD_RTP) this.rtp(at, length);
+      else if (type === RECORD_PAYLOAD) this.setPayload(at, length);
+      else this.control(type, at, length);
+      ring.release();
+    }
+    const sendTo = this.sendTo;
+    sendTo.flush();
+    const figures = this.figures;
+    figures[FIGURE_SEALED] = this.sealed;
+    figures[FIGURE_SEND_ERRORS] = sendTo.dropped;
+    figures[FIGURE_SENT] = this.sealed - sendTo.dropped;
+    figures[FIGURE_ORPHANED] = this.orphaned;
+  }
+
+  setPayload(at: number, length: number): void {
+    const n = Math.min(length, SLOT_BYTES);
+    this.payload.set(this.data.subarray(at, at + n));
+    this.payloadLength = n;
+  }
+
+  /** Header from the record + the current payload, assembled in a batch slot and sealed in place. */
+  rtp(at: number, length: number): void {
+    const data = this.data;
+    const viewer = length >= 2 ? this.viewers[data[at] | (data[at + 1] << 8)] : undefined;
+    const headerLength = length - 2;
+    const packetLength = headerLength + this.payloadLength;
+    const to = viewer?.to;
+    if (!viewer || !to || packetLength + viewer.srtp.rtpOverhead > SLOT_BYTES) {
+      this.orphaned++;
+      return;
+    }
+    const out = this.sendTo.reserve(to);
+    if (!out) {
+      this.orphaned++;
+      return;
+    }
+    for (let i = 0; i < headerLength; i++) out[i] = data[at + 2 + i];
+    out.set(
+      this.payloadLength === SLOT_BYTES ? this.payload : this.payload.subarray(0, this.payloadLength),
+      headerLength,
+    );
+    this.sendTo.commit(viewer.srtp.protectRtpInto(out.subarray(0, packetLength), headerLength, out));
+    this.sealed++;
+  }
+
+  control(type: number, at: number, length: number): void {
+    const data = this.data;
+    const slot = length >= 2 ? data[at] | (data[at + 1] << 8) : -1;
+    if (slot < 0) {
+      this.orphaned++;
+      return;
+    }
+    if (type === RECORD_VIEWER) {
+      const keyLength = data[at + 3];
+      const saltLength = data[at + 4];
+      const key = data.slice(at + 5, at + 5 + keyLength);
+      const salt = data.slice(at + 5 + keyLength, at + 5 + keyLength + saltLength);
+      this.viewers[slot]?.srtp.close();
+      this.viewers[slot] = { srtp: this.#newContext(data[at + 2], key, salt), to: undefined };
+    } else if (type === RECORD_ADDRESS) {
+      const viewer = this.viewers[slot];
+      if (!viewer) return;
+      const port = data[at + 2] | (data[at + 3] << 8);
+      viewer.to = port === 0 ? undefined : { hostname: ascii.decode(data.slice(at + 4, at + length)), port };
+    } else if (type === RECORD_REMOVE) {
+      this.viewers[slot]?.srtp.close();
+      this.viewers[slot] = undefined;
+    } else {
+      this.orphaned++;
+    }
+  }
+
+  close(): void {
+    for (const viewer of this.viewers) viewer?.srtp.close();
+    this.sendTo.close();
+  }
+}
+
+/** SRTP contexts for the sending direction only (the remote half is required by the constructors). */
+async function contextFactory(): Promise<ContextFactory> {
+  const lib = libcrypto();
+  if (lib) {
+    return (profile, key, salt) =>
+      NativeSrtpContext.fromMasterKeys(lib, asSrtpProfile(profile), {
+        localMasterKey: key,
+        localMasterSalt: salt,
+        remoteMasterKey: key,
+        remoteMasterSalt: salt,
+      });
+  }
+  const { PortableSrtpContext } = await import("../srtp/portable.ts");
+  return (profile, key, salt) =>
+    new PortableSrtpContext(asSrtpProfile(profile), {
+      localMasterKey: key,
+      localMasterSalt: salt,
+      remoteMasterKey: key,
+      remoteMasterSalt: salt,
+    });
+}
+
 /** Runs the worker until it is told to stop. */
-function serve(start: FanoutWorkerStart): void {
-  const ring = new FanoutRing(start.ring);
-  const figures = new Float64Array(start.figures, 0, FIGURE_COUNT);
-  const sendTo = SendTo.onDescriptor(start.fd);
-  const viewers: (WorkerViewer | undefined)[] = new Array(start.slots);
-  const data = ring.data;
-  const payload = new Uint8Array(2048);
-  let payloadLength = 0;
-  let sealed = 0;
-  let orphaned = 0;
-  let records = 0;
+function serve(worker: FanoutWorker): void {
+  const { ring, figures } = worker;
   for (;;) {
     const command = figures[FIGURE_COMMAND];
     if (command !== 0) {
@@ -60,92 +194,17 @@ function serve(start: FanoutWorkerStart): void {
       // A hang as a stuck worker would: no heartbeat, no sends, until stopped.
       while (figures[FIGURE_COMMAND] === COMMAND_HANG) ring.sleep(ring.signal, IDLE_WAKE_MS);
       if (figures[FIGURE_COMMAND] === COMMAND_STOP) {
-        for (const viewer of viewers) viewer?.srtp.close();
-        sendTo.close();
+        worker.close();
         return;
       }
     }
     figures[FIGURE_HEARTBEAT]++;
     const signal = ring.signal;
-    let type: number;
-    while ((type = ring.take()) !== 0) {
-      // A worker that never catches up still beats: the main thread must not take it for a stuck one.
-      if ((++records & 255) === 0) figures[FIGURE_HEARTBEAT]++;
-      const at = ring.bodyOffset;
-      const length = ring.bodyLength;
-      const slot = length >= 2 ? data[at] | (data[at + 1] << 8) : -1;
-      switch (type) {
-        case RECORD_PAYLOAD:
-          payloadLength = Math.min(length, payload.length);
-          payload.set(data.subarray(at, at + payloadLength));
-          break;
-        case RECORD_RTP: {
-          const viewer = slot >= 0 ? viewers[slot] : undefined;
-          const headerLength = length - 2;
-          const packetLength = headerLength + payloadLength;
-          const to = viewer?.to;
-          if (!viewer || !to || packetLength + viewer.srtp.rtpOverhead > 2048) {
-            orphaned++;
-            break;
-          }
-          const out = sendTo.reserve(to);
-          if (!out) {
-            orphaned++;
-            break;
-          }
-          // The packet is assembled in the batch slot and sealed in place (the context allows out = input).
-          out.set(data.subarray(at + 2, at + length));
-          out.set(payload.subarray(0, payloadLength), headerLength);
-          sendTo.commit(viewer.srtp.protectRtpInto(out.subarray(0, packetLength), headerLength, out));
-          sealed++;
-          break;
-        }
-        case RECORD_VIEWER: {
-          const keyLength = data[at + 3];
-          const saltLength = data[at + 4];
-          const key = data.slice(at + 5, at + 5 + keyLength);
-          const salt = data.slice(at + 5 + keyLength, at + 5 + keyLength + saltLength);
-          viewers[slot]?.srtp.close();
-          // Only the local (sending) half is used here; the remote half is required by the constructor.
-          viewers[slot] = {
-            srtp: createSrtpContext({
-              profile: data[at + 2],
-              localMasterKey: key,
-              localMasterSalt: salt,
-              remoteMasterKey: key,
-              remoteMasterSalt: salt,
-            }),
-            to: undefined,
-          };
-          break;
-        }
-        case RECORD_ADDRESS: {
-          const viewer = viewers[slot];
-          if (!viewer) break;
-          const port = data[at + 2] | (data[at + 3] << 8);
-          viewer.to = port === 0
-            ? undefined
-            : { hostname: ascii.decode(data.slice(at + 4, at + length)), port };
-          break;
-        }
-        case RECORD_REMOVE:
-          viewers[slot]?.srtp.close();
-          viewers[slot] = undefined;
-          break;
-        default:
-          orphaned++;
-      }
-      ring.release();
-    }
-    sendTo.flush();
-    figures[FIGURE_SEALED] = sealed;
-    figures[FIGURE_SEND_ERRORS] = sendTo.dropped;
-    figures[FIGURE_SENT] = sealed - sendTo.dropped;
-    figures[FIGURE_ORPHANED] = orphaned;
+    worker.drain();
     ring.sleep(signal, IDLE_WAKE_MS);
   }
 }
 
-self.onmessage = (event: MessageEvent<FanoutWorkerStart>) => {
-  serve(event.data);
+self.onmessage = async (event: MessageEvent<FanoutWorkerStart>) => {
+  serve(new FanoutWorker(event.data, await contextFactory()));
 };

@@ -65,7 +65,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function runCase(workers: number, viewerCount: number): Promise<CaseResult> {
   const media = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const sendTo = SendTo.open((media.addr as Deno.NetAddr).port)!;
-  const pool = workers > 0 ? new FanoutPool(workers, sendTo.fd, { log: () => {} }) : undefined;
+  const pool = workers > 0
+    ? new FanoutPool(workers, sendTo.fd, {
+      log: (level, message) => level === "error" && console.error(message),
+    })
+    : undefined;
   const receivers: Deno.DatagramConn[] = [];
   const viewers: { srtp: SrtpContext; to: Deno.NetAddr; seat?: ReturnType<FanoutPool["assign"]> }[] = [];
   for (let i = 0; i < viewerCount; i++) {
@@ -82,7 +86,11 @@ async function runCase(workers: number, viewerCount: number): Promise<CaseResult
     });
     viewers.push({ srtp, to: conn.addr as Deno.NetAddr, seat: pool?.assign(7, key, salt, () => {}) });
   }
-  await sleep(pool ? 1500 : 100); // the workers load their modules
+  // The workers load their modules, then a second of the stream warms up both sides.
+  if (pool) {
+    const deadline = performance.now() + 20_000;
+    while (!pool.figures().every((f) => f.running) && performance.now() < deadline) await sleep(50);
+  }
   const buffer = new Uint8Array(1200).fill(7);
   let sequence = 0;
   /** One publisher packet to every viewer, the way the room's forwarder and the peers do it. */
@@ -101,24 +109,46 @@ async function runCase(workers: number, viewerCount: number): Promise<CaseResult
     sendTo.flush();
     sequence = (sequence + 1) & 0xffff;
   };
-  const before = { main: threadCpuMicros(Deno.pid, Deno.pid), workers: workerThreadTimes() };
-  const start = performance.now();
-  const total = Math.round(RATE * SECONDS);
-  let sent = 0;
-  let lagMs = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE) + 1);
-    lagMs = Math.max(lagMs, performance.now() - (start + (sent / RATE) * 1000));
-    while (sent < due) {
-      forward();
-      sent++;
-      await Promise.resolve(); // the end of a datagram's task: the pool wakes its workers
+  /** Sends `seconds` of the stream at its pace; returns the main thread's worst lag behind it. */
+  const stream = async (seconds: number): Promise<number> => {
+    const start = performance.now();
+    const total = Math.round(RATE * seconds);
+    let sent = 0;
+    let lagMs = 0;
+    while (sent < total) {
+      const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * RATE) + 1);
+      lagMs = Math.max(lagMs, performance.now() - (start + (sent / RATE) * 1000));
+      while (sent < due) {
+        forward();
+        sent++;
+        await Promise.resolve(); // the end of a datagram's task: the pool wakes its workers
+      }
+      await sleep(1);
     }
-    await sleep(1);
+    return lagMs;
+  };
+  const handled = () => (pool?.figures() ?? []).reduce((s, f) => s + f.sealed + f.ringDrops + f.orphaned, 0);
+  await stream(1);
+  const warmDeadline = performance.now() + 3000;
+  while (pool && handled() < RATE * viewerCount && performance.now() < warmDeadline) await sleep(20);
+  const handledBefore = handled();
+  const before = { main: threadCpuMicros(Deno.pid, Deno.pid), workers: workerThreadTimes() };
+  const figuresBefore = pool?.figures() ?? [];
+  const lagMs = await stream(SECONDS);
+  const total = Math.round(RATE * SECONDS);
+  // The workers finish what is queued (or are given up on: a starved thread shows as a share not sent).
+  const drainDeadline = performance.now() + 3000;
+  while (pool && handled() - handledBefore < total * viewerCount && performance.now() < drainDeadline) {
+    await sleep(20);
   }
-  await sleep(200); // the workers finish the last packets
   const after = { main: threadCpuMicros(Deno.pid, Deno.pid), workers: workerThreadTimes() };
-  const figures = pool?.figures() ?? [];
+  const figures = (pool?.figures() ?? []).map((f, i) => ({
+    ...f,
+    sealed: f.sealed - (figuresBefore[i]?.sealed ?? 0),
+    sent: f.sent - (figuresBefore[i]?.sent ?? 0),
+    ringDrops: f.ringDrops - (figuresBefore[i]?.ringDrops ?? 0),
+    sendErrors: f.sendErrors - (figuresBefore[i]?.sendErrors ?? 0),
+  }));
   const forwarded = total * viewerCount;
   const result: CaseResult = {
     workers,
