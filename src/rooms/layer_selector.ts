@@ -141,18 +141,24 @@ export class LayerSelector {
     if (probing && now >= this.#probeEndsAt - PROBE_FEEDBACK_MS) this.probeBps = 0;
     if (estimate.congestion) {
       this.congestions++;
+      if (probing) {
+        this.#lastCongestedAt = now;
+        this.#endProbe(false);
+        return this.level;
+      }
+      // Only a layer sending clearly more than arrived is too much for the path; congestion while all of
+      // it arrives came from something passing (a keyframe's burst, a probe's tail, a receiver's stall
+      // on a loaded machine) and holds nothing back. Then the estimate, a fraction of what arrived, says
+      // which layer the path carries.
+      const sending = Math.max(ladderBps[this.level] ?? 0, estimate.sentBps);
+      if (sending <= OVERLOAD * estimate.receivedBps) return this.level;
       this.#lastCongestedAt = now;
-      if (probing) this.#endProbe(false);
-      else if (now - this.#lastUpAt < TRIAL_MS) {
+      if (now - this.#lastUpAt < TRIAL_MS) {
         // The last step up failed: wait longer before the next (once per step).
         this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
         this.#lastUpAt = -Infinity;
       }
-      // Only a layer sending clearly more than arrived is too much for the path; congestion while all of
-      // it arrives came from something passing (a keyframe's burst, a probe's tail). Then the estimate, a
-      // fraction of what arrived, says which layer the path carries.
-      const sending = Math.max(ladderBps[this.level] ?? 0, estimate.sentBps);
-      if (sending > OVERLOAD * estimate.receivedBps && now - this.#lastDownAt >= DOWN_HOLD_MS) {
+      if (now - this.#lastDownAt >= DOWN_HOLD_MS) {
         const fits = fittingLevel(estimate.estimateBps, ladderBps, 1);
         if (fits > this.level) {
           this.level = Math.min(maxLevel, fits);

@@ -231,6 +231,9 @@ Deno.test("layer selector (estimate): congestion while the layer all arrives (a 
     ),
     1,
   );
+  // Nor does it hold back the next probe (a loaded receiver's stalls look like this too).
+  feedEstimates(s, 5100, 5200, 400_000, 400_000);
+  assert.ok(s.probeBps > 0, "probing");
 });
 
 Deno.test("layer selector (estimate): a probe stops at the first signs of a queue, before any cut", () => {

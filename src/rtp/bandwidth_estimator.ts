@@ -29,8 +29,14 @@ const LOSS_PACKETS = 40;
 export const LOSS_EARLY = 0.02;
 /** Loss above this fraction is congestion. */
 export const LOSS_HIGH = 0.1;
-/** The arriving rate is measured over windows of this length on the receiver's clock (ms). */
+/**
+ * Rates are measured over windows of at least this length (ms, on the receiver's clock for what arrived,
+ * the server's for what was sent) holding at least {@link RATE_WINDOW_PACKETS} packets, or of
+ * {@link MAX_RATE_WINDOW_MS}: a small layer sends ~15 packets a second, and a window of three says little.
+ */
 const RATE_WINDOW_MS = 250;
+const RATE_WINDOW_PACKETS = 10;
+const MAX_RATE_WINDOW_MS = 1000;
 const MIN_BPS = 30_000;
 const MAX_BPS = 50_000_000;
 
@@ -72,8 +78,10 @@ export class BandwidthEstimator {
   #lossLost = 0;
   #rateWindowStart = NaN;
   #rateBytes = 0;
+  #ratePackets = 0;
   #sentWindowStart = NaN;
   #sentBytes = 0;
+  #sentPackets = 0;
   /** The arriving rate at the last cut: increases near it are additive. */
   #rateAtDecrease = NaN;
   #lastIncreaseAt = NaN;
@@ -153,14 +161,16 @@ export class BandwidthEstimator {
       this.#rateBytes = 0;
     }
     const elapsed = arrival - this.#rateWindowStart;
-    if (elapsed >= RATE_WINDOW_MS) {
+    if (windowDone(elapsed, this.#ratePackets)) {
       const rate = (this.#rateBytes * 8 * 1000) / elapsed;
       this.receivedBps = this.receivedBps === 0 ? rate : (this.receivedBps + rate) / 2;
       this.lastWindowBps = rate;
       this.#rateWindowStart = arrival;
       this.#rateBytes = 0;
+      this.#ratePackets = 0;
     }
     this.#rateBytes += size;
+    this.#ratePackets++;
   }
 
   #countSent(size: number, sentAt: number): void {
@@ -169,12 +179,14 @@ export class BandwidthEstimator {
       this.#sentBytes = 0;
     }
     const elapsed = sentAt - this.#sentWindowStart;
-    if (elapsed >= RATE_WINDOW_MS) {
+    if (windowDone(elapsed, this.#sentPackets)) {
       this.sentWindowBps = (this.#sentBytes * 8 * 1000) / elapsed;
       this.#sentWindowStart = sentAt;
       this.#sentBytes = 0;
+      this.#sentPackets = 0;
     }
     this.#sentBytes += size;
+    this.#sentPackets++;
   }
 
   #addToGroup(sentAt: number, arrival: number): void {
@@ -233,6 +245,11 @@ export class BandwidthEstimator {
       : this.estimateBps * Math.pow(INCREASE_PER_SECOND, seconds);
     this.estimateBps = clamp(Math.min(next, cap));
   }
+}
+
+/** Whether a rate window of `elapsed` ms holding `packets` is complete. */
+function windowDone(elapsed: number, packets: number): boolean {
+  return elapsed >= MAX_RATE_WINDOW_MS || (elapsed >= RATE_WINDOW_MS && packets >= RATE_WINDOW_PACKETS);
 }
 
 function clamp(bps: number): number {

@@ -196,7 +196,8 @@ function parseCodecs(m: OfferedMedia, attrs: SectionAttrs): OfferedCodec[] {
   for (const fb of attrs.get("rtcp-fb") ?? []) {
     const space = fb.indexOf(" ");
     const codec = byPt.get(Number(fb.slice(0, space)));
-    if (codec && space > 0) codec.feedback.push(fb.slice(space + 1));
+    // Pion writes a trailing space after a feedback type without parameter ("transport-cc ").
+    if (codec && space > 0) codec.feedback.push(fb.slice(space + 1).trim());
   }
   // Keep the m-line's format order: it is the offerer's preference.
   const ordered: OfferedCodec[] = [];

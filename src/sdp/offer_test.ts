@@ -49,3 +49,11 @@ Deno.test("rejects malformed offers with a one-line reason", () => {
     });
   }
 });
+
+Deno.test("a feedback type written with a trailing space (as Pion does) is read without it", () => {
+  const offer = parseOffer(
+    publishOffer.replace(/a=rtcp-fb:(\d+) transport-cc\r?\n/g, "a=rtcp-fb:$1 transport-cc \r\n"),
+  );
+  const h264 = offer.media[0].codecs.find((c) => c.name === "H264")!;
+  assert.ok(h264.feedback.includes("transport-cc"), JSON.stringify(h264.feedback));
+});

@@ -74,11 +74,14 @@ export interface PionViewer {
   kill(): void;
 }
 
-/** Starts the viewer on `whepUrl` (loopback only); it counts for `seconds`, or until a BYE with `untilBye`. */
+/**
+ * Starts the viewer on `whepUrl` (loopback only); it counts for `seconds`, or until a BYE with `untilBye`;
+ * with `transportCc` it offers transport-wide congestion control and sends Pion's feedback.
+ */
 export function startPionViewer(
   binary: string,
   whepUrl: string,
-  options: { seconds: number; untilBye?: boolean },
+  options: { seconds: number; untilBye?: boolean; transportCc?: boolean },
 ): PionViewer {
   const child = new Deno.Command(binary, {
     args: [
@@ -87,6 +90,7 @@ export function startPionViewer(
       "-duration",
       `${options.seconds}s`,
       ...(options.untilBye ? ["-until-bye"] : []),
+      ...(options.transportCc ? ["-twcc"] : []),
     ],
     stdout: "piped",
     stderr: "piped",

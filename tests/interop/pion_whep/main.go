@@ -2,7 +2,8 @@
 // default UDP receive buffer). It watches one room over loopback for a while and prints one JSON line: RTP
 // packets received, sequence gaps, packets out of order, SRTP rejections (replayed or failing
 // authentication) and whether an RTCP BYE arrived. It negotiates no NACK, so every packet lost on the way
-// shows up as a gap instead of being repaired.
+// shows up as a gap instead of being repaired. With -twcc it also offers transport-wide congestion control
+// (the header extension and rtcp-fb transport-cc) and sends Pion's transport feedback.
 package main
 
 import (
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
 	"github.com/pion/logging"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
@@ -150,13 +152,14 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to count packets after the offer is posted")
 	untilBye := flag.Bool("until-bye", false, "stop early once an RTCP BYE arrived or the connection closed")
 	window := flag.Uint("replay-window", 64, "SRTP replay window (Pion's default is 64)")
+	transportCc := flag.Bool("twcc", false, "offer transport-wide congestion control and send its feedback")
 	flag.Parse()
-	res := run(*whepURL, *duration, *untilBye, *window)
+	res := run(*whepURL, *duration, *untilBye, *window, *transportCc)
 	out, _ := json.Marshal(res)
 	fmt.Println(string(out))
 }
 
-func run(whepURL string, duration time.Duration, untilBye bool, window uint) *result {
+func run(whepURL string, duration time.Duration, untilBye bool, window uint, transportCc bool) *result {
 	res := &result{Video: &streamStats{}, Audio: &streamStats{}, ByeMs: -1, ClosedMs: -1}
 	counter := &srtpCounter{}
 	settings := webrtc.SettingEngine{LoggerFactory: loggerFactory{counter}}
@@ -185,7 +188,18 @@ func run(whepURL string, duration time.Duration, untilBye bool, window uint) *re
 		res.Error = err.Error()
 		return res
 	}
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(media), webrtc.WithSettingEngine(settings))
+	registry := &interceptor.Registry{}
+	if transportCc {
+		if err := webrtc.ConfigureTWCCSender(media, registry); err != nil {
+			res.Error = err.Error()
+			return res
+		}
+	}
+	api := webrtc.NewAPI(
+		webrtc.WithMediaEngine(media),
+		webrtc.WithSettingEngine(settings),
+		webrtc.WithInterceptorRegistry(registry),
+	)
 	pc, err := api.NewPeerConnection(webrtc.Configuration{})
 	if err != nil {
 		res.Error = err.Error()
