@@ -25,12 +25,14 @@ export const MAX_UP_HOLD_MS = 10_000;
 export const OVERLOAD = 1.1;
 /** Calm time before probing for a higher layer (estimate mode), and its bound after failed probes. */
 export const PROBE_HOLD_MS = 2000;
-export const MAX_PROBE_HOLD_MS = 8000;
+export const MAX_PROBE_HOLD_MS = 6000;
 /** How long a probe for the next layer's rate is sent (ms), and how long its feedback may take after. */
 export const PROBE_MS = 800;
 const PROBE_FEEDBACK_MS = 400;
-/** A probe succeeds when the viewer received at least this share of the next layer's rate meanwhile. */
-const PROBE_REACHED = 0.85;
+/** After a probe, a layer fits when its rate times this is at most what arrived during the probe. */
+const PROBE_FIT = 1.05;
+/** Congestion this soon after a probe ended is the probe's queue draining (ms). */
+const PROBE_TAIL_MS = 1000;
 /** Congestion within this time after a step up means the step failed. */
 const TRIAL_MS = 4000;
 /** The path's lowest round-trip time is taken over this window. */
@@ -60,6 +62,7 @@ export class LayerSelector {
   #probeEndsAt = -Infinity;
   #probeHoldMs = PROBE_HOLD_MS;
   #probeTargetBps = 0;
+  #probeTailUntil = -Infinity;
   #probeReceivedBps = 0;
 
   constructor(now: number) {
@@ -115,10 +118,11 @@ export class LayerSelector {
    * `ladderBps`: the sent layers' rates, best first;
    * `canProbe`: the forwarder can send probe copies (RTX negotiated). Congestion while the layer sends
    * over {@link OVERLOAD} times what arrived steps down at once to the best layer the cut estimate carries,
-   * again after {@link DOWN_HOLD_MS} if it persists. After {@link PROBE_HOLD_MS} without congestion it probes at
-   * the next layer's rate for {@link PROBE_MS} and goes up when that passed cleanly; a probe costs no
-   * picture, so it comes sooner than a trial on reports; a failed one doubles the wait (up to
-   * {@link MAX_PROBE_HOLD_MS}). Without probing the step up is a trial after the same wait.
+   * again after {@link DOWN_HOLD_MS} if it persists. After {@link PROBE_HOLD_MS} without congestion it
+   * probes at the top layer's rate for {@link PROBE_MS} (ending early at the first sign of a queue) and goes
+   * up to the best layer what arrived meanwhile carries; a probe costs no picture, so it comes sooner than
+   * a trial on reports; one that leads nowhere doubles the wait (up to {@link MAX_PROBE_HOLD_MS}). Without
+   * probing the step up is a trial one layer up after the same wait.
    */
   onEstimate(
     estimate: {
@@ -135,21 +139,33 @@ export class LayerSelector {
     const maxLevel = Math.max(0, ladderBps.length - 1);
     if (this.level > maxLevel) this.level = maxLevel;
     const probing = this.#probeTargetBps > 0;
-    if (probing && now < this.#probeEndsAt) {
-      if (estimate.receivedBps > this.#probeReceivedBps) this.#probeReceivedBps = estimate.receivedBps;
+    if (probing && now < this.#probeEndsAt && estimate.receivedBps > this.#probeReceivedBps) {
+      this.#probeReceivedBps = estimate.receivedBps;
     }
     if (probing && now >= this.#probeEndsAt - PROBE_FEEDBACK_MS) this.probeBps = 0;
-    if (estimate.congestion) {
-      this.congestions++;
-      if (probing) {
+    if (estimate.congestion) this.congestions++;
+    if (probing && (estimate.congestion || estimate.queueing || now >= this.#probeEndsAt)) {
+      // The probe is over, early at the first sign of a queue (before it costs the picture anything).
+      // What arrived meanwhile is what the path carried: the viewer goes up as far as that fits.
+      const carried = fittingLevel(this.#probeReceivedBps, ladderBps, PROBE_FIT);
+      const up = carried < this.level;
+      this.#endProbe(up, now);
+      if (up) {
+        this.level = carried;
+        this.#lastUpAt = now;
+      } else {
         this.#lastCongestedAt = now;
-        this.#endProbe(false);
-        return this.level;
       }
+      return this.level;
+    }
+    if (probing) return this.level;
+    if (estimate.congestion) {
+      // The queue a probe built is still draining: not the layer's doing.
+      if (now < this.#probeTailUntil) return this.level;
       // Only a layer sending clearly more than arrived is too much for the path; congestion while all of
-      // it arrives came from something passing (a keyframe's burst, a probe's tail, a receiver's stall
-      // on a loaded machine) and holds nothing back. Then the estimate, a fraction of what arrived, says
-      // which layer the path carries.
+      // it arrives came from something passing (a keyframe's burst, a receiver's stall on a loaded
+      // machine) and holds nothing back. Then the estimate, a fraction of what arrived, says which layer
+      // the path carries.
       const sending = Math.max(ladderBps[this.level] ?? 0, estimate.sentBps);
       if (sending <= OVERLOAD * estimate.receivedBps) return this.level;
       this.#lastCongestedAt = now;
@@ -167,24 +183,6 @@ export class LayerSelector {
       }
       return this.level;
     }
-    if (probing && estimate.queueing && now < this.#probeEndsAt) {
-      // A queue starts to build under the probe: it fails before it costs the picture anything.
-      this.#endProbe(false);
-      this.#lastCongestedAt = now;
-      return this.level;
-    }
-    if (probing) {
-      if (now < this.#probeEndsAt) return this.level;
-      const passed = this.#probeReceivedBps >= PROBE_REACHED * this.#probeTargetBps;
-      this.#endProbe(passed);
-      if (passed && this.level > 0) {
-        this.level--;
-        this.#lastUpAt = now;
-      } else {
-        this.#lastCongestedAt = now;
-      }
-      return this.level;
-    }
     // A step up that held for a while resets the wait.
     if (now - this.#lastUpAt >= TRIAL_MS && this.#lastUpAt > this.#lastCongestedAt) {
       this.#probeHoldMs = PROBE_HOLD_MS;
@@ -194,13 +192,14 @@ export class LayerSelector {
       this.level > 0 && now - this.#lastCongestedAt >= hold && now - this.#lastDownAt >= hold &&
       now - this.#lastUpAt >= hold
     ) {
-      const next = ladderBps[this.level - 1];
-      const current = ladderBps[this.level];
       // The estimate cannot tell by itself: it stays near what the viewer receives (an application-limited
-      // path shows no more). Only a probe, or without one a trial, can.
-      if (canProbe && next > current) {
-        this.probeBps = next - current;
-        this.#probeTargetBps = next;
+      // path shows no more). A probe at the top layer's rate can, and says how far up to go; without one,
+      // a trial one layer up.
+      const top = ladderBps[0];
+      const current = ladderBps[this.level];
+      if (canProbe && top > current) {
+        this.probeBps = top - current;
+        this.#probeTargetBps = top;
         this.#probeReceivedBps = 0;
         this.#probeEndsAt = now + PROBE_MS + PROBE_FEEDBACK_MS;
         return this.level;
@@ -211,10 +210,11 @@ export class LayerSelector {
     return this.level;
   }
 
-  #endProbe(passed: boolean): void {
+  #endProbe(passed: boolean, now: number): void {
     this.probeBps = 0;
     this.#probeTargetBps = 0;
     this.#probeEndsAt = -Infinity;
+    this.#probeTailUntil = now + PROBE_TAIL_MS;
     if (passed) {
       this.probesPassed++;
       this.#probeHoldMs = PROBE_HOLD_MS;

@@ -136,7 +136,7 @@ Deno.test("layer selector (estimate): congestion goes straight to the best layer
   );
 });
 
-Deno.test("layer selector (estimate): up only after a probe at the next layer's rate passed", () => {
+Deno.test("layer selector (estimate): up only after a probe at the top layer's rate got through", () => {
   const s = new LayerSelector(0);
   s.onEstimate(
     { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
@@ -151,8 +151,8 @@ Deno.test("layer selector (estimate): up only after a probe at the next layer's 
   feedEstimates(s, PROBE_HOLD_MS, PROBE_HOLD_MS + 100, 600_000, 400_000);
   assert.equal(s.probeBps, 800_000);
   assert.equal(s.level, 1);
-  // The probe gets through: the viewer received the next layer's rate; up once its feedback is in.
-  const during = feedEstimates(s, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 700, 900_000, 1_150_000);
+  // The probe gets through: the viewer received the top layer's rate; up once its feedback is in.
+  const during = feedEstimates(s, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 700, 900_000, 1_300_000);
   assert.ok(during.every((l) => l === 1));
   const after = feedEstimates(s, PROBE_HOLD_MS + 700, PROBE_HOLD_MS + 1500, 1_000_000, 400_000);
   assert.equal(s.probeBps, 0, "the probe stopped");
@@ -267,6 +267,41 @@ Deno.test("layer selector (estimate): what was sent to the viewer counts when th
       [280_000, 200_000, 100_000],
       true,
       0,
+    ),
+    1,
+  );
+});
+
+Deno.test("layer selector (estimate): a probe from the lowest layer that carries only the middle one goes there", () => {
+  const s = new LayerSelector(0);
+  s.onEstimate(
+    { estimateBps: 150_000, receivedBps: 180_000, sentBps: 0, congestion: true, queueing: true },
+    LADDER,
+    true,
+    0,
+  );
+  assert.equal(s.level, 2);
+  feedEstimates(s, 100, PROBE_HOLD_MS + 100, 150_000, 120_000);
+  assert.equal(s.probeBps, 1_200_000 - 120_000, "probes at the top layer's rate");
+  // 600 kbit/s got through, then a queue showed: the probe ends there, on the 400 kbit/s layer.
+  feedEstimates(s, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 400, 200_000, 600_000);
+  assert.equal(
+    s.onEstimate(
+      { estimateBps: 300_000, receivedBps: 600_000, sentBps: 0, congestion: false, queueing: true },
+      LADDER,
+      true,
+      PROBE_HOLD_MS + 400,
+    ),
+    1,
+  );
+  assert.equal(s.probeBps, 0);
+  // The probe's queue drains: congestion right after it is not the new layer's doing.
+  assert.equal(
+    s.onEstimate(
+      { estimateBps: 300_000, receivedBps: 350_000, sentBps: 600_000, congestion: true, queueing: true },
+      LADDER,
+      true,
+      PROBE_HOLD_MS + 700,
     ),
     1,
   );
