@@ -65,8 +65,6 @@ export class Forwarder {
       }
       if (track.remap) continueNumbering(track, sequenceNumber, timestamp, isVideo ? 90000 : 48000, now);
       this.forward(viewer, track, sequenceNumber, timestamp, now);
-      const probeCopies = viewer.bandwidth?.probeCopies ?? 0;
-      if (probeCopies > 0 && isVideo && track.rtx) this.#sendProbeCopies(viewer, track.rtx, probeCopies, now);
       if (track.leaving && marker) this.onFrameEnd?.(viewer, now);
     }
     return waiting;
@@ -97,6 +95,10 @@ export class Forwarder {
       rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
     }
     this.send(viewer, rewriter.packet, rewriter.headerLength);
+    // A probe rides on every video packet sent, live or replayed (a viewer just switched is replayed).
+    if (bandwidth && bandwidth.probeCopies > 0 && track.rtx) {
+      this.#sendProbeCopies(viewer, track.rtx, bandwidth.probeCopies, now);
+    }
     if (track.lastSequence < 0 || seqNewer(outSequence, track.lastSequence)) {
       track.frameEnded = rewriter.marker;
       track.lastSequence = outSequence;
