@@ -123,7 +123,7 @@ export class BandwidthEstimator {
       if (this.lossFraction > LOSS_HIGH) cut = true;
     }
     const target = cut
-      ? DECREASE_FACTOR * (this.lastWindowBps > 0 ? this.lastWindowBps : this.estimateBps)
+      ? DECREASE_FACTOR * (this.arrivingBps > 0 ? this.arrivingBps : this.estimateBps)
       : Infinity;
     if (target < Infinity) {
       congestion = this.#decrease(target, now);
@@ -134,6 +134,15 @@ export class BandwidthEstimator {
       this.#lastIncreaseAt = now;
     }
     return congestion;
+  }
+
+  /**
+   * What arrives, for decisions: the larger of the last window and the smoothed rate. Over a bottleneck
+   * that has just formed both fall to the link's rate within a few windows; a receiver that stalls for a
+   * window (a loaded machine) does not make the path look slow.
+   */
+  get arrivingBps(): number {
+    return Math.max(this.lastWindowBps, this.receivedBps);
   }
 
   /**
