@@ -84,7 +84,10 @@ class FanoutSeat implements RtpOffload {
     const lane = this.lane;
     if (lane === undefined) return;
     if (to !== this.#to) {
-      if (!lane.writeAddress(this.slot, to)) return;
+      if (!lane.writeAddress(this.slot, to)) {
+        lane.ringDrops++;
+        return;
+      }
       this.#to = to;
     }
     lane.writeRtp(this.slot, packet, headerLength);

@@ -61,6 +61,8 @@ class FanoutWorker {
   readonly data: Uint8Array;
   readonly payload = new Uint8Array(SLOT_BYTES);
   payloadLength = 0;
+  /** The current payload's bytes, a view made once per payload record (not once per viewer). */
+  payloadView: Uint8Array = this.payload.subarray(0, 0);
   sealed = 0;
   orphaned = 0;
   records = 0;
@@ -80,8 +82,13 @@ class FanoutWorker {
     const ring = this.ring;
     let type: number;
     while ((type = ring.take()) !== 0) {
-      // A worker that never catches up still beats: the main thread must not take it for a stuck one.
-      if ((++this.records & 255) === 0) this.figures[FIGURE_HEARTBEAT]++;
+      // A worker that never catches up still beats (the main thread must not take it for a stuck one) and
+      // still hears a stop: a backlog of megabytes would otherwise keep it sending after it was replaced.
+      if ((++this.records & 255) === 0) {
+        this.figures[FIGURE_HEARTBEAT]++;
+        this.publishFigures();
+        if (this.figures[FIGURE_COMMAND] !== 0) break;
+      }
       const at = ring.bodyOffset;
       const length = ring.bodyLength;
       if (type === RECORD_RTP) this.rtp(at, length);
@@ -89,12 +96,17 @@ class FanoutWorker {
       else this.control(type, at, length);
       ring.release();
     }
-    const sendTo = this.sendTo;
-    sendTo.flush();
+    this.sendTo.flush();
+    this.publishFigures();
+  }
+
+  /** The counters the main thread reads (also while a long backlog drains). */
+  publishFigures(): void {
     const figures = this.figures;
+    const dropped = this.sendTo.dropped;
     figures[FIGURE_SEALED] = this.sealed;
-    figures[FIGURE_SEND_ERRORS] = sendTo.dropped;
-    figures[FIGURE_SENT] = this.sealed - sendTo.dropped;
+    figures[FIGURE_SEND_ERRORS] = dropped;
+    figures[FIGURE_SENT] = this.sealed - dropped;
     figures[FIGURE_ORPHANED] = this.orphaned;
   }
 
@@ -102,6 +114,7 @@ class FanoutWorker {
     const n = Math.min(length, SLOT_BYTES);
     this.payload.set(this.data.subarray(at, at + n));
     this.payloadLength = n;
+    this.payloadView = this.payload.subarray(0, n);
   }
 
   /** Header from the record + the current payload, assembled in a batch slot and sealed in place. */
@@ -121,10 +134,7 @@ class FanoutWorker {
       return;
     }
     for (let i = 0; i < headerLength; i++) out[i] = data[at + 2 + i];
-    out.set(
-      this.payloadLength === SLOT_BYTES ? this.payload : this.payload.subarray(0, this.payloadLength),
-      headerLength,
-    );
+    out.set(this.payloadView, headerLength);
     this.sendTo.commit(viewer.srtp.protectRtpInto(out.subarray(0, packetLength), headerLength, out));
     this.sealed++;
   }

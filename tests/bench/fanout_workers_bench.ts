@@ -60,6 +60,7 @@ function workerCpuBetween(before: Map<number, number>, after: Map<number, number
   return sum;
 }
 
+let lastFigures: unknown = [];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function runCase(workers: number, viewerCount: number): Promise<CaseResult> {
@@ -92,13 +93,18 @@ async function runCase(workers: number, viewerCount: number): Promise<CaseResult
     while (!pool.figures().every((f) => f.running) && performance.now() < deadline) await sleep(50);
   }
   const buffer = new Uint8Array(1200).fill(7);
+  buffer.set([0x80, 96, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
   let sequence = 0;
   /** One publisher packet to every viewer, the way the room's forwarder and the peers do it. */
   const forward = () => {
     const packet = buffer.subarray(0, 1200); // a new view per publisher packet, like the rewriter's
     for (let v = 0; v < viewers.length; v++) {
       const viewer = viewers[v];
-      packet.set([0x80, 96, (sequence >> 8) & 0xff, sequence & 0xff, 0, 0, 0, 1, 0, 0, v >> 8, v & 0xff]);
+      // The rewriter's per-viewer header write: sequence number and SSRC bytes in place.
+      packet[2] = sequence >> 8;
+      packet[3] = sequence;
+      packet[10] = v >> 8;
+      packet[11] = v;
       if (viewer.seat) {
         viewer.seat.send(packet, 12, viewer.to);
         continue;
@@ -142,6 +148,7 @@ async function runCase(workers: number, viewerCount: number): Promise<CaseResult
     await sleep(20);
   }
   const after = { main: threadCpuMicros(Deno.pid, Deno.pid), workers: workerThreadTimes() };
+  lastFigures = pool?.figures() ?? [];
   const figures = (pool?.figures() ?? []).map((f, i) => ({
     ...f,
     sealed: f.sealed - (figuresBefore[i]?.sealed ?? 0),
@@ -164,6 +171,9 @@ async function runCase(workers: number, viewerCount: number): Promise<CaseResult
     sendErrors: figures.reduce((s, f) => s + f.sendErrors, 0) + sendTo.dropped,
   };
   pool?.close();
+  // The stopped workers' threads end before the next case, so their CPU is not counted in it.
+  const exitDeadline = performance.now() + 5000;
+  while (workerThreadTimes().size > 0 && performance.now() < exitDeadline) await sleep(50);
   sendTo.close();
   for (const viewer of viewers) viewer.srtp.close();
   for (const conn of [media, ...receivers]) conn.close();
@@ -177,6 +187,7 @@ for (const viewerCount of VIEWER_COUNTS) {
     const r = await runCase(workers, viewerCount);
     results.push(r);
     console.error(JSON.stringify(r));
+    if (Deno.env.get("FANOUT_BENCH_DEBUG")) console.error(JSON.stringify(lastFigures));
   }
 }
 console.log(
