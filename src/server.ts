@@ -181,7 +181,13 @@ export async function startServer(
     intervalMs: config.thumbnailIntervalMs,
     log,
   });
-  const statsTimer = setInterval(() => sessions.publishRoomStats(), ROOM_STATS_INTERVAL_MS);
+  // Room statistics run from the media socket's one timer, like the peers' sweep and the join replays.
+  socket.scheduler.wakeAt({
+    wake(now) {
+      sessions.publishRoomStats();
+      return now + ROOM_STATS_INTERVAL_MS;
+    },
+  }, performance.now() + ROOM_STATS_INTERVAL_MS);
   const socketDone = socket.run().catch((e) => log("error", `UDP socket failed: ${e}`));
   const loopLag = new LoopLagSampler();
   loopLag.start();
@@ -290,7 +296,6 @@ export async function startServer(
       stopping ??= (async () => {
         backendAbort.abort();
         await gate.close();
-        clearInterval(statsTimer);
         access.stop();
         loopLag.stop();
         feed.close();

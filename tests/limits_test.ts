@@ -20,6 +20,7 @@ const transport = {
   renamePeer(_peer: Peer, _old: string) {},
   routeAddress() {},
   removePeer() {},
+  scheduler: { wakeAt() {}, cancel() {} },
 };
 
 async function manager(

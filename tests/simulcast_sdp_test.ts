@@ -21,6 +21,7 @@ const transport = {
   renamePeer(_peer: Peer, _old: string) {},
   routeAddress() {},
   removePeer() {},
+  scheduler: { wakeAt() {}, cancel() {} },
 };
 
 /** What libdatachannel writes for OBS 32's simulcast WHIP output (audio mid 0, video mid 1, 3 layers). */

@@ -17,6 +17,7 @@ const transport = {
   renamePeer(_peer: Peer, _old: string) {},
   routeAddress() {},
   removePeer() {},
+  scheduler: { wakeAt() {}, cancel() {} },
 };
 
 async function answerTo(transportCc: boolean | undefined): Promise<string[]> {

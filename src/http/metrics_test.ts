@@ -98,6 +98,7 @@ function fakePeer(state: PeerState, counters: Partial<PeerCounters> = {}): Peer 
 }
 
 const nullTransport: PeerTransport = {
+  scheduler: { wakeAt() {}, cancel() {} },
   transmit() {},
   addPeer() {},
   renamePeer() {},

@@ -45,6 +45,7 @@ export class MediaTotals {
       transmit: transport.transmit.bind(transport),
       slots: transport.slots,
       fanout: transport.fanout,
+      scheduler: transport.scheduler,
       addPeer: (peer) => {
         this.#peers.add(peer);
         transport.addPeer(peer);

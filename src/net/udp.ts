@@ -1,7 +1,8 @@
 /**
  * The one UDP socket every peer shares: a read loop that demultiplexes datagrams (RFC 7983) and routes them
  * to peers by STUN username or, once ICE validated an address, by source address (see peer_table.ts). Owns
- * the consent timer. Datagrams are read by a receive thread into a shared ring (receive_thread.ts) when it
+ * the media path's one timer (scheduler.ts: the peers' sweep, the rooms' join replays and room statistics run
+ * from it; what they send leaves in one flush per wake-up). Datagrams are read by a receive thread into a shared ring (receive_thread.ts) when it
  * can run, otherwise with Deno's receive into one reused buffer; either way RTP and RTCP are decrypted and
  * handled in place during the call (whatever keeps a packet copies it); STUN and DTLS, which werift may hold
  * on to, get a copy of their own, and so does their source address.
@@ -12,6 +13,7 @@ import { FanoutPool } from "./fanout.ts";
 import { ReceiveThread } from "./receive_thread.ts";
 import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
+import { Scheduler, type Wakeable } from "./scheduler.ts";
 import { SendTo } from "./udp_sendto.ts";
 import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
@@ -72,7 +74,8 @@ export class MediaSocket implements PeerTransport {
   #peers = new PeerTable<Peer>();
   /** Peers whose internal error was logged already (one line per peer, not per packet). */
   #loggedErrors = new WeakSet<Peer>();
-  #timer: ReturnType<typeof setInterval>;
+  /** The media path's one timer: everything on it is woken with `now` and flushed once per wake-up. */
+  readonly scheduler: Scheduler;
   #closed = false;
   #sendTo: SendTo | undefined;
   #outbox: Outbox;
@@ -98,7 +101,23 @@ export class MediaSocket implements PeerTransport {
     this.#loopbackOnly = isLoopbackAddress((conn.addr as Deno.NetAddr).hostname);
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
-    this.#timer = setInterval(() => this.sweep(performance.now()), sweepIntervalMs);
+    this.scheduler = new Scheduler({
+      afterRun: () => this.#outbox.flush(),
+      onError: (e) => {
+        this.counters.internalErrors++;
+        this.log(
+          "error",
+          `internal error in a timer: ${e instanceof Error ? e.stack ?? e.message : String(e)}`,
+        );
+      },
+    });
+    const sweeper: Wakeable = {
+      wake: (now) => {
+        this.#sweepPeers(now);
+        return now + sweepIntervalMs;
+      },
+    };
+    this.scheduler.wakeAt(sweeper, performance.now() + sweepIntervalMs);
   }
 
   /** Binds the socket; throws with a clear message when the port is taken. */
@@ -308,19 +327,23 @@ export class MediaSocket implements PeerTransport {
     this.#peers.remove(peer);
   }
 
-  /** Drops peers whose consent expired or that never connected. */
+  /** Drops peers whose consent expired or that never connected (the scheduler runs it every sweep interval). */
   sweep(now: number): void {
     try {
-      for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+      this.#sweepPeers(now);
     } finally {
       this.#outbox.flush();
     }
   }
 
+  #sweepPeers(now: number): void {
+    for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    clearInterval(this.#timer);
+    this.scheduler.close();
     // Close notifies and BYEs of the sessions ended at shutdown are still queued.
     this.#outbox.close();
     // Before the descriptor closes: a worker must never send on a number the kernel may hand out again.

@@ -353,6 +353,11 @@ export class Room<Source extends RoomSource = Peer> {
     return this.#replays.poll(this.viewers, now);
   }
 
+  /** The media timer wakes the room at the deadline {@link pollReplays} returned (net/scheduler.ts). */
+  wake(now: number): number | undefined {
+    return this.pollReplays(now);
+  }
+
   /** Grows the history while the current GOP outgrows it (up to the bound), so joins can replay it. */
   #fitGop(): void {
     const capacity = this.#history.capacity;

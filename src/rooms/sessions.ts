@@ -45,6 +45,8 @@ export interface PeerTransport {
   readonly slots?: PacketSlots;
   /** Fan-out workers viewers' RTP is sealed and sent by, when there are any. */
   readonly fanout?: RtpOffloader;
+  /** The socket owner's one timer (net/scheduler.ts): rooms' join replays run from it. */
+  readonly scheduler: MediaTimer;
   /** Routes STUN for `peer.localUfrag` to the peer. */
   addPeer(peer: Peer): void;
   /** After an ICE restart: routes STUN for the peer's new `localUfrag` to it instead of `oldUfrag`. */
@@ -52,6 +54,18 @@ export interface PeerTransport {
   /** Routes datagrams from `address` to the peer (after ICE validated it). */
   routeAddress(peer: Peer, address: PeerAddress): void;
   removePeer(peer: Peer): void;
+}
+
+/** Something the media timer wakes with `now`; it returns its next deadline (ms), or undefined for none. */
+export interface Wakeable {
+  wake(now: number): number | undefined;
+}
+
+/** The media path's one timer, owned by the socket (net/scheduler.ts). */
+export interface MediaTimer {
+  /** Wakes `target` at `at` (ms on the session clock); an earlier pending deadline of it stands. */
+  wakeAt(target: Wakeable, at: number): void;
+  cancel(target: Wakeable): void;
 }
 
 /** Settings of the session layer. */
@@ -406,7 +420,7 @@ export class SessionManager {
       if (session.kind === "whep") this.#endSession(session, "shutdown");
     }
     for (const session of this.#sessions.all()) this.#endSession(session, "shutdown");
-    for (const room of [...this.#replayTimers.keys()]) this.#cancelReplays(room);
+    for (const room of this.rooms.values()) this.#cancelReplays(room);
   }
 
   /**
@@ -512,25 +526,13 @@ export class SessionManager {
     }
   }
 
-  /** Join replays are paced: wakes `room` at `at` (ms on the session clock) to send what became due. */
+  /** Join replays are paced: the media timer wakes `room` at `at` (see {@link Room.wake}). */
   #scheduleReplays(room: Room<RoomSource>, at: number | undefined): void {
-    if (at === undefined) return;
-    const pending = this.#replayTimers.get(room);
-    if (pending && pending.at <= at) return;
-    if (pending) clearTimeout(pending.timer);
-    const timer = setTimeout(() => {
-      this.#replayTimers.delete(room);
-      this.#scheduleReplays(room, room.pollReplays(this.#clock()));
-    }, Math.max(0, at - this.#clock()));
-    this.#replayTimers.set(room, { timer, at });
+    if (at !== undefined) this.#options.transport.scheduler.wakeAt(room, at);
   }
 
-  #replayTimers = new Map<Room<RoomSource>, { timer: ReturnType<typeof setTimeout>; at: number }>();
-
   #cancelReplays(room: Room<RoomSource>): void {
-    const pending = this.#replayTimers.get(room);
-    if (pending) clearTimeout(pending.timer);
-    this.#replayTimers.delete(room);
+    this.#options.transport.scheduler.cancel(room);
   }
 
   /** A new room `id` published by `peer`, listed in {@link rooms}; its keyframes go to the bus for thumbnails. */

@@ -326,3 +326,39 @@ Deno.test("with a receive thread: closing the socket stops the thread and frees 
   );
   rebound!.close();
 });
+Deno.test("the socket's one timer wakes what is due with now; sends leave together, a bug is counted", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const to = viewer.addr as PeerAddress;
+  try {
+    const logged: string[] = [];
+    socket.log = (_level, message) => logged.push(message);
+    const packet = new Uint8Array(100);
+    const wokenAt: number[] = [];
+    // A room's join replay: sends what is due, asks to run again 5 ms later, three times.
+    const replay = {
+      wake(now: number) {
+        wokenAt.push(now);
+        for (let i = 0; i < 10; i++) {
+          packet[0] = wokenAt.length * 10 + i;
+          socket.transmit(packet, to);
+        }
+        return wokenAt.length < 3 ? now + 5 : undefined;
+      },
+    };
+    const start = performance.now();
+    socket.scheduler.wakeAt(replay, start + 5);
+    socket.scheduler.wakeAt({ wake: () => (null as unknown as { x: number }).x }, start + 5);
+    const received: number[] = [];
+    const buffer = new Uint8Array(2048);
+    while (received.length < 30) received.push((await viewer.receive(buffer))[0][0]);
+    assert.deepEqual(received, [...Array(30).keys()].map((i) => 10 + i));
+    assert.equal(wokenAt.length, 3);
+    assert.ok(wokenAt[0] >= start + 5 && wokenAt[2] - wokenAt[0] >= 10, `woken at ${wokenAt}`);
+    assert.equal(socket.counters.internalErrors, 1, "the broken timer target is counted, the replay runs on");
+    assert.match(logged[0], /internal error in a timer: TypeError/);
+  } finally {
+    viewer.close();
+    socket.close();
+  }
+});
