@@ -163,6 +163,8 @@ export async function startServer(
     bus,
     log,
   });
+  // What peers decrypt goes from the socket to the session layer, which knows their rooms.
+  socket.media = sessions.media;
   // Cluster mode: the bridge merges Redis into the list, so the directory listens to it instead of the bus.
   // Loaded only in cluster mode: a single node never pays for the Redis client.
   const cluster = config.redisUrl

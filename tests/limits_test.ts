@@ -18,7 +18,6 @@ const transport = {
   transmit() {},
   addPeer(_peer: Peer) {},
   renamePeer(_peer: Peer, _old: string) {},
-  routeAddress() {},
   removePeer() {},
   scheduler: { wakeAt() {}, cancel() {} },
 };

@@ -102,7 +102,6 @@ const nullTransport: PeerTransport = {
   transmit() {},
   addPeer() {},
   renamePeer() {},
-  routeAddress() {},
   removePeer() {},
 };
 

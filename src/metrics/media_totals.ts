@@ -51,7 +51,6 @@ export class MediaTotals {
         transport.addPeer(peer);
       },
       renamePeer: (peer, oldUfrag) => transport.renamePeer(peer, oldUfrag),
-      routeAddress: (peer, address) => transport.routeAddress(peer, address),
       removePeer: (peer) => {
         transport.removePeer(peer);
         if (!this.#peers.delete(peer)) return;

@@ -17,7 +17,7 @@ import { Scheduler, type Wakeable } from "./scheduler.ts";
 import { SendTo } from "./udp_sendto.ts";
 import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
-import type { PeerTransport } from "../rooms/sessions.ts";
+import type { PeerMedia, PeerTransport } from "../rooms/sessions.ts";
 
 /** Counters of what the socket saw and dropped. */
 export interface SocketCounters {
@@ -68,6 +68,8 @@ export class MediaSocket implements PeerTransport {
     batches: 0,
     offLoopback: 0,
   };
+  /** Where decrypted media goes: the session layer, which knows each peer's room (the server sets it). */
+  media: PeerMedia = { rtp() {}, rtcp() {} };
   /** Where the first internal error of each peer is reported (the server sets its log). */
   log: (level: "info" | "error", message: string) => void = (_level, message) => console.error(message);
   #conn: Deno.DatagramConn;
@@ -258,13 +260,21 @@ export class MediaSocket implements PeerTransport {
             const ufrag = stunLocalUfrag(data);
             peer = ufrag === undefined ? undefined : this.#peers.byUfrag(ufrag);
           }
-          if (peer) peer.handleStun(data.slice(), { hostname: from.hostname, port: from.port }, now);
-          else this.counters.unknownPeer++;
+          if (!peer) {
+            this.counters.unknownPeer++;
+            return;
+          }
+          // The source is copied: werift may keep it, and a receive thread reuses its address object.
+          const source = { hostname: from.hostname, port: from.port };
+          // ICE proved this source: from now on its DTLS and SRTP are routed to the peer.
+          if (peer.handleInput(data.slice(), "stun", source, now) === "address-validated") {
+            this.#peers.route(peer, source);
+          }
           break;
         }
         case "dtls": {
           peer = this.#peers.byAddress(from);
-          if (peer) peer.handleDtls(data.slice(), { hostname: from.hostname, port: from.port }, now);
+          if (peer) peer.handleInput(data.slice(), "dtls", { hostname: from.hostname, port: from.port }, now);
           else this.counters.unknownPeer++;
           break;
         }
@@ -276,7 +286,9 @@ export class MediaSocket implements PeerTransport {
             return;
           }
           // One publisher packet becomes one datagram per viewer: they leave with one sendmmsg below.
-          peer.handleSrtp(data, data[1] >= 192 && data[1] <= 223, from, now);
+          const input = peer.handleInput(data, data[1] >= 192 && data[1] <= 223 ? "rtcp" : "rtp", from, now);
+          if (input === "rtp") this.media.rtp(peer, peer.received, now);
+          else if (input === "rtcp") this.media.rtcp(peer, peer.received, now);
           break;
         }
         default:
@@ -318,7 +330,10 @@ export class MediaSocket implements PeerTransport {
     this.#peers.rename(peer, oldUfrag);
   }
 
-  /** Routes datagrams from `address` to `peer` (see {@link PeerTable.route}). */
+  /**
+   * Routes datagrams from `address` to `peer` (see {@link PeerTable.route}). The read loop does this itself
+   * when a peer's STUN input validates an address; tests route stand-in peers with it.
+   */
   routeAddress(peer: Peer, address: PeerAddress): void {
     this.#peers.route(peer, address);
   }

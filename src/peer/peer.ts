@@ -1,7 +1,9 @@
 /**
  * One client's transport: ICE-lite connectivity checks, the DTLS handshake (server role) and SRTP/SRTCP.
- * It owns no socket and reads no clock: datagrams and the time come in, datagrams go out through the
- * `transmit` function it was given, and what happened is reported through {@link PeerEvents}.
+ * It owns no socket and reads no clock: datagrams and the time come in ({@link Peer.handleInput}), which
+ * returns what the datagram amounted to for the socket owner to route (a validated address, RTP or RTCP for
+ * the room); datagrams go out through the `transmit` function it was given. Only what happens outside an
+ * input (the handshake finishing inside werift, an ending) is reported through {@link PeerEvents}.
  */
 import { Buffer } from "node:buffer";
 import { createHash, X509Certificate } from "node:crypto";
@@ -32,16 +34,24 @@ export type CloseReason =
   | "shutdown"
   | "fanout-worker-lost";
 
-/** What a peer reports to its owner. */
+/** The kind of an input datagram (RFC 7983 demultiplexing, done by the socket owner). */
+export type InputKind = "stun" | "dtls" | "rtp" | "rtcp";
+
+/** What one input datagram amounted to, returned to the socket owner to route (see {@link Peer.handleInput}). */
+export type PeerInput =
+  /** Nothing for anyone else: answered, dropped, or handled inside (DTLS). */
+  | "none"
+  /** ICE proved the datagram's source address: the peer table routes that address to this peer. */
+  | "address-validated"
+  /** A decrypted RTP packet (header and payload) is in {@link Peer.received}, for the room. */
+  | "rtp"
+  /** A decrypted compound RTCP packet is in {@link Peer.received}, for the room. */
+  | "rtcp";
+
+/** What a peer reports to its owner outside an input: the handshake finishing (inside werift), endings. */
 export interface PeerEvents {
-  /** ICE succeeded for a new address; the transport table should route this address to the peer. */
-  onAddressValidated(peer: Peer, address: PeerAddress): void;
   /** DTLS finished, the fingerprint matched and SRTP keys are in place. */
   onConnected(peer: Peer): void;
-  /** A decrypted RTP packet (header and payload), valid only during the call. */
-  onRtp(peer: Peer, packet: Uint8Array, now: number): void;
-  /** A decrypted compound RTCP packet, valid only during the call. */
-  onRtcp(peer: Peer, packet: Uint8Array, now: number): void;
   onClosed(peer: Peer, reason: CloseReason): void;
   /**
    * The fan-out worker sealing this peer's RTP died: the owner ends the session (BYE, then close). Without
@@ -139,6 +149,11 @@ export class Peer {
   state: PeerState = "new";
   readonly counters: PeerCounters = { decryptFailures: 0, rtpIn: 0, rtpOut: 0, rtpOffloaded: 0, rtcpIn: 0 };
   srtpProfile = 0;
+  /**
+   * The packet the last input decrypted ({@link handleInput} returned "rtp" or "rtcp"): a view into that
+   * datagram, valid until the next input.
+   */
+  received: Uint8Array = new Uint8Array(0);
 
   #options: PeerOptions;
   #paths: IcePaths;
@@ -182,24 +197,43 @@ export class Peer {
   }
 
   /**
+   * Handles one datagram routed to this peer (by STUN username or validated source address) and returns what
+   * it amounted to. STUN and DTLS must be the caller's to give away (werift may keep them); RTP and RTCP are
+   * decrypted in place and only valid during the call and until the next input.
+   */
+  handleInput(data: Uint8Array, kind: InputKind, from: PeerAddress, now: number): PeerInput {
+    switch (kind) {
+      case "stun":
+        return this.handleStun(data, from, now);
+      case "dtls":
+        this.handleDtls(data, from, now);
+        return "none";
+      default:
+        return this.handleSrtp(data, kind === "rtcp", from);
+    }
+  }
+
+  /**
    * Handles a STUN datagram: a check addressed to this peer's ufrag, or a response from one of its addresses
    * to the server's own request. A check from an address not yet proven is answered only before the
    * handshake; afterwards the server sends that address its own request and waits for the answer.
    */
-  handleStun(data: Uint8Array, from: PeerAddress, now: number): void {
-    if (this.state === "closed") return;
+  handleStun(data: Uint8Array, from: PeerAddress, now: number): PeerInput {
+    if (this.state === "closed") return "none";
     if (isBindingSuccess(data)) {
       if (this.#paths.isChecked(from)) this.#paths.response(data, from, now, this);
-      return;
+      return "none";
     }
     const answer = answerCheck(data, this, from);
-    if (!answer) return;
+    if (!answer) return "none";
     const known = this.#paths.isChecked(from);
     const answered = this.#paths.check(from, answer.nominated, now, this, this.#options.transmit);
-    if (!known && this.#paths.isChecked(from)) this.#options.events.onAddressValidated(this, from);
-    if (!answered) return;
-    this.#options.transmit(answer.response, from);
-    if (this.state === "new") this.state = "checking";
+    const validated = !known && this.#paths.isChecked(from);
+    if (answered) {
+      this.#options.transmit(answer.response, from);
+      if (this.state === "new") this.state = "checking";
+    }
+    return validated ? "address-validated" : "none";
   }
 
   /**
@@ -256,12 +290,12 @@ export class Peer {
   }
 
   /** Handles an SRTP or SRTCP datagram from a validated address. */
-  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress, now: number): void {
-    if (this.state !== "connected" || !this.isValidated(from)) return;
+  handleSrtp(data: Uint8Array, isRtcp: boolean, from: PeerAddress): PeerInput {
+    if (this.state !== "connected" || !this.isValidated(from)) return "none";
     // werift parses the RTP header before authenticating and would spin on a lying extension length.
     if (!isRtcp && !rtpHeaderFits(data)) {
       this.counters.decryptFailures++;
-      return;
+      return "none";
     }
     // Decrypted in place: the datagram's buffer belongs to this call (the socket reads the next one into it).
     const srtp = this.#srtp!;
@@ -269,15 +303,15 @@ export class Peer {
     if (!plain) {
       // Forged, corrupted or replayed (RFC 3711 §3.3.2).
       this.counters.decryptFailures++;
-      return;
+      return "none";
     }
+    this.received = plain;
     if (isRtcp) {
       this.counters.rtcpIn++;
-      this.#options.events.onRtcp(this, plain, now);
-    } else {
-      this.counters.rtpIn++;
-      this.#options.events.onRtp(this, plain, now);
+      return "rtcp";
     }
+    this.counters.rtpIn++;
+    return "rtp";
   }
 
   /**

@@ -108,10 +108,7 @@ async function handshakeAcrossPairs(
       });
     },
     events: {
-      onAddressValidated: () => {},
       onConnected: () => connected = true,
-      onRtp: () => {},
-      onRtcp: () => {},
       onClosed: (_peer, reason) => closed = reason,
     },
   });
@@ -166,4 +163,31 @@ Deno.test({
   const requests = result.requestsSentTo.get(key(B)) ?? 0;
   assert.ok(requests >= 1 && requests <= 4, `a bounded probe: ${requests} requests`);
   assert.ok((result.dtlsSentTo.get(key(A)) ?? 0) < 100, "only the cookie exchange went to A");
+});
+
+Deno.test("handleInput returns what a datagram amounted to: a newly validated address once, nothing for junk", async () => {
+  const { serverCertificate, clientFingerprint } = await certificates();
+  const sent: PeerAddress[] = [];
+  const peer = new Peer({
+    id: "inputs",
+    localUfrag: SERVER.ufrag,
+    localPwd: SERVER.pwd,
+    remoteUfrag: CLIENT.ufrag,
+    remotePwd: CLIENT.pwd,
+    remoteFingerprint: { algorithm: "sha-256", value: clientFingerprint },
+    certificate: serverCertificate,
+    now: 0,
+    consentTimeoutMs: 30_000,
+    transmit: (_bytes, to) => sent.push(to),
+    events: { onConnected: () => {}, onClosed: () => {} },
+  });
+  assert.equal(peer.handleInput(check(false), "stun", A, 0), "address-validated", "route A to this peer");
+  assert.equal(peer.handleInput(check(true), "stun", A, 10), "none", "A is routed already");
+  assert.deepEqual(sent, [A, A], "both checks answered");
+  const forged = check(false);
+  forged[forged.length - 1] ^= 1; // FINGERPRINT no longer matches
+  assert.equal(peer.handleInput(forged, "stun", B, 20), "none", "a bad check proves nothing");
+  assert.equal(peer.handleInput(new Uint8Array(40).fill(0x80), "rtp", A, 30), "none", "no SRTP before DTLS");
+  assert.equal(peer.state, "checking");
+  peer.close("deleted");
 });

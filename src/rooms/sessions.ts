@@ -51,9 +51,16 @@ export interface PeerTransport {
   addPeer(peer: Peer): void;
   /** After an ICE restart: routes STUN for the peer's new `localUfrag` to it instead of `oldUfrag`. */
   renamePeer(peer: Peer, oldUfrag: string): void;
-  /** Routes datagrams from `address` to the peer (after ICE validated it). */
-  routeAddress(peer: Peer, address: PeerAddress): void;
   removePeer(peer: Peer): void;
+}
+
+/**
+ * Where the socket owner delivers what a peer's input returned (peer.ts `handleInput`): decrypted RTP and
+ * RTCP, each valid only during the call. The session layer knows the peer's room.
+ */
+export interface PeerMedia {
+  rtp(peer: Peer, packet: Uint8Array, now: number): void;
+  rtcp(peer: Peer, packet: Uint8Array, now: number): void;
 }
 
 /** Something the media timer wakes with `now`; it returns its next deadline (ms), or undefined for none. */
@@ -119,6 +126,8 @@ const KEYFRAME_POST_INTERVAL_MS = 1000;
 export class SessionManager {
   /** This node's rooms: published here or relayed from another node. */
   readonly rooms = new RoomTable();
+  /** Decrypted media from peers, routed to their rooms; the socket owner delivers to it. */
+  readonly media: PeerMedia;
   #sessions: SessionTable;
   #options: SessionOptions;
   #clock: () => number;
@@ -128,24 +137,25 @@ export class SessionManager {
     this.#options = options;
     this.#sessions = new SessionTable(options);
     this.#clock = options.clock ?? (() => performance.now());
-    this.#events = {
-      onAddressValidated: (peer, address) => options.transport.routeAddress(peer, address),
-      onConnected: (peer) => this.#onConnected(peer),
+    this.media = {
       // The socket's time of arrival comes down with the packet: no clock read per packet.
-      onRtp: (peer, packet, now) => {
+      rtp: (peer, packet, now) => {
         const session = this.#sessions.ofPeer(peer);
         if (session?.kind !== "whip") return;
         // A session waiting to take over the room feeds it from its first packet on (see publish).
         if (session.room.publisher !== peer && !this.#completeTakeover(session)) return;
         session.room.handlePublisherRtp(packet, now);
       },
-      onRtcp: (peer, packet, now) => {
+      rtcp: (peer, packet, now) => {
         const session = this.#sessions.ofPeer(peer);
         if (session?.kind === "whep") session.room.handleViewerRtcp(session.viewer, packet, now);
         else if (session?.kind === "whip" && session.room.publisher === peer) {
           session.room.handlePublisherRtcp(packet, now);
         }
       },
+    };
+    this.#events = {
+      onConnected: (peer) => this.#onConnected(peer),
       onClosed: (peer, reason) => this.#onClosed(peer, reason),
       onOffloadLost: (peer) => {
         const session = this.#sessions.ofPeer(peer);

@@ -356,10 +356,7 @@ function dtlsTarget(ctx: FuzzContext): FuzzTarget {
         if (data[0] === 22 && data.length > 13 && data[13] === 2) flight4Sent = true;
       },
       events: {
-        onAddressValidated() {},
         onConnected() {},
-        onRtp() {},
-        onRtcp() {},
         onClosed() {},
       },
       now: performance.now(),
@@ -491,7 +488,9 @@ function srtpTarget(ctx: FuzzContext): FuzzTarget {
         header.padding = rng.chance(0.05);
         if (header.padding) header.paddingSize = 1 + rng.int(255);
         const data = w.publisher.protectRtp(header, payload);
-        room.publisher.handleSrtp(
+        srtpInput(
+          w,
+          room.publisher,
           rng.chance(0.1) ? mutateBytes(rng, data) : data,
           false,
           w.publisher.address,
@@ -508,11 +507,11 @@ function srtpTarget(ctx: FuzzContext): FuzzTarget {
         } catch {
           return; // too mangled for the client's SRTCP to encrypt
         }
-        viewer?.peer.handleSrtp(data, true, w.viewers[i].address, now);
+        if (viewer) srtpInput(w, viewer.peer, data, true, w.viewers[i].address, now);
       } else {
         const data = randomDatagram(rng);
         if (data.length > 1) data[0] = 0x80 | (data[0] & 0x3f);
-        room.publisher.handleSrtp(data, rng.chance(0.5), w.publisher.address, now);
+        srtpInput(w, room.publisher, data, rng.chance(0.5), w.publisher.address, now);
       }
       checkSessionsAlive(ctx);
     },
@@ -915,4 +914,21 @@ function erroringStream(rng: Rng): ReadableStream<Uint8Array> {
       else controller.error(new Error("client went away"));
     },
   });
+}
+
+/**
+ * One SRTP or SRTCP datagram into `peer` and what it returned on to the session layer, as the socket's read
+ * loop routes it, without the loop's catch: an exception reaches the fuzzer.
+ */
+function srtpInput(
+  w: World,
+  peer: Peer,
+  data: Uint8Array,
+  isRtcp: boolean,
+  from: PeerAddress,
+  now: number,
+): void {
+  const input = peer.handleInput(data, isRtcp ? "rtcp" : "rtp", from, now);
+  if (input === "rtp") w.sessions.media.rtp(peer, peer.received, now);
+  else if (input === "rtcp") w.sessions.media.rtcp(peer, peer.received, now);
 }

@@ -80,6 +80,7 @@ export async function createWorld(options: WorldOptions = {}): Promise<World> {
       }
     },
   });
+  socket.media = sessions.media;
   const serverAddress = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.port };
   const deliver = (data: Uint8Array, from: { hostname: string; port: number }) =>
     socket.handleDatagram(data, from, performance.now());

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { isLoopbackAddress, MediaSocket } from "../../src/net/udp.ts";
 import { bindingRequest } from "../../src/peer/ice_lite.ts";
-import type { Peer, PeerAddress } from "../../src/peer/peer.ts";
+import type { InputKind, Peer, PeerAddress, PeerInput } from "../../src/peer/peer.ts";
 import { waitFor } from "../helpers/wait.ts";
 import { SendTo } from "../../src/net/udp_sendto.ts";
 
@@ -19,9 +19,10 @@ interface StandIn {
   rtpBytes: number[][];
   throwOnRtp: boolean;
   stun: string[];
-  handleStun(data: Uint8Array, from: PeerAddress): void;
-  handleDtls(data: Uint8Array): void;
-  handleSrtp(data: Uint8Array): void;
+  /** STUN from an address proves it (as a valid check would). */
+  validates: boolean;
+  received: Uint8Array;
+  handleInput(data: Uint8Array, kind: InputKind, from: PeerAddress): PeerInput;
   checkTimeout(): boolean;
 }
 
@@ -35,16 +36,23 @@ function standIn(id: string): StandIn {
     rtpBytes: [],
     throwOnRtp: false,
     stun: [],
-    handleStun(_data, from) {
-      this.stun.push(from.hostname);
-    },
-    handleDtls(data) {
-      this.dtls.push(data);
-    },
-    handleSrtp(data) {
-      if (this.throwOnRtp) throw new TypeError("a bug under the packet path");
-      this.rtp.push(data);
-      this.rtpBytes.push([...data]);
+    validates: false,
+    received: new Uint8Array(0),
+    handleInput(data, kind, from) {
+      switch (kind) {
+        case "stun":
+          this.stun.push(from.hostname);
+          return this.validates ? "address-validated" : "none";
+        case "dtls":
+          this.dtls.push(data);
+          return "none";
+        default:
+          if (this.throwOnRtp) throw new TypeError("a bug under the packet path");
+          this.rtp.push(data);
+          this.rtpBytes.push([...data]);
+          this.received = data;
+          return kind;
+      }
     },
     checkTimeout: () => false,
   };
@@ -359,6 +367,37 @@ Deno.test("the socket's one timer wakes what is due with now; sends leave togeth
     assert.match(logged[0], /internal error in a timer: TypeError/);
   } finally {
     viewer.close();
+    socket.close();
+  }
+});
+
+Deno.test("the socket routes what a peer's input returned: a validated address, RTP and RTCP for the room", () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  try {
+    const peer = standIn("routed");
+    peer.validates = true;
+    socket.addPeer(peer as unknown as Peer);
+    const delivered: string[] = [];
+    socket.media = {
+      rtp: (to, packet, now) => delivered.push(`rtp ${(to as unknown as StandIn).id} ${packet[3]} at ${now}`),
+      rtcp: (to, packet, now) =>
+        delivered.push(`rtcp ${(to as unknown as StandIn).id} ${packet[1]} at ${now}`),
+    };
+    const client = { hostname: "127.0.0.1", port: 40010 };
+    socket.handleDatagram(rtpDatagram(1), { ...client }, 1);
+    assert.equal(socket.counters.unknownPeer, 1, "an address nothing validated is not routed");
+    const check = bindingRequest(
+      { remoteUfrag: "routed-ufrag", localUfrag: "client", remotePwd: "0123456789abcdefghijkl" },
+      new Uint8Array(12).fill(3),
+      1n,
+    );
+    socket.handleDatagram(check, { ...client }, 2);
+    assert.deepEqual(peer.stun, ["127.0.0.1"]);
+    socket.handleDatagram(rtpDatagram(7), { ...client }, 3);
+    const rtcp = new Uint8Array([0x80, 201, 0, 1, 0, 0, 0, 9]);
+    socket.handleDatagram(rtcp, { ...client }, 4);
+    assert.deepEqual(delivered, ["rtp routed 7 at 3", "rtcp routed 201 at 4"]);
+  } finally {
     socket.close();
   }
 });
