@@ -30,6 +30,7 @@ import {
   type PublisherMedia,
 } from "./negotiation.ts";
 import { RoomTable } from "./room_table.ts";
+import { ThumbnailTap } from "./thumbnail_tap.ts";
 import {
   randomIceString,
   randomSessionId,
@@ -119,8 +120,6 @@ export interface CreatedSession {
 }
 
 const ROOM_ID = /^[A-Za-z0-9_-]{1,64}$/;
-/** Keyframes go onto the bus (for thumbnails) at most this often per room. */
-const KEYFRAME_POST_INTERVAL_MS = 1000;
 
 /** All WHIP/WHEP sessions and the rooms they make. */
 export class SessionManager {
@@ -405,23 +404,12 @@ export class SessionManager {
   }
 
   #lastSizes = new WeakMap<Room, string>();
-  /** Per room: when its next thumbnail is due, and when a keyframe was last asked for one. */
-  #thumbnails = new WeakMap<Room, { dueAt: number; requestedAt: number }>();
+  /** Per room: when its keyframes go to the thumbnailer and when one is asked for (thumbnail_tap.ts). */
+  #thumbnails = new WeakMap<Room, ThumbnailTap>();
 
-  /**
-   * A room's thumbnail is due and no keyframe came by itself (a browser publisher sends one only on
-   * request): ask the publisher, at most once per interval (OBS ignores PLI; its keyframes come anyway).
-   */
+  /** A room's thumbnail is due and no keyframe came by itself: ask the publisher (see {@link ThumbnailTap}). */
   #requestThumbnailKeyframe(room: Room, now: number): void {
-    const interval = this.#options.thumbnailIntervalMs;
-    const thumbnail = this.#thumbnails.get(room);
-    if (
-      interval === undefined || !thumbnail || now < thumbnail.dueAt || now - thumbnail.requestedAt < interval
-    ) {
-      return;
-    }
-    thumbnail.requestedAt = now;
-    room.requestKeyframe(now);
+    if (this.#thumbnails.get(room)?.keyframeWanted(now)) room.requestKeyframe(now);
   }
 
   /** Ends every session (shutdown): viewers first, each with an RTCP BYE and then close_notify. */
@@ -562,17 +550,10 @@ export class SessionManager {
           : {}),
       },
     });
-    let lastKeyframePost = -Infinity;
-    const thumbnail = { dueAt: -Infinity, requestedAt: -Infinity };
+    const thumbnail = new ThumbnailTap(this.#options.thumbnailIntervalMs);
     this.#thumbnails.set(room, thumbnail);
     room.onKeyframe = (frame) => {
-      const now = this.#clock();
-      if (!room.live || now - lastKeyframePost < KEYFRAME_POST_INTERVAL_MS) return;
-      lastKeyframePost = now;
-      // The thumbnailer takes the first keyframe and then one per interval: this one is taken.
-      if (now >= thumbnail.dueAt && this.#options.thumbnailIntervalMs !== undefined) {
-        thumbnail.dueAt = now + this.#options.thumbnailIntervalMs;
-      }
+      if (!room.live || !thumbnail.keyframe(this.#clock())) return;
       // The frame's bytes are a view into the depacketizer's reused buffer: the decoder input is a copy.
       const input = room.videoCodec.decoderInput(frame);
       this.#options.bus.publish({
