@@ -107,7 +107,8 @@ export class Scheduler {
   #arm(at: number): void {
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#armedAt = at;
-    this.#timer = setTimeout(() => this.#run(), Math.max(0, at - this.#clock()));
+    // Platform timers count whole milliseconds: rounding up keeps a wake-up from coming before its deadline.
+    this.#timer = setTimeout(() => this.#run(), Math.max(0, Math.ceil(at - this.#clock())));
   }
 
   #run(): void {
