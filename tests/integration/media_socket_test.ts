@@ -255,13 +255,17 @@ Deno.test("with a receive thread: datagrams in order from the shared ring, one f
     }
     const peer = standIn("a");
     const stunFrom: PeerAddress[] = [];
-    peer.handleStun = (_data, from) => stunFrom.push(from);
     const to = viewer.addr as PeerAddress;
     // Each RTP datagram is forwarded to the viewer, as a room does (the outbox copies it).
-    const handleSrtp = peer.handleSrtp;
-    peer.handleSrtp = function (data) {
-      handleSrtp.call(this, data);
-      socket.transmit(data, to);
+    const handleInput = peer.handleInput;
+    peer.handleInput = function (data, kind, from) {
+      if (kind === "stun") {
+        stunFrom.push(from);
+        return "none";
+      }
+      const input = handleInput.call(this, data, kind, from);
+      if (kind === "rtp") socket.transmit(data, to);
+      return input;
     };
     socket.addPeer(peer as unknown as Peer);
     socket.routeAddress(peer as unknown as Peer, client.addr as PeerAddress);
