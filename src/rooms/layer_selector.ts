@@ -27,10 +27,12 @@ export const OVERLOAD = 1.1;
 export const PROBE_HOLD_MS = 2000;
 export const MAX_PROBE_HOLD_MS = 6000;
 /** How long a probe for the next layer's rate is sent (ms), and how long its feedback may take after. */
-export const PROBE_MS = 800;
+export const PROBE_MS = 500;
 const PROBE_FEEDBACK_MS = 400;
 /** After a probe, a layer fits when its rate times this is at most what arrived during the probe. */
 const PROBE_FIT = 1.05;
+/** The most a probe's rate is raised after probes that sent too little. */
+const MAX_PROBE_BOOST = 2.25;
 /** Congestion this soon after a probe ended is the probe's queue draining (ms). */
 const PROBE_TAIL_MS = 1000;
 /** Congestion within this time after a step up means the step failed. */
@@ -63,6 +65,8 @@ export class LayerSelector {
   #probeHoldMs = PROBE_HOLD_MS;
   #probeTargetBps = 0;
   #probeTailUntil = -Infinity;
+  /** Probes send this multiple of the top layer's missing rate (more after one that sent too little). */
+  #probeBoost = 1;
   #probeReceivedBps = 0;
 
   constructor(now: number) {
@@ -149,7 +153,15 @@ export class LayerSelector {
       // What arrived meanwhile is what the path carried: the viewer goes up as far as that fits.
       const carried = fittingLevel(this.#probeReceivedBps, ladderBps, PROBE_FIT);
       const up = carried < this.level;
-      this.#endProbe(up, now);
+      // Ended on time with no sign of a queue, yet short of the top layer: the probe sent too little (the
+      // layer it rides on sent less than measured); the next one, after the usual wait, sends more.
+      const underSent = !up && !estimate.congestion && !estimate.queueing;
+      this.#probeBoost = up
+        ? 1
+        : underSent
+        ? Math.min(this.#probeBoost * 1.5, MAX_PROBE_BOOST)
+        : this.#probeBoost;
+      this.#endProbe(up, !underSent, now);
       if (up) {
         this.level = carried;
         this.#lastUpAt = now;
@@ -198,7 +210,7 @@ export class LayerSelector {
       const top = ladderBps[0];
       const current = ladderBps[this.level];
       if (canProbe && top > current) {
-        this.probeBps = top - current;
+        this.probeBps = (top - current) * this.#probeBoost;
         this.#probeTargetBps = top;
         this.#probeReceivedBps = 0;
         this.#probeEndsAt = now + PROBE_MS + PROBE_FEEDBACK_MS;
@@ -210,7 +222,7 @@ export class LayerSelector {
     return this.level;
   }
 
-  #endProbe(passed: boolean, now: number): void {
+  #endProbe(passed: boolean, longerWait: boolean, now: number): void {
     this.probeBps = 0;
     this.#probeTargetBps = 0;
     this.#probeEndsAt = -Infinity;
@@ -220,7 +232,7 @@ export class LayerSelector {
       this.#probeHoldMs = PROBE_HOLD_MS;
     } else {
       this.probesFailed++;
-      this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
+      if (longerWait) this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
     }
   }
 

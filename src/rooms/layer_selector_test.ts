@@ -183,7 +183,8 @@ Deno.test("layer selector (estimate): a probe that meets congestion ends, keeps 
   assert.equal(s.probeBps, 0);
   assert.equal(s.probesFailed, 1);
   assert.equal(s.probeHoldMs, 2 * PROBE_HOLD_MS);
-  // A probe that just falls short (no congestion reported) fails as well.
+  // A probe that just falls short with no sign of a queue sent too little: it fails, and the next one,
+  // after the usual wait, sends half as much again.
   const t = new LayerSelector(0);
   t.onEstimate(
     { estimateBps: 510_000, receivedBps: 600_000, sentBps: 0, congestion: true, queueing: true },
@@ -192,9 +193,13 @@ Deno.test("layer selector (estimate): a probe that meets congestion ends, keeps 
     0,
   );
   feedEstimates(t, 100, PROBE_HOLD_MS + 100, 600_000, 400_000);
-  feedEstimates(t, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 2000, 600_000, 600_000);
+  assert.equal(t.probeBps, 800_000);
+  feedEstimates(t, PROBE_HOLD_MS + 100, PROBE_HOLD_MS + 1000, 600_000, 600_000);
   assert.equal(t.level, 1);
   assert.equal(t.probesFailed, 1);
+  assert.equal(t.probeHoldMs, PROBE_HOLD_MS, "no longer wait");
+  feedEstimates(t, PROBE_HOLD_MS + 1000, 2 * PROBE_HOLD_MS + 1100, 600_000, 400_000);
+  assert.equal(t.probeBps, 1_200_000);
 });
 
 Deno.test("layer selector (estimate): without probing (no RTX) the step up is a plain trial after the hold", () => {
