@@ -17,6 +17,11 @@ export const LOSS_CONGESTED = 0.08;
 export const QUEUE_RTT_MS = 150;
 /** The least time between two steps down (the first step's effect must reach the reports). */
 export const DOWN_HOLD_MS = 1500;
+/**
+ * With an estimate, the least time between two steps down: the first goes straight to the layer that fits,
+ * and the old layer's queue and losses still show in the feedback while the switch waits for a keyframe.
+ */
+export const ESTIMATE_DOWN_HOLD_MS = 3000;
 /** Time without congestion before trying a higher layer. */
 export const UP_HOLD_MS = 5000;
 /** The longest wait between trials after failed ones. */
@@ -25,7 +30,7 @@ export const MAX_UP_HOLD_MS = 10_000;
 export const OVERLOAD = 1.1;
 /** Calm time before probing for a higher layer (estimate mode), and its bound after failed probes. */
 export const PROBE_HOLD_MS = 2000;
-export const MAX_PROBE_HOLD_MS = 6000;
+export const MAX_PROBE_HOLD_MS = 4000;
 /** How long a probe for the next layer's rate is sent (ms), and how long its feedback may take after. */
 export const PROBE_MS = 500;
 const PROBE_FEEDBACK_MS = 400;
@@ -122,7 +127,7 @@ export class LayerSelector {
    * `ladderBps`: the sent layers' rates, best first;
    * `canProbe`: the forwarder can send probe copies (RTX negotiated). Congestion while the layer sends
    * over {@link OVERLOAD} times what arrived steps down at once to the best layer the cut estimate carries,
-   * again after {@link DOWN_HOLD_MS} if it persists. After {@link PROBE_HOLD_MS} without congestion it
+   * again after {@link ESTIMATE_DOWN_HOLD_MS} if it persists. After {@link PROBE_HOLD_MS} without congestion it
    * probes at the top layer's rate for {@link PROBE_MS} (ending early at the first sign of a queue) and goes
    * up to the best layer what arrived meanwhile carries; a probe costs no picture, so it comes sooner than
    * a trial on reports; one that leads nowhere doubles the wait (up to {@link MAX_PROBE_HOLD_MS}). Without
@@ -186,7 +191,7 @@ export class LayerSelector {
         this.#probeHoldMs = Math.min(this.#probeHoldMs * 2, MAX_PROBE_HOLD_MS);
         this.#lastUpAt = -Infinity;
       }
-      if (now - this.#lastDownAt >= DOWN_HOLD_MS) {
+      if (now - this.#lastDownAt >= ESTIMATE_DOWN_HOLD_MS) {
         const fits = fittingLevel(estimate.estimateBps, ladderBps, 1);
         if (fits > this.level) {
           this.level = Math.min(maxLevel, fits);

@@ -309,3 +309,19 @@ Deno.test("simulcast: a new publisher session (takeover) is learnt anew; viewers
   assert.equal(after[0].payload[0], IDR);
   assertOneContinuousStream(viewer.peer.sent, 2000);
 });
+
+Deno.test("simulcast: a layer's rate leaves out padding-only probes entirely (their headers too)", () => {
+  const { room } = setup();
+  const pub = new Publisher(room);
+  let now = 0;
+  // 25 frames a second of one 112-byte packet (~22 kbit/s) and 40 padding-only probes per frame.
+  for (let frame = 0; frame < 50; frame++) {
+    pub.low(frame, frame === 0, now += 40);
+    for (let i = 0; i < 40; i++) {
+      room.handlePublisherRtp(paddingOnly(21, pub.lowSeq++, 500_000 + frame * 3000), now);
+    }
+  }
+  const low = room.layers!.info().find((l) => l.encodingId === "l")!;
+  // The 12-byte headers of 1,000 probes a second alone would add 96 kbit/s.
+  assert.ok(low.bitrateKbps >= 20 && low.bitrateKbps <= 25, `${low.bitrateKbps} kbit/s`);
+});

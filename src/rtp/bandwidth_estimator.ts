@@ -27,6 +27,8 @@ const CAP_MARGIN_BPS = 10_000;
 const LOSS_PACKETS = 40;
 /** Loss above this fraction is an early sign of a queue ({@link BandwidthEstimator.queueing}). */
 export const LOSS_EARLY = 0.02;
+/** A feedback's packets arriving this much more spread out than they were sent (ms) is a queue growing. */
+export const QUEUE_GROWTH_MS = 15;
 /** Loss above this fraction is congestion. */
 export const LOSS_HIGH = 0.1;
 /**
@@ -59,6 +61,11 @@ export class BandwidthEstimator {
   sentWindowBps = 0;
   /** Fraction lost over the last loss window. */
   lossFraction = 0;
+  /**
+   * How much longer the packets of the last feedback took to arrive than to be sent (ms): a queue growing
+   * right now, seen within one feedback, before the delay trend has groups enough to show it.
+   */
+  queueGrowthMs = 0;
   /** The delay trend's latest state. */
   signal: DelaySignal = NORMAL;
   /** Cuts of the estimate (overuse or loss), for stats. */
@@ -96,6 +103,10 @@ export class BandwidthEstimator {
    */
   onFeedback(feedback: TransportFeedback, sent: SentPackets, now: number, rttMs = 100): boolean {
     let congestion = false;
+    let firstSent = NaN;
+    let firstArrival = NaN;
+    let lastSent = NaN;
+    let lastArrival = NaN;
     for (let i = 0; i < feedback.count; i++) {
       const sequence = (feedback.baseSequence + i) & 0xffff;
       if (this.#lastSequence >= 0 && seqDiff(sequence, this.#lastSequence) <= 0) continue;
@@ -110,9 +121,16 @@ export class BandwidthEstimator {
       }
       this.#lossReceived++;
       const arrival = arrivalUs / 1000;
+      if (Number.isNaN(firstSent)) {
+        firstSent = sentAt;
+        firstArrival = arrival;
+      }
+      lastSent = sentAt;
+      lastArrival = arrival;
       this.#countArrival(sent.size(sequence), arrival);
       this.#addToGroup(sentAt, arrival);
     }
+    this.queueGrowthMs = Number.isNaN(firstSent) ? 0 : (lastArrival - firstArrival) - (lastSent - firstSent);
     // Heavy loss or a growing queue cuts the estimate to a fraction of what arrived: over a full
     // bottleneck that is the link's rate, so repeated cuts do not compound.
     let cut = this.signal === OVERUSE;
@@ -146,11 +164,13 @@ export class BandwidthEstimator {
   }
 
   /**
-   * Early signs of a queue, before they amount to a cut: the delay trend above half its threshold, or
-   * some loss ({@link LOSS_EARLY}). A probe stops at them.
+   * Early signs of a queue, before they amount to a cut: the delay trend above half its threshold, the
+   * last feedback's packets spread out by over {@link QUEUE_GROWTH_MS} on the way, or some loss
+   * ({@link LOSS_EARLY}). A probe stops at them.
    */
   get queueing(): boolean {
-    return this.trend.trend > this.trend.threshold / 2 || this.#recentLoss() > LOSS_EARLY;
+    return this.trend.trend > this.trend.threshold / 2 || this.queueGrowthMs > QUEUE_GROWTH_MS ||
+      this.#recentLoss() > LOSS_EARLY;
   }
 
   /** Loss in the current window so far, or the last window's when the current one is young. */

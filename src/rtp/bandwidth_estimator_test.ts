@@ -70,6 +70,8 @@ function simulate(options: {
 
 Deno.test("bandwidth estimator: a 1.2 Mbit/s stream into a link that falls to 600 kbit/s cuts the estimate below it within 1.5 s", () => {
   let cutAt = -1;
+  let queueingAt = -1;
+  let firstCutAt = -1;
   const estimates: number[] = [];
   const sentVsReceived: [number, number][] = [];
   simulate({
@@ -78,6 +80,8 @@ Deno.test("bandwidth estimator: a 1.2 Mbit/s stream into a link that falls to 60
     sendBps: () => 1_200_000,
     onFeedback: (now, e) => {
       if (now > 3000 && cutAt < 0 && e.estimateBps < 600_000) cutAt = now - 3000;
+      if (now > 3000 && queueingAt < 0 && e.queueing) queueingAt = now - 3000;
+      if (now > 3000 && firstCutAt < 0 && e.decreases > 0) firstCutAt = now - 3000;
       if (now > 5000) estimates.push(e.estimateBps);
       if (now > 5000) sentVsReceived.push([e.sentWindowBps, e.lastWindowBps]);
     },
@@ -85,6 +89,11 @@ Deno.test("bandwidth estimator: a 1.2 Mbit/s stream into a link that falls to 60
   // The first cut comes ~400 ms after the fall; the arriving rate it is taken from is partly smoothed (a
   // receiver's stall must not look like a slow path), so a second cut brings it below the link.
   assert.ok(cutAt > 0 && cutAt < 1500, `cut below the link ${cutAt} ms after it fell`);
+  // The first signs (what a probe stops at) come within a few feedbacks, before the first cut.
+  assert.ok(
+    queueingAt > 0 && queueingAt < 250 && queueingAt < firstCutAt,
+    `queueing ${queueingAt}, cut ${firstCutAt}`,
+  );
   assert.ok(
     sentVsReceived.every(([sent, received]) => sent > 1.5 * received),
     "sends clearly more than arrives",
