@@ -186,7 +186,7 @@ export async function startServer(
   // Room statistics run from the media socket's one timer, like the peers' sweep and the join replays.
   socket.scheduler.wakeAt({
     wake(now) {
-      sessions.publishRoomStats();
+      sessions.publishRoomStats(now);
       return now + ROOM_STATS_INTERVAL_MS;
     },
   }, performance.now() + ROOM_STATS_INTERVAL_MS);

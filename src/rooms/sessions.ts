@@ -387,10 +387,9 @@ export class SessionManager {
 
   /**
    * Refreshes every live room's bitrate/frame-rate estimate and posts `room-changed` for rooms whose
-   * figures or picture size moved. Called every couple of seconds by the server.
+   * figures or picture size moved. The media timer calls it every couple of seconds with its `now`.
    */
-  publishRoomStats(): void {
-    const now = this.#clock();
+  publishRoomStats(now: number): void {
     for (const room of this.rooms.publishedRooms()) {
       if (!room.live) continue;
       this.#requestThumbnailKeyframe(room, now);
