@@ -66,7 +66,7 @@ export async function startServer(
   // Both ports are bound before anything is logged, so a port in use is the only line a failed start prints.
   let socket: MediaSocket;
   try {
-    socket = MediaSocket.listen(config.udpAddress, config.udpPort, config.receiveThread);
+    socket = MediaSocket.listen(config.udpAddress, config.udpPort, { thread: config.receiveThread });
   } catch (e) {
     throw new ConfigError(
       `UDP_PORT: cannot bind ${config.udpAddress}:${config.udpPort}: ${firstLine(e)}`,

@@ -22,6 +22,9 @@ const IOVEC_BYTES = 16;
 const MSG_TRUNC = 0x20;
 const AF_INET = 2;
 
+/** Hostnames remembered for sources (cleared when full, so spoofed sources cannot grow it without end). */
+const MAX_HOSTNAMES = 4096;
+
 /** Indexes of the shared counters (Int32). */
 const HEAD = 0;
 const TAIL = 1;
@@ -43,6 +46,8 @@ export class ReceiveRing {
   #data: Uint8Array;
   /** One view per slot, made once. */
   #slotViews: Uint8Array[] = [];
+  /** Source hostnames by IPv4 address, so a datagram's source costs no string once its host was seen. */
+  #hostnames = new Map<number, string>();
   #headersOffset: number;
   #namesOffset: number;
   #iovecsOffset: number;
@@ -182,6 +187,18 @@ export class ReceiveRing {
     return ((names[n + 4] << 24) | (names[n + 5] << 16) | (names[n + 6] << 8) | names[n + 7]) >>> 0;
   }
 
+  /** Slot `index`'s IPv4 source as Deno writes it (`a.b.c.d`), from a bounded cache. */
+  sourceHostname(index: number): string {
+    const ipv4 = this.sourceIPv4(index);
+    let hostname = this.#hostnames.get(ipv4);
+    if (hostname === undefined) {
+      if (this.#hostnames.size >= MAX_HOSTNAMES) this.#hostnames.clear();
+      hostname = `${ipv4 >>> 24}.${(ipv4 >>> 16) & 0xff}.${(ipv4 >>> 8) & 0xff}.${ipv4 & 0xff}`;
+      this.#hostnames.set(ipv4, hostname);
+    }
+    return hostname;
+  }
+
   /** Slot `index`'s source port. */
   sourcePort(index: number): number {
     const n = index * NAME_BYTES;
@@ -204,6 +221,12 @@ export class ReceiveRing {
     Atomics.store(this.control, WAITING, 1);
     if (this.filled() === this.slots && !this.stopped) Atomics.wait(this.control, TAIL, tail, timeoutMs);
     Atomics.store(this.control, WAITING, 0);
+  }
+
+  /** Empties the ring and starts again at slot 0 (when one thread both fills and drains it). */
+  reset(): void {
+    Atomics.store(this.control, HEAD, 0);
+    Atomics.store(this.control, TAIL, 0);
   }
 
   // --- stopping ---

@@ -33,6 +33,7 @@ Deno.test("datagrams come out in the order they went in, with their source", () 
   assert.ok(ring.sourceIsIPv4(slot));
   assert.equal(ring.sourceIPv4(slot), (10 << 24 | 1) >>> 0);
   assert.equal(ring.sourcePort(slot), 5001);
+  assert.equal(ring.sourceHostname(slot), "10.0.0.1");
   assert.deepEqual(consume(ring), [1, 2, 3]);
   assert.equal(ring.filled(), 0);
 });
@@ -102,4 +103,13 @@ Deno.test("the producer's header pointers address the slots inside the shared bu
   assert.equal(view.getBigUint64(Number(iov0 - 0x1000n) + 8, true), 100n, "iov_len");
   assert.equal(data1 - data0, 100n);
   assert.ok(name0 > 0x1000n && data0 + 200n === 0x1000n + BigInt(ring.buffer.byteLength));
+});
+
+Deno.test("one thread filling and draining resets the ring to slot 0 after each batch", () => {
+  const ring = new ReceiveRing(4, 32);
+  produce(ring, [1, 2, 3]);
+  consume(ring);
+  ring.reset();
+  assert.deepEqual(ring.writable(4), { start: 0, count: 4 });
+  assert.equal(ring.filled(), 0);
 });

@@ -23,8 +23,6 @@ const EFD_CLOEXEC = 0o2000000;
 const RING_SLOTS = 512;
 /** Largest datagram kept whole; longer ones are counted and dropped (media and DTLS stay near the MTU). */
 const SLOT_BYTES = 4096;
-/** Hostnames remembered for sources (cleared when full, so spoofed sources cannot grow it without end). */
-const MAX_HOSTNAMES = 4096;
 
 /** The source of the datagram being handled: one object, rewritten for each datagram. */
 export interface ReceivedFrom {
@@ -54,7 +52,6 @@ export class ReceiveThread {
   #threadDone = false;
   #stopped: Promise<void>;
   #ready: Promise<string | undefined>;
-  #hostnames = new Map<number, string>();
   #from: ReceivedFrom = { hostname: "", port: 0 };
 
   private constructor(fd: number, wakeFd: number, lib: Deno.DynamicLibrary<typeof SYMBOLS>) {
@@ -175,7 +172,7 @@ export class ReceiveThread {
             handlers.oversize();
             continue;
           }
-          from.hostname = this.#hostname(ring.sourceIPv4(slot));
+          from.hostname = ring.sourceHostname(slot);
           from.port = ring.sourcePort(slot);
           handlers.datagram(ring.datagram(slot), from, now);
         }
@@ -196,15 +193,5 @@ export class ReceiveThread {
       if (!this.#threadDone) this.#lib.symbols.write(this.#wakeFd, new BigUint64Array([1n]), 8n);
     }
     return this.#stopped;
-  }
-
-  #hostname(ipv4: number): string {
-    let hostname = this.#hostnames.get(ipv4);
-    if (hostname === undefined) {
-      if (this.#hostnames.size >= MAX_HOSTNAMES) this.#hostnames.clear();
-      hostname = `${ipv4 >>> 24}.${(ipv4 >>> 16) & 0xff}.${(ipv4 >>> 8) & 0xff}.${ipv4 & 0xff}`;
-      this.#hostnames.set(ipv4, hostname);
-    }
-    return hostname;
   }
 }

@@ -8,8 +8,8 @@
  * on to, get a copy of their own, and so does their source address.
  */
 import { classifyDatagram } from "./demux.ts";
-import { receiveEach } from "./datagrams.ts";
 import { FanoutPool } from "./fanout.ts";
+import { ReceiveDrain } from "./receive_drain.ts";
 import { ReceiveThread } from "./receive_thread.ts";
 import { Outbox } from "./outbox.ts";
 import { PeerTable } from "./peer_table.ts";
@@ -18,6 +18,12 @@ import { SendTo } from "./udp_sendto.ts";
 import { isBindingSuccess, stunLocalUfrag } from "../peer/ice_lite.ts";
 import type { Peer, PeerAddress } from "../peer/peer.ts";
 import type { PeerMedia, PeerTransport } from "../rooms/sessions.ts";
+
+/** How the socket reads (see {@link MediaSocket}'s constructor). */
+export interface ReceiveOptions {
+  /** Read on a thread of its own (RECEIVE_THREAD). */
+  thread?: boolean;
+}
 
 /** Counters of what the socket saw and dropped. */
 export interface SocketCounters {
@@ -30,7 +36,7 @@ export interface SocketCounters {
   sendErrors: number;
   /** Datagrams longer than a receive-thread slot (4 KiB), dropped. */
   oversize: number;
-  /** Batches the receive thread handed over (each handled, then flushed once). */
+  /** Wake-ups of the read loop, each a batch of datagrams handled, then flushed once. */
   receiveBatches: number;
   /** Exceptions under the packet path: bugs, not bad input (each peer's first is logged). */
   internalErrors: number;
@@ -86,20 +92,24 @@ export class MediaSocket implements PeerTransport {
   /** Bound to a loopback address: only loopback sources may start ICE. */
   #loopbackOnly: boolean;
   #thread: ReceiveThread | undefined;
+  /** Batch reads after Deno's receive (undefined with a receive thread, or without FFI). */
+  #drain: ReceiveDrain | undefined;
   #receivePath: string;
 
   /**
-   * Timers (consent requests, probe retransmissions, timeouts) run every `sweepIntervalMs`; `receiveThread`
-   * reads the socket on a thread of its own when it can (see receive_thread.ts).
+   * Timers (consent requests, probe retransmissions, timeouts) run every `sweepIntervalMs`. `receive.thread`
+   * reads the socket on a thread of its own when it can (see receive_thread.ts); otherwise Deno's receive
+   * wakes the loop and what else is queued is read in one batch (receive_drain.ts).
    */
-  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250, receiveThread = false) {
+  constructor(conn: Deno.DatagramConn, sweepIntervalMs = 250, receive: ReceiveOptions = {}) {
     this.#conn = conn;
-    this.#thread = receiveThread ? ReceiveThread.open(conn) : undefined;
+    this.#thread = receive.thread ? ReceiveThread.open(conn) : undefined;
+    this.#drain = this.#thread ? undefined : ReceiveDrain.open(conn);
     this.#receivePath = this.#thread
       ? "a receive thread (poll/recvmmsg through libc into a shared ring)"
-      : `Deno's receive, one op per datagram${
-        receiveThread ? ` (receive thread unavailable: ${ReceiveThread.unavailableReason})` : ""
-      }`;
+      : this.#denoReceivePath(
+        receive.thread ? `receive thread unavailable: ${ReceiveThread.unavailableReason}` : "",
+      );
     this.#loopbackOnly = isLoopbackAddress((conn.addr as Deno.NetAddr).hostname);
     this.#sendTo = SendTo.open((conn.addr as Deno.NetAddr).port);
     this.#outbox = new Outbox(conn, this.#sendTo, this.counters);
@@ -123,11 +133,11 @@ export class MediaSocket implements PeerTransport {
   }
 
   /** Binds the socket; throws with a clear message when the port is taken. */
-  static listen(hostname: string, port: number, receiveThread = false): MediaSocket {
+  static listen(hostname: string, port: number, receive: ReceiveOptions = {}): MediaSocket {
     if (typeof Deno.listenDatagram !== "function") {
       throw new Error("Deno.listenDatagram is unavailable: run with --unstable-net (deno task start does)");
     }
-    return new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname, port }), 250, receiveThread);
+    return new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname, port }), 250, receive);
   }
 
   /** How datagrams are read, for the start-up log (see {@link receiveReady}). */
@@ -204,19 +214,44 @@ export class MediaSocket implements PeerTransport {
         if (!this.#closed) this.log("error", `receive thread: ${(e as Error).message}; using Deno's receive`);
       }
       if (this.#closed) return;
-      if (failure === undefined) {
-        this.#receivePath = "Deno's receive, one op per datagram (the receive thread stopped)";
-      }
+      this.#drain = ReceiveDrain.open(this.#conn);
+      if (failure === undefined) this.#receivePath = this.#denoReceivePath("the receive thread stopped");
     }
-    await receiveEach(
-      this.#conn,
-      () => this.#closed,
-      new Uint8Array(RECEIVE_BUFFER_BYTES),
-      (data, from) => this.handleDatagram(data, from, performance.now()),
-    );
+    await this.#receiveWithDeno();
   }
 
-  /** What the receive thread calls: every datagram of a batch, then one flush. */
+  #denoReceivePath(note: string): string {
+    const drain = this.#drain
+      ? "Deno's receive, then recvmmsg through libc for what else is queued"
+      : `Deno's receive, one op per datagram (no batch reads: ${ReceiveDrain.unavailableReason})`;
+    return note === "" ? drain : `${drain} (${note})`;
+  }
+
+  /**
+   * Deno's receive wakes the loop; then what else is queued is read in one batch (a wake-up costs ~20–100 µs
+   * here whatever it brings; see README Performance) and everything is flushed once.
+   */
+  async #receiveWithDeno(): Promise<void> {
+    const buffer = new Uint8Array(RECEIVE_BUFFER_BYTES);
+    const handlers = this.#threadHandlers;
+    while (!this.#closed) {
+      let received: [Uint8Array, Deno.Addr];
+      try {
+        received = await this.#conn.receive(buffer);
+      } catch (e) {
+        if (this.#closed) return;
+        // ICMP errors from peers that went away (Linux reports them on the next receive) are skipped: one
+        // vanished peer must not stop the loop that serves the others.
+        if (e instanceof Deno.errors.ConnectionRefused || e instanceof Deno.errors.ConnectionReset) continue;
+        throw e;
+      }
+      this.#route(received[0], received[1] as Deno.NetAddr, performance.now());
+      this.#drain?.drain(handlers, performance.now());
+      handlers.batchDone();
+    }
+  }
+
+  /** What the receive thread and the batch reads call: every datagram of a batch, then one flush. */
   #threadHandlers = {
     datagram: (data: Uint8Array, from: PeerAddress, now: number): void => this.#route(data, from, now),
     batchDone: (): void => {
@@ -365,6 +400,7 @@ export class MediaSocket implements PeerTransport {
     this.#fanout?.close();
     // The thread reads its own duplicate of the descriptor and closes it when it wakes (right away).
     this.#thread?.close();
+    this.#drain?.close();
     try {
       this.#conn.close();
     } catch { /* already closed */ }

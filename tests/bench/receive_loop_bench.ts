@@ -246,7 +246,11 @@ if (Deno.args[0] === "--child") {
     `|---|${modes.map(() => "---").join("|")}|`,
   ];
   type Result = Awaited<ReturnType<typeof measure>>;
-  const median = (values: number[]) => values.toSorted((a, b) => a - b)[Math.floor(values.length / 2)];
+  const median = (values: number[]) => {
+    const sorted = values.toSorted((a, b) => a - b);
+    const mid = sorted.length / 2;
+    return Number.isInteger(mid) ? (sorted[mid - 1] + sorted[mid]) / 2 : sorted[Math.floor(mid)];
+  };
   for (const rate of rates) {
     // Repeats rotate the order of the modes, so a drift in the machine's load falls on all of them.
     const results = new Map<Mode, Result[]>(modes.map((m) => [m, []]));

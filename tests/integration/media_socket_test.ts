@@ -243,7 +243,7 @@ Deno.test("with a receive thread: datagrams in order from the shared ring, one f
   const socket = new MediaSocket(
     Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
     250,
-    true,
+    { thread: true },
   );
   const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
   const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
@@ -316,7 +316,7 @@ Deno.test("with a receive thread: closing the socket stops the thread and frees 
   const socket = new MediaSocket(
     Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
     250,
-    true,
+    { thread: true },
   );
   const port = socket.port;
   const running = socket.run();
@@ -403,5 +403,53 @@ Deno.test("the socket routes what a peer's input returned: a validated address, 
     assert.deepEqual(delivered, ["rtp routed 7 at 3", "rtcp routed 201 at 4"]);
   } finally {
     socket.close();
+  }
+});
+
+Deno.test("Deno's receive, then one batch read of what else is queued: in order, one flush per wake-up, fewer wake-ups than datagrams", async () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const viewer = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const running = socket.run();
+  try {
+    if (!socket.receivePath.includes("recvmmsg") || socket.sendPath.startsWith("Deno")) {
+      console.log(`skipped: ${socket.receivePath}; ${socket.sendPath}`);
+      return;
+    }
+    const peer = standIn("a");
+    const to = viewer.addr as PeerAddress;
+    // Each RTP datagram is forwarded to the viewer, as a room does (the outbox copies it).
+    const handleInput = peer.handleInput;
+    peer.handleInput = function (data, kind, from) {
+      const input = handleInput.call(this, data, kind, from);
+      if (kind === "rtp") socket.transmit(data, to);
+      return input;
+    };
+    socket.addPeer(peer as unknown as Peer);
+    socket.routeAddress(peer as unknown as Peer, client.addr as PeerAddress);
+    const server = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.port };
+    const sender = SendTo.open((client.addr as Deno.NetAddr).port)!;
+    // Two bursts of 40 in one sendmmsg each: each is read by a few wake-ups, not 40.
+    const batchesBefore = socket.counters.batches;
+    for (let seq = 0; seq < 40; seq++) sender.queue(rtpDatagram(seq), server);
+    sender.flush();
+    await waitFor("the first burst", () => peer.rtp.length, (n) => n === 40, 20_000, 5);
+    for (let seq = 40; seq < 80; seq++) sender.queue(rtpDatagram(seq), server);
+    sender.flush();
+    sender.close();
+    const forwarded: number[] = [];
+    const buffer = new Uint8Array(2048);
+    while (forwarded.length < 80) forwarded.push((await viewer.receive(buffer))[0][3]);
+    assert.deepEqual(forwarded, [...Array(80).keys()], "in order");
+    assert.deepEqual(peer.rtpBytes, [...Array(80).keys()].map((seq) => [...rtpDatagram(seq)]));
+    const wakeUps = socket.counters.receiveBatches;
+    assert.ok(wakeUps < 40, `80 datagrams in ${wakeUps} wake-ups`);
+    assert.ok(socket.counters.batches - batchesBefore <= wakeUps, "at most one flush per wake-up");
+    assert.equal(socket.counters.datagramsIn, 80);
+  } finally {
+    client.close();
+    viewer.close();
+    socket.close();
+    await running;
   }
 });
