@@ -217,6 +217,41 @@ Deno.test("cluster families appear only in cluster mode, with every figure", () 
   assert.equal(value(samples, "sfu_cluster_redis_connected"), 0);
 });
 
+Deno.test("fan-out workers: one sample per worker and figure, only when workers run", () => {
+  const rooms = new Map<string, Room>();
+  const media = new MediaTotals(() => rooms.values());
+  const none = parseExposition(renderExposition(collectMetrics(sources(rooms, media))));
+  assert.deepEqual([...none.types.keys()].filter((name) => name.startsWith("sfu_fanout_")), []);
+  const workers = [0, 1].map((worker) => ({
+    worker,
+    running: worker === 0,
+    viewers: 10 + worker,
+    sealed: 100 + worker,
+    sent: 90 + worker,
+    sendErrors: 10,
+    ringDrops: 3 + worker,
+    orphaned: 2,
+    restarts: worker,
+  }));
+  const { types, samples } = parseExposition(
+    renderExposition(collectMetrics({ ...sources(rooms, media), fanout: { figures: () => workers } })),
+  );
+  assert.equal(types.get("sfu_fanout_packets_sealed_total"), "counter");
+  assert.equal(types.get("sfu_fanout_viewers"), "gauge");
+  for (const w of workers) {
+    const labels = { worker: String(w.worker) };
+    assert.equal(value(samples, "sfu_fanout_worker_running", labels), w.running ? 1 : 0);
+    assert.equal(value(samples, "sfu_fanout_viewers", labels), w.viewers);
+    assert.equal(value(samples, "sfu_fanout_packets_sealed_total", labels), w.sealed);
+    assert.equal(value(samples, "sfu_fanout_packets_sent_total", labels), w.sent);
+    assert.equal(value(samples, "sfu_fanout_send_errors_total", labels), w.sendErrors);
+    assert.equal(value(samples, "sfu_fanout_ring_drops_total", labels), w.ringDrops);
+    assert.equal(value(samples, "sfu_fanout_orphaned_total", labels), w.orphaned);
+    assert.equal(value(samples, "sfu_fanout_worker_restarts_total", labels), w.restarts);
+  }
+  assert.equal(value(samples, "sfu_rtp_packets_offloaded_total"), 0);
+});
+
 Deno.test("label values and help text are escaped; bad names are refused", () => {
   const text = renderExposition([
     {

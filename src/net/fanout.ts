@@ -23,6 +23,7 @@ import {
   FIGURE_SEALED,
   FIGURE_SEND_ERRORS,
   FIGURE_SENT,
+  FIGURE_STOPPED,
   RECORD_ADDRESS,
   RECORD_PAYLOAD,
   RECORD_REMOVE,
@@ -325,12 +326,25 @@ export class FanoutPool implements RtpOffloader {
     lane.ring.wake();
   }
 
-  /** Stops every worker (their viewers' sessions are being ended by the caller). */
+  /**
+   * Stops every worker (their viewers' sessions are being ended by the caller) and waits up to 200 ms for
+   * them to leave their loops: the socket's descriptor is closed next, and its number may be handed out again.
+   */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#timer);
     for (const lane of this.#lanes) stopLane(lane);
+    const deadline = performance.now() + 200;
+    const pause = new Int32Array(new SharedArrayBuffer(4));
+    for (const lane of this.#lanes) {
+      while (
+        lane.figures[FIGURE_STOPPED] === 0 && lane.figures[FIGURE_HEARTBEAT] > 0 &&
+        performance.now() < deadline
+      ) {
+        Atomics.wait(pause, 0, 0, 1);
+      }
+    }
   }
 
   #startLane(index: number, now: number): FanoutLane {

@@ -43,6 +43,8 @@ export const FIGURE_ORPHANED = 4;
  * running), so a worker leaves its loop when told to.
  */
 export const FIGURE_COMMAND = 5;
+/** Set by the worker when it has left its loop after {@link COMMAND_STOP}: it sends nothing more. */
+export const FIGURE_STOPPED = 6;
 export const FIGURE_COUNT = 8;
 
 export const COMMAND_STOP = 1;

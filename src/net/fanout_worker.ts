@@ -24,6 +24,7 @@ import {
   FIGURE_SEALED,
   FIGURE_SEND_ERRORS,
   FIGURE_SENT,
+  FIGURE_STOPPED,
   RECORD_ADDRESS,
   RECORD_PAYLOAD,
   RECORD_REMOVE,
@@ -205,6 +206,7 @@ function serve(worker: FanoutWorker): void {
       while (figures[FIGURE_COMMAND] === COMMAND_HANG) ring.sleep(ring.signal, IDLE_WAKE_MS);
       if (figures[FIGURE_COMMAND] === COMMAND_STOP) {
         worker.close();
+        figures[FIGURE_STOPPED] = 1;
         return;
       }
     }
