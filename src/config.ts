@@ -164,8 +164,9 @@ export const SERVER_SETTINGS = {
     default: "off",
     parse: bool,
     description: "on: read the UDP media socket on a thread of its own (libc `poll`/`recvmmsg` through FFI " +
-      "into a shared ring): ~25-45 % less main-thread CPU per received packet, ~0.9-1.3x the total CPU " +
-      "(see Performance); needs --allow-ffi, Linux and an IPv4 socket, otherwise Deno's receive",
+      "into a shared ring): 25-40 % less main-thread CPU per received datagram, but more in total (two " +
+      "threads wake per datagram; see Performance); needs --allow-ffi, Linux and an IPv4 socket, otherwise " +
+      "Deno's receive",
   }),
   publicIps: setting({
     name: "PUBLIC_IP",
