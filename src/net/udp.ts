@@ -246,7 +246,8 @@ export class MediaSocket implements PeerTransport {
         throw e;
       }
       this.#route(received[0], received[1] as Deno.NetAddr, performance.now());
-      this.#drain?.drain(handlers, performance.now());
+      // Closing the socket (which closes the drain's library) may have happened while handling it.
+      if (!this.#closed) this.#drain?.drain(handlers, performance.now());
       handlers.batchDone();
     }
   }
