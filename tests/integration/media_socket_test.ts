@@ -453,3 +453,36 @@ Deno.test("Deno's receive, then one batch read of what else is queued: in order,
     await running;
   }
 });
+
+Deno.test("with a receive thread: a datagram longer than a ring slot is counted and dropped, the next one served", async () => {
+  const socket = new MediaSocket(
+    Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }),
+    250,
+    { thread: true },
+  );
+  const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const running = socket.run();
+  try {
+    await socket.receiveReady();
+    if (!socket.receivePath.startsWith("a receive thread")) {
+      console.log(`skipped: ${socket.receivePath}`);
+      return;
+    }
+    const peer = standIn("a");
+    socket.addPeer(peer as unknown as Peer);
+    socket.routeAddress(peer as unknown as Peer, client.addr as PeerAddress);
+    const server = { transport: "udp" as const, hostname: "127.0.0.1", port: socket.port };
+    const big = new Uint8Array(5000);
+    big.set(rtpDatagram(1));
+    await client.send(big, server);
+    await client.send(rtpDatagram(2), server);
+    await waitFor("the small datagram", () => peer.rtp.length, (n) => n === 1, 20_000, 20);
+    assert.deepEqual(peer.rtpBytes, [[...rtpDatagram(2)]]);
+    assert.equal(socket.counters.oversize, 1);
+    assert.equal(socket.counters.datagramsIn, 1);
+  } finally {
+    client.close();
+    socket.close();
+    await running;
+  }
+});
