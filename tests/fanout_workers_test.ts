@@ -63,6 +63,9 @@ Deno.test({
     assert.equal(metric(values, "sfu_rtp_packets_offloaded_total"), out, "every RTP packet went to a worker");
   } catch (e) {
     console.error(server.logs().slice(-3000));
+    const metrics = await (await fetch(`${server.baseUrl}/metrics`)).text();
+    console.error(metrics.split("\n").filter((l) => /^sfu_(fanout|rtp|udp)/.test(l)).join("\n"));
+    console.error(await (await fetch(`${server.baseUrl}/rooms/workers/stats`)).text());
     throw e;
   } finally {
     await browser?.close();

@@ -153,7 +153,7 @@ class FanoutLane {
     data[at + 4] = salt.length;
     data.set(key, at + 5);
     data.set(salt, at + 5 + key.length);
-    this.#publish();
+    this.#finish();
     if (slot === this.#slots.length) this.#slots.push(undefined);
     else this.#freeSlots.pop();
     const seat = new FanoutSeat(this, slot, onLost);
@@ -174,7 +174,7 @@ class FanoutLane {
     data[at + 3] = to.port >>> 8;
     // Addresses are ASCII (dotted IPv4, IPv6 hex); anything else the worker cannot send to anyway.
     for (let i = 0; i < hostname.length; i++) data[at + 4 + i] = hostname.charCodeAt(i) & 0x7f;
-    this.#publish();
+    this.#finish();
     return true;
   }
 
@@ -205,7 +205,7 @@ class FanoutLane {
     data[at] = slot & 0xff;
     data[at + 1] = slot >>> 8;
     for (let i = 0; i < headerLength; i++) data[at + 2 + i] = packet[i];
-    this.#publish();
+    this.#finish();
   }
 
   /** Frees a seat (its viewer left): the worker drops its context; records still queued for it go nowhere. */
@@ -217,10 +217,11 @@ class FanoutLane {
     if (at < 0) return;
     this.ring.data[at] = seat.slot & 0xff;
     this.ring.data[at + 1] = seat.slot >>> 8;
-    this.#publish();
+    this.#finish();
   }
 
-  #publish(): void {
+  /** Finishes a record; the pool publishes the ring (and wakes the worker) at the end of the task. */
+  #finish(): void {
     this.ring.commit();
     if (!this.pending) {
       this.pending = true;
@@ -245,6 +246,7 @@ export class FanoutPool implements RtpOffloader {
   #wakeAll = (): void => {
     for (const lane of this.#toWake) {
       lane.pending = false;
+      lane.ring.publish();
       lane.ring.wake();
     }
     this.#toWake.length = 0;
@@ -403,6 +405,7 @@ export class FanoutPool implements RtpOffloader {
 
 /** Tells a worker to leave its loop (a stuck one does when it gets unstuck), then ends the thread. */
 function stopLane(lane: FanoutLane): void {
+  lane.ring.publish();
   lane.figures[FIGURE_COMMAND] = COMMAND_STOP;
   lane.ring.wake();
   lane.worker.terminate();

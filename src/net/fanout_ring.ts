@@ -8,7 +8,8 @@
  * Records are 4-byte aligned: a type byte, a spare byte, the body's length (u16, little-endian), the body. A
  * record that would run past the end leaves a {@link PAD} marker and starts again at the front. Positions
  * are free-running 32-bit counters; the capacity is a power of two, so `position & mask` is the offset.
- * The producer publishes a record by storing its write position (Atomics), the consumer frees it by storing
+ * The producer finishes records with {@link FanoutRing.commit} and makes everything committed visible at once
+ * by storing its write position ({@link FanoutRing.publish}, Atomics); the consumer frees a record by storing
  * its read position; a `signal` word lets an idle consumer sleep in `Atomics.wait` until the producer wakes it.
  */
 
@@ -31,7 +32,9 @@ export class FanoutRing {
   readonly capacity: number;
   #control: Int32Array;
   #mask: number;
-  /** Producer: where the record being written ends (published by {@link commit}). */
+  /** Producer: where the committed records end (made visible by {@link publish}). */
+  #write = 0;
+  /** Producer: where the record being written ends (committed by {@link commit}). */
   #writeEnd = 0;
   /** Consumer: where the record {@link take} returned ends (freed by {@link release}). */
   #readEnd = 0;
@@ -54,11 +57,11 @@ export class FanoutRing {
     this.#mask = this.capacity - 1;
     this.#control = new Int32Array(buffer, 0, CONTROL_BYTES / 4);
     this.data = new Uint8Array(buffer, CONTROL_BYTES, this.capacity);
-    this.#writeEnd = Atomics.load(this.#control, WRITE);
+    this.#write = this.#writeEnd = Atomics.load(this.#control, WRITE);
     this.#readEnd = Atomics.load(this.#control, READ);
   }
 
-  /** Bytes written and not yet freed by the consumer. */
+  /** Bytes published and not yet freed by the consumer. */
   get used(): number {
     return (Atomics.load(this.#control, WRITE) - Atomics.load(this.#control, READ)) | 0;
   }
@@ -69,9 +72,8 @@ export class FanoutRing {
    * body at, then {@link commit}; -1 when the ring is too full (nothing was changed).
    */
   claim(type: number, length: number, reserve = 0): number {
-    const control = this.#control;
-    const write = Atomics.load(control, WRITE);
-    const free = this.capacity - ((write - Atomics.load(control, READ)) | 0);
+    const write = this.#write;
+    const free = this.capacity - ((write - Atomics.load(this.#control, READ)) | 0);
     const total = (RECORD_HEADER + length + 3) & ~3;
     let offset = write & this.#mask;
     const tail = this.capacity - offset;
@@ -91,9 +93,18 @@ export class FanoutRing {
     return offset + RECORD_HEADER;
   }
 
-  /** Producer: publishes the record from the last {@link claim}. */
+  /** Producer: finishes the record from the last {@link claim} (the consumer sees it after {@link publish}). */
   commit(): void {
-    Atomics.store(this.#control, WRITE, this.#writeEnd);
+    this.#write = this.#writeEnd;
+  }
+
+  /**
+   * Producer: makes every committed record visible to the consumer. The fan-out pool publishes at the end of
+   * a task, so a worker never sends a packet before what the main thread queued in the same task (a DTLS
+   * flight before the first media of the session it completes).
+   */
+  publish(): void {
+    Atomics.store(this.#control, WRITE, this.#write);
   }
 
   /** Producer: wakes a consumer sleeping in {@link sleep}. */

@@ -7,6 +7,7 @@ function put(ring: FanoutRing, type: number, length: number, fill: number, reser
   if (at < 0) return false;
   ring.data.fill(fill, at, at + length);
   ring.commit();
+  ring.publish();
   return true;
 }
 
