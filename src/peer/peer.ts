@@ -256,6 +256,18 @@ export class Peer {
   /** Handles a DTLS record from a validated address. */
   handleDtls(data: Uint8Array, from: PeerAddress, now: number): void {
     if (this.state === "closed" || !this.isValidated(from)) return;
+    // Once werift holds the master secret, a ClientHello, and a flight-5 message it has already, can only be
+    // copies (a browser retransmits after 50 ms on loopback, so copies are common under load). werift takes
+    // copies as new: a copy of flight 5 makes it recompute the extended master secret over a transcript that
+    // by then holds the client's Finished (its own Finished is then wrong: the client never connects), and a
+    // ClientHello makes it draw a new server random (the SRTP keys it exports then differ from the client's:
+    // both ends "connected", every RTP packet fails to decrypt). Those records are left out; the rest (the
+    // client's Finished: a copy makes werift send its last flight again, RFC 6347 §4.2.4) go on.
+    if (this.#dtls?.cipher.masterSecret !== undefined) {
+      const fresh = freshRecords(data, handshakeTypesHeld(this.#dtls));
+      if (fresh === undefined) return;
+      data = fresh;
+    }
     // After the handshake werift acts on records nobody authenticated (a plaintext alert or an unknown
     // content type closes the session, a ClientHello restarts it), so one datagram with the client's
     // spoofed address could end a session. Invalid records are dropped instead (RFC 6347 §4.1.2.7).
@@ -569,6 +581,48 @@ function plausibleClientHello(body: Uint8Array): boolean {
   };
   if (!skip(1, 0) || !skip(1, 0) || !skip(2, 2) || !skip(1, 1)) return false;
   return at === body.length || (skip(2, 0) && at === body.length);
+}
+
+/** The client handshake messages (flight 5) werift has taken in so far, by type. */
+function handshakeTypesHeld(dtls: DtlsServer): Set<number> {
+  const cache = (dtls.dtls as unknown as { handshakeCache: Record<number, { data: { msg_type: number }[] }> })
+    .handshakeCache;
+  return new Set(cache[5]?.data.map((h) => h.msg_type) ?? []);
+}
+
+/**
+ * The records of a datagram werift may still act on after it has the master secret: everything but
+ * ChangeCipherSpec, plaintext ClientHellos and plaintext handshake messages of a type in `held`. Undefined when nothing is left
+ * or a record's length runs past the end; `data` itself when nothing is left out.
+ */
+function freshRecords(data: Uint8Array, held: Set<number>): Uint8Array | undefined {
+  // A ChangeCipherSpec tells werift nothing (it ignores them), and after the handshake one would make
+  // authenticRecords refuse the Finished it travels with.
+  const stale = (at: number) =>
+    data[at + 3] === 0 && data[at + 4] === 0 && (data[at] === DTLS_CHANGE_CIPHER_SPEC ||
+      data[at] === DTLS_HANDSHAKE && at + 13 < data.length &&
+        (data[at + 13] === 1 || held.has(data[at + 13])));
+  let kept = 0;
+  for (let at = 0; at < data.length;) {
+    if (at + 13 > data.length) return undefined;
+    const end = at + 13 + ((data[at + 11] << 8) | data[at + 12]);
+    if (end > data.length) return undefined;
+    if (!stale(at)) kept += end - at;
+    at = end;
+  }
+  if (kept === data.length) return data;
+  if (kept === 0) return undefined;
+  const out = new Uint8Array(kept);
+  let written = 0;
+  for (let at = 0; at < data.length;) {
+    const end = at + 13 + ((data[at + 11] << 8) | data[at + 12]);
+    if (!stale(at)) {
+      out.set(data.subarray(at, end), written);
+      written += end - at;
+    }
+    at = end;
+  }
+  return out;
 }
 
 /**
