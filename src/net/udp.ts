@@ -82,6 +82,8 @@ export class MediaSocket implements PeerTransport {
   #peers = new PeerTable<Peer>();
   /** Peers whose internal error was logged already (one line per peer, not per packet). */
   #loggedErrors = new WeakSet<Peer>();
+  /** Peers whose SRTP never decrypted, logged once each (see {@link Peer.undecryptable}). */
+  #loggedUndecryptable = new WeakSet<Peer>();
   /** The media path's one timer: everything on it is woken with `now` and flushed once per wake-up. */
   readonly scheduler: Scheduler;
   #closed = false;
@@ -388,7 +390,15 @@ export class MediaSocket implements PeerTransport {
   }
 
   #sweepPeers(now: number): void {
-    for (const peer of this.#peers.peers()) peer.checkTimeout(now);
+    for (const peer of this.#peers.peers()) {
+      if (peer.checkTimeout(now) || !peer.undecryptable || this.#loggedUndecryptable.has(peer)) continue;
+      // Without this line such a session looks healthy (connected, live) while its media is all dropped.
+      this.#loggedUndecryptable.add(peer);
+      this.log(
+        "error",
+        `peer ${peer.id}: ${peer.counters.decryptFailures} SRTP packets failed to decrypt and none did (its keys differ from the client's)`,
+      );
+    }
   }
 
   close(): void {

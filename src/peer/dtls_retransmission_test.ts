@@ -15,7 +15,7 @@ import {
   saltLength,
 } from "werift";
 import { clientDtlsTransport } from "./dtls_transport.ts";
-import { certificateFingerprint, Peer, type PeerAddress, pemToDer } from "./peer.ts";
+import { certificateFingerprint, Peer, type PeerAddress, pemToDer, UNDECRYPTABLE_AFTER } from "./peer.ts";
 import { createSrtpContext } from "../srtp/context.ts";
 
 const SERVER = { ufrag: "srvU", pwd: "server-password-0123456789" };
@@ -70,7 +70,7 @@ type Scenario =
   | "server's flight 6 lost once";
 
 /** Runs a handshake; returns whether both ends connected and whether the server decrypts the client's SRTP. */
-async function handshakeWith(scenario: Scenario) {
+async function handshakeWith(scenario: Scenario, forged = 0) {
   const server = await createSelfSignedCertificate({ hash: 4, signature: 3 } as never, 23 as never);
   const client = await createSelfSignedCertificate({ hash: 4, signature: 3 } as never, 23 as never);
   let serverConnected = false;
@@ -154,6 +154,8 @@ async function handshakeWith(scenario: Scenario) {
     await new Promise((r) => setTimeout(r, 10));
   }
   let decrypted = false;
+  let undecryptable = true;
+  const undecryptableAfterForged: boolean[] = [];
   if (clientConnected && serverConnected) {
     const profile = dtls.srtp.srtpProfile as number;
     const keys = dtls.extractSessionKeys(keyLength(profile as 1), saltLength(profile as 1));
@@ -167,10 +169,24 @@ async function handshakeWith(scenario: Scenario) {
     const rtp = new Uint8Array(12 + 100);
     rtp.set([0x80, 96, 0, 1, 0, 0, 0, 1, 0x11, 0x22, 0x33, 0x44]);
     const sealed = srtp.protectRtp(rtp, 12).slice();
+    for (let i = 1; i <= forged; i++) {
+      const copy = sealed.slice();
+      copy[copy.length - 1] ^= 1; // the authentication tag no longer matches
+      peer.handleInput(copy, "rtp", FROM, performance.now());
+      if (i >= forged - 1) undecryptableAfterForged.push(peer.undecryptable);
+    }
     decrypted = peer.handleInput(sealed, "rtp", FROM, performance.now()) === "rtp";
     srtp.close();
+    undecryptable = peer.undecryptable;
   }
-  const result = { clientConnected, serverConnected, closed, decrypted };
+  const result = {
+    clientConnected,
+    serverConnected,
+    closed,
+    decrypted,
+    undecryptable,
+    undecryptableAfterForged,
+  };
   peer.close("deleted");
   dtls.close();
   transport.closed = true;
@@ -197,5 +213,17 @@ for (const scenario of SCENARIOS) {
     assert.ok(result.serverConnected, "the server finished the handshake");
     assert.ok(result.clientConnected, "the client accepted the server's Finished");
     assert.ok(result.decrypted, "the server decrypts the client's SRTP");
+    assert.equal(result.undecryptable, false);
   });
 }
+
+Deno.test({
+  name: "a connected peer counts as undecryptable once 50 SRTP packets failed and none decrypted",
+  sanitizeOps: false,
+  sanitizeResources: false,
+}, async () => {
+  const result = await handshakeWith("no copy", UNDECRYPTABLE_AFTER);
+  assert.deepEqual(result.undecryptableAfterForged, [false, true], "after 49 forged packets, after 50");
+  assert.ok(result.decrypted);
+  assert.equal(result.undecryptable, false, "one packet that decrypts ends it");
+});

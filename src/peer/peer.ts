@@ -103,6 +103,12 @@ export interface PeerCounters {
   rtcpIn: number;
 }
 
+/**
+ * SRTP datagrams that failed to decrypt, with none decrypted, after which a peer counts as
+ * {@link Peer.undecryptable}: its keys differ from the client's (the socket logs it once).
+ */
+export const UNDECRYPTABLE_AFTER = 50;
+
 /** Everything needed to set up a peer. */
 export interface PeerOptions {
   id: string;
@@ -189,6 +195,15 @@ export class Peer {
   /** Points media somewhere else without proof; only fault-injection tests do this. */
   set selected(address: PeerAddress | undefined) {
     this.#paths.selected = address;
+  }
+
+  /**
+   * Whether at least {@link UNDECRYPTABLE_AFTER} SRTP datagrams failed to decrypt and none succeeded: the
+   * client is sending, but with keys other than this peer's (a handshake both ends finished differently).
+   */
+  get undecryptable(): boolean {
+    const c = this.counters;
+    return c.decryptFailures >= UNDECRYPTABLE_AFTER && c.rtpIn === 0 && c.rtcpIn === 0;
   }
 
   /** The fan-out worker sealing this peer's RTP, or undefined when it is sealed on the main thread. */

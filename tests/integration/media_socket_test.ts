@@ -486,3 +486,21 @@ Deno.test("with a receive thread: a datagram longer than a ring slot is counted 
     await running;
   }
 });
+
+Deno.test("a peer whose SRTP never decrypts is logged once by the sweep, a healthy one not at all", () => {
+  const socket = new MediaSocket(Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 }));
+  try {
+    const logged: string[] = [];
+    socket.log = (_level, message) => logged.push(message);
+    const mismatched = { ...standIn("mismatched"), undecryptable: true, counters: { decryptFailures: 50 } };
+    const healthy = { ...standIn("healthy"), undecryptable: false, counters: { decryptFailures: 0 } };
+    socket.addPeer(mismatched as unknown as Peer);
+    socket.addPeer(healthy as unknown as Peer);
+    socket.sweep(1000);
+    socket.sweep(1250);
+    assert.equal(logged.length, 1);
+    assert.match(logged[0], /peer mismatched: 50 SRTP packets failed to decrypt and none did/);
+  } finally {
+    socket.close();
+  }
+});
