@@ -44,6 +44,8 @@ export class Deadlines {
   runDue(now: number, onError: (e: unknown) => void): void {
     const due: Wakeable[] = [];
     for (const [target, at] of this.#at) if (at <= now) due.push(target);
+    // Overdue targets (a late wake-up) still run in deadline order, not in the order they were added.
+    if (due.length > 1) due.sort((a, b) => this.#at.get(a)! - this.#at.get(b)!);
     for (const target of due) {
       this.#at.delete(target);
       let next: number | undefined;

@@ -36,6 +36,22 @@ Deno.test("deadlines: the earliest request stands; due targets run and re-arm at
   assert.equal(deadlines.next, Infinity);
 });
 
+Deno.test("deadlines: a late wake-up runs every overdue target in deadline order", () => {
+  const deadlines = new Deadlines();
+  const order: string[] = [];
+  const named = (name: string): Wakeable => ({
+    wake() {
+      order.push(name);
+      return undefined;
+    },
+  });
+  deadlines.wakeAt(named("late"), 40);
+  deadlines.wakeAt(named("middle"), 20);
+  deadlines.wakeAt(named("early"), 5);
+  deadlines.runDue(100, rethrow);
+  assert.deepEqual(order, ["early", "middle", "late"]);
+});
+
 Deno.test("deadlines: a target that throws is reported and dropped; the others still run", () => {
   const deadlines = new Deadlines();
   const errors: unknown[] = [];
