@@ -31,7 +31,8 @@ Deno.test({
   Deno.env.set("SERVER_PERMISSIONS", permissions.join(" "));
   let server;
   try {
-    server = await startServerProcess({ RECEIVE_THREAD: "on" });
+    // Workers named explicitly: the suite also runs with FANOUT_WORKERS=0 in the environment.
+    server = await startServerProcess({ RECEIVE_THREAD: "on", FANOUT_WORKERS: "1" });
   } finally {
     if (saved === undefined) Deno.env.delete("SERVER_PERMISSIONS");
     else Deno.env.set("SERVER_PERMISSIONS", saved);
