@@ -79,16 +79,7 @@ export class ReceiveDrain {
       if (n <= 0) break; // empty (EAGAIN), or a pending ICMP error this call consumed
       ring.publish(n);
       try {
-        for (let i = 0; i < n; i++) {
-          const slot = ring.slotAt(i);
-          if (ring.truncated(slot) || !ring.sourceIsIPv4(slot)) {
-            handlers.oversize();
-            continue;
-          }
-          from.hostname = ring.sourceHostname(slot);
-          from.port = ring.sourcePort(slot);
-          handlers.datagram(ring.datagram(slot), from, now);
-        }
+        ring.deliver(n, from, now, handlers);
       } finally {
         ring.release(n);
       }

@@ -33,6 +33,14 @@ const STOP = 2;
 const WAITING = 3;
 const CONTROL_BYTES = 64;
 
+/** Where {@link ReceiveRing.deliver} hands the datagrams of a batch. */
+export interface RingDatagramHandlers {
+  /** One datagram; `data` and `from` are valid only during the call. */
+  datagram(data: Uint8Array, from: { hostname: string; port: number }, now: number): void;
+  /** A datagram longer than a slot (or from a source this ring does not read), dropped. */
+  oversize(): void;
+}
+
 /** A datagram ring in shared memory (see the module comment). */
 export class ReceiveRing {
   readonly buffer: SharedArrayBuffer;
@@ -203,6 +211,30 @@ export class ReceiveRing {
   sourcePort(index: number): number {
     const n = index * NAME_BYTES;
     return (this.#names[n + 2] << 8) | this.#names[n + 3];
+  }
+
+  /**
+   * Hands the `count` oldest filled slots to `handlers` in order, rewriting `from` for each; a datagram cut to
+   * the slot size or from a non-IPv4 source is counted as oversize instead. Stops early once `stopped()` is
+   * true (checked before each datagram). The caller releases the slots.
+   */
+  deliver(
+    count: number,
+    from: { hostname: string; port: number },
+    now: number,
+    handlers: RingDatagramHandlers,
+    stopped?: () => boolean,
+  ): void {
+    for (let i = 0; i < count && !stopped?.(); i++) {
+      const slot = this.slotAt(i);
+      if (this.truncated(slot) || !this.sourceIsIPv4(slot)) {
+        handlers.oversize();
+        continue;
+      }
+      from.hostname = this.sourceHostname(slot);
+      from.port = this.sourcePort(slot);
+      handlers.datagram(this.datagram(slot), from, now);
+    }
   }
 
   /** Returns `count` slots to the producer. */

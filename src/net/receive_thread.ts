@@ -47,6 +47,8 @@ export class ReceiveThread {
   #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   #wakeFd: number;
   #closed = false;
+  /** For {@link ReceiveRing.deliver}: a close during a datagram's handling stops the batch. */
+  #isClosed = (): boolean => this.#closed;
   /** Why the thread ended before {@link close}, once it did. */
   #failure: string | undefined;
   #threadDone = false;
@@ -166,16 +168,7 @@ export class ReceiveThread {
       }
       const now = performance.now();
       try {
-        for (let i = 0; i < filled && !this.#closed; i++) {
-          const slot = ring.slotAt(i);
-          if (ring.truncated(slot) || !ring.sourceIsIPv4(slot)) {
-            handlers.oversize();
-            continue;
-          }
-          from.hostname = ring.sourceHostname(slot);
-          from.port = ring.sourcePort(slot);
-          handlers.datagram(ring.datagram(slot), from, now);
-        }
+        ring.deliver(filled, from, now, handlers, this.#isClosed);
       } finally {
         ring.release(filled);
         handlers.batchDone();
