@@ -9,6 +9,7 @@
  */
 import type { Peer, PeerCounters, PeerState } from "../peer/peer.ts";
 import type { RoomCounters } from "../rooms/room.ts";
+import { newRoomCounters } from "../rooms/room_counters.ts";
 
 /** What the totals read of a room (a published one or one relayed from another node). */
 export interface CountedRoom {
@@ -29,7 +30,7 @@ export class MediaTotals {
   #currentRooms: () => Iterable<CountedRoom>;
   #peers = new Set<Peer>();
   #rooms = new Set<CountedRoom>();
-  #closedRooms = emptyRoomCounters();
+  #closedRooms = newRoomCounters();
   #closedPeers = emptyPeerCounters();
 
   /** `currentRooms` lists the rooms the session layer holds now (`() => sessions.rooms.values()`: the ones published here and the ones
@@ -88,21 +89,6 @@ export class MediaTotals {
     for (const room of current) this.#rooms.add(room);
     return current;
   }
-}
-
-function emptyRoomCounters(): RoomCounters {
-  return {
-    keyframeRequests: 0,
-    keyframeCacheHits: 0,
-    nacksSent: 0,
-    nacksReceived: 0,
-    packetsResent: 0,
-    bytesResent: 0,
-    resendsRefused: 0,
-    sourceChanges: 0,
-    layerSwitchesUp: 0,
-    layerSwitchesDown: 0,
-  };
 }
 
 function emptyPeerCounters(): PeerCounters {
