@@ -8,6 +8,7 @@
 import { seqAdd, seqDiff, seqNewer } from "../rtp/sequence.ts";
 import { RtpRewriter } from "../srtp/rtp_rewrite.ts";
 import type { RtxStream, Viewer, ViewerTrack } from "./viewer.ts";
+import type { ViewerBandwidth } from "./viewer_bandwidth.ts";
 
 /** Rewrites the loaded publisher packet for each viewer and sends it. */
 export class Forwarder {
@@ -81,19 +82,7 @@ export class Forwarder {
     // Only video is numbered: the extension is negotiated on the video line, and an audio packet the
     // viewer would not number would show as lost in its feedback.
     const bandwidth = track === viewer.video ? viewer.bandwidth : undefined;
-    if (bandwidth) {
-      const transportSequence = bandwidth.record(rewriter.packet.length, now);
-      rewriter.setStream(
-        track.payloadType,
-        track.ssrc,
-        outSequence,
-        outTimestamp,
-        bandwidth.extensionId,
-        transportSequence,
-      );
-    } else {
-      rewriter.setStream(track.payloadType, track.ssrc, outSequence, outTimestamp);
-    }
+    this.#setStream(track, bandwidth, outSequence, outTimestamp, rewriter.packet.length, now);
     this.send(viewer, rewriter.packet, rewriter.headerLength);
     // A probe rides on every video packet sent, live or replayed (a viewer just switched is replayed).
     if (bandwidth && bandwidth.probeCopies > 0 && track.rtx) {
@@ -122,20 +111,8 @@ export class Forwarder {
     now: number,
   ): void {
     const rewriter = this.#rewriter;
-    const bandwidth = viewer.bandwidth;
-    if (bandwidth) {
-      const transportSequence = bandwidth.record(rewriter.packet.length + 2, now);
-      rewriter.setStream(
-        track.payloadType,
-        track.ssrc,
-        sentSequence,
-        outTimestamp,
-        bandwidth.extensionId,
-        transportSequence,
-      );
-    } else {
-      rewriter.setStream(track.payloadType, track.ssrc, sentSequence, outTimestamp);
-    }
+    // The RTX packet is 2 bytes longer: the original sequence number leads its payload (RFC 4588 §4).
+    this.#setStream(track, viewer.bandwidth, sentSequence, outTimestamp, rewriter.packet.length + 2, now);
     const packet = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
     rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
     this.send(viewer, packet, rewriter.headerLength);
@@ -155,6 +132,33 @@ export class Forwarder {
       const packet = rewriter.rtxPacket(rtx.payloadType, rtx.ssrc, rtx.nextSequence);
       rtx.nextSequence = (rtx.nextSequence + 1) & 0xffff;
       this.send(viewer, packet, rewriter.headerLength);
+    }
+  }
+
+  /**
+   * Writes the viewer's stream into the loaded packet; with transport-wide numbering (`bandwidth`) the packet
+   * of `sentLength` bytes is recorded as sent now and carries its number in the extension.
+   */
+  #setStream(
+    track: ViewerTrack,
+    bandwidth: ViewerBandwidth | undefined,
+    sequenceNumber: number,
+    timestamp: number,
+    sentLength: number,
+    now: number,
+  ): void {
+    if (bandwidth) {
+      const transportSequence = bandwidth.record(sentLength, now);
+      this.#rewriter.setStream(
+        track.payloadType,
+        track.ssrc,
+        sequenceNumber,
+        timestamp,
+        bandwidth.extensionId,
+        transportSequence,
+      );
+    } else {
+      this.#rewriter.setStream(track.payloadType, track.ssrc, sequenceNumber, timestamp);
     }
   }
 
