@@ -95,14 +95,15 @@ export function bindingRequestBytes(
   tieBreaker: bigint,
   remotePwd: string,
 ): Uint8Array {
-  const message = new StunWriter(BINDING_REQUEST, transactionId);
-  const name = utf8.encode(username);
-  message.attribute(ATTR_USERNAME, name.length, (view, at) => {
-    for (let i = 0; i < name.length; i++) view.setUint8(at + i, name[i]);
-  });
-  message.attribute(ATTR_PRIORITY, 4, (view, at) => view.setUint32(at, priority));
-  message.attribute(ATTR_ICE_CONTROLLED, 8, (view, at) => view.setBigUint64(at, tieBreaker));
-  return message.finish(remotePwd);
+  return signedBindingRequest(
+    transactionId,
+    username,
+    priority,
+    ATTR_ICE_CONTROLLED,
+    tieBreaker,
+    false,
+    remotePwd,
+  );
 }
 
 /**
@@ -118,13 +119,37 @@ export function controllingRequestBytes(
   nominate: boolean,
   remotePwd: string,
 ): Uint8Array {
+  return signedBindingRequest(
+    transactionId,
+    username,
+    priority,
+    ATTR_ICE_CONTROLLING,
+    tieBreaker,
+    nominate,
+    remotePwd,
+  );
+}
+
+/**
+ * A binding request of either ICE role: USERNAME, PRIORITY, the role attribute with the tie-breaker,
+ * USE-CANDIDATE when `nominate`, signed with `remotePwd` (MESSAGE-INTEGRITY, FINGERPRINT).
+ */
+function signedBindingRequest(
+  transactionId: Uint8Array,
+  username: string,
+  priority: number,
+  roleAttribute: number,
+  tieBreaker: bigint,
+  nominate: boolean,
+  remotePwd: string,
+): Uint8Array {
   const message = new StunWriter(BINDING_REQUEST, transactionId);
   const name = utf8.encode(username);
   message.attribute(ATTR_USERNAME, name.length, (view, at) => {
     for (let i = 0; i < name.length; i++) view.setUint8(at + i, name[i]);
   });
   message.attribute(ATTR_PRIORITY, 4, (view, at) => view.setUint32(at, priority));
-  message.attribute(ATTR_ICE_CONTROLLING, 8, (view, at) => view.setBigUint64(at, tieBreaker));
+  message.attribute(roleAttribute, 8, (view, at) => view.setBigUint64(at, tieBreaker));
   if (nominate) message.attribute(ATTR_USE_CANDIDATE, 0, () => {});
   return message.finish(remotePwd);
 }
