@@ -47,13 +47,18 @@ Deno.test({
     const stats = await (await fetch(`${server.baseUrl}/rooms/workers/stats`)).json();
     const workers = stats.viewers.map((v: { fanout_worker: number | null }) => v.fanout_worker).sort();
     assert.deepEqual(workers, [0, 1], "one viewer on each worker");
-    const values = await scrapeMetrics(`${server.baseUrl}/metrics`);
+    // The viewers joined one after the other: wait until each worker has carried over 100 packets (a snapshot
+    // right after the second viewer's 30th frame caught one at exactly 100).
+    const values = await waitFor(
+      "each worker to seal and send over 100 packets",
+      () => scrapeMetrics(`${server.baseUrl}/metrics`),
+      (m) =>
+        ["0", "1"].every((worker) =>
+          metric(m, `sfu_fanout_packets_sealed_total{worker="${worker}"}`) > 100 &&
+          metric(m, `sfu_fanout_packets_sent_total{worker="${worker}"}`) > 100
+        ),
+    );
     for (const worker of ["0", "1"]) {
-      assert.ok(
-        metric(values, `sfu_fanout_packets_sealed_total{worker="${worker}"}`) > 100,
-        `worker ${worker}`,
-      );
-      assert.ok(metric(values, `sfu_fanout_packets_sent_total{worker="${worker}"}`) > 100);
       assert.equal(metric(values, `sfu_fanout_viewers{worker="${worker}"}`), 1);
       assert.equal(metric(values, `sfu_fanout_ring_drops_total{worker="${worker}"}`), 0);
       assert.equal(metric(values, `sfu_fanout_send_errors_total{worker="${worker}"}`), 0);
